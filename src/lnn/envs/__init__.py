@@ -1,0 +1,3 @@
+from lnn.envs.base import ACTIONS, Action, Box, Env, Observation, OracleStep
+
+__all__ = ["ACTIONS", "Action", "Box", "Env", "Observation", "OracleStep"]

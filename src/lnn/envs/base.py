@@ -1,0 +1,65 @@
+"""The one Env interface shared by the embedded GUI tasks and MiniWoB++ in Chromium."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+# The action vocabulary of every lnn model; index = class id of the action head.
+ACTIONS: tuple[str, ...] = ("click", "type", "navigate", "scroll", "key", "done")
+
+Box = tuple[float, float, float, float]  # (x0, y0, x1, y1), normalised to [0, 1] of the screenshot
+
+
+@dataclass(frozen=True)
+class Action:
+    type: str  # one of ACTIONS
+    x: float = 0.5  # click / scroll point, normalised to [0, 1] of the screenshot width
+    y: float = 0.5  # ... and height
+    text: str = ""  # what to type, the key to press, the url to navigate to
+
+    def __post_init__(self):
+        if self.type not in ACTIONS:
+            raise ValueError(f"unknown action type {self.type!r}; expected one of {ACTIONS}")
+
+
+@dataclass
+class Observation:
+    screenshot: np.ndarray  # (H, W, 3) uint8 RGB
+    instruction: str
+    task: str
+
+
+@dataclass(frozen=True)
+class OracleStep:
+    """The ground-truth next action and, for a click, the box a correct click lands in."""
+
+    action: Action
+    target_box: Box | None = None
+
+
+class Env(ABC):
+    """reset(seed) -> observation; step(action) -> observation, reward, done, info; oracle()."""
+
+    task_names: tuple[str, ...] = ()
+
+    @abstractmethod
+    def reset(self, seed: int, task: str | None = None) -> Observation: ...
+
+    @abstractmethod
+    def step(self, action: Action) -> tuple[Observation, float, bool, dict]: ...
+
+    @abstractmethod
+    def oracle(self) -> OracleStep:
+        """The correct next action for the current state, read from the ground truth."""
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

@@ -1,0 +1,82 @@
+"""Liquid cells run over sequences: one layer, and a stack of layers with state in and out."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from lnn.errors import ConfigError
+from lnn.liquid.cell import LiquidCell, as_step_dt
+
+
+class LiquidLayer(nn.Module):
+    """(B, T, D) in -> (B, T, H) out, the final state (B, H) and τ per step (B, T, τ-size).
+
+    dt (elapsed time per input step) is None (= 1), a float, (B,) or (B, T); a step with dt = 0
+    leaves the state as it is, which is how right-padded steps of a batch keep final states exact.
+    `bptt_steps` truncates backpropagation through time to windows of that many steps (None: the
+    whole sequence).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bptt_steps: int | None = None, **cell_kwargs):
+        super().__init__()
+        if bptt_steps is not None and bptt_steps < 1:
+            raise ConfigError("bptt_steps", f"must be >= 1 or null (full BPTT), got {bptt_steps}")
+        self.cell = LiquidCell(input_size, hidden_size, **cell_kwargs)
+        self.bptt_steps = bptt_steps
+
+    def forward(self, x: Tensor, h: Tensor | None = None, dt: Tensor | float | None = None):
+        batch, steps, _ = x.shape
+        if h is None:
+            h = self.cell.initial_state(batch, x)
+        u = self.cell.project_input(x)  # input-only terms, once for the whole sequence
+        dt = as_step_dt(dt, batch, steps, x)
+        outputs, taus = [], []
+        for t in range(steps):
+            if self.bptt_steps and t and t % self.bptt_steps == 0:
+                h = h.detach()
+            h, tau = self.cell.step(u[:, t], h, dt[:, t] if torch.is_tensor(dt) else dt)
+            outputs.append(h)
+            taus.append(tau)
+        return torch.stack(outputs, dim=1), h, torch.stack(taus, dim=1)
+
+
+class LiquidStack(nn.Module):
+    """Liquid layers in sequence, each output layer-normalised before the next layer.
+
+    The norm sits on the outputs, not inside the state, so each layer's state follows its ODE
+    exactly (the seed normalised the state itself after every step).
+    forward(x, state) -> (outputs of the last layer, [final state per layer], [τ per layer]).
+    """
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 4,
+        norm: bool = True,
+        bptt_steps: int | None = None,
+        **cell_kwargs,
+    ):
+        super().__init__()
+        if num_layers < 1:
+            raise ConfigError("num_layers", f"must be >= 1, got {num_layers}")
+        sizes = [input_size] + [hidden_size] * num_layers
+        self.layers = nn.ModuleList(
+            LiquidLayer(sizes[i], hidden_size, bptt_steps=bptt_steps, **cell_kwargs) for i in range(num_layers)
+        )
+        self.norms = nn.ModuleList(nn.LayerNorm(hidden_size) if norm else nn.Identity() for _ in range(num_layers))
+        self.hidden_size = hidden_size
+
+    def initial_state(self, batch: int, ref: Tensor) -> list[Tensor]:
+        return [layer.cell.initial_state(batch, ref) for layer in self.layers]
+
+    def forward(self, x: Tensor, state: list[Tensor] | None = None, dt: Tensor | float | None = None):
+        state = state if state is not None else [None] * len(self.layers)
+        new_state, taus = [], []
+        for layer, norm, h in zip(self.layers, self.norms, state):
+            out, h, tau = layer(x, h, dt)
+            x = norm(out)
+            new_state.append(h)
+            taus.append(tau)
+        return x, new_state, taus

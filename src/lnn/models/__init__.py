@@ -1,0 +1,5 @@
+"""Policies: screenshot + instruction (+ state) -> action logits, click point, τ, new state."""
+
+from lnn.models.lite import ACTION_NAMES, FeedForwardStack, VisionLNNLite
+
+__all__ = ["ACTION_NAMES", "FeedForwardStack", "VisionLNNLite"]

@@ -1,0 +1,173 @@
+"""The Lite policy: a tiny CNN, an instruction encoder, a liquid stack, and action + click heads.
+
+Shape at defaults follows the seed's VisionLNNLite (CNN 3→32→64→128, stride 2; 4 liquid layers of
+width 256 with one τ per sample; heads 128→64). Two changes, both for clicking:
+
+* the seed pooled the CNN map to one vector, which throws away *where* things are; here the map keeps
+  its positions (coordinates appended as two channels) and is read by attention: the instruction
+  picks what to pool, and the click head scores every map cell against a query from the liquid
+  state, so `coords` is a soft-argmax over the screen (in [0, 1] by construction) and
+  `click_logits` can be trained with a cross-entropy on the target cell;
+* the instruction reaches the model as hashed words (`text.py`), not only a task id, so the target
+  can depend on what the instruction says.
+
+`forward` runs whole episodes (B, T, ...); `step` is one frame with the state in and out — the call
+the agent and the ONNX export use.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from lnn.errors import ConfigError
+from lnn.liquid import LiquidStack
+from lnn.models.text import MAX_TOKENS
+
+ACTION_NAMES = ("click", "type", "navigate", "scroll", "key", "done")
+
+
+class FeedForwardStack(nn.Module):
+    """The ablation: residual MLP blocks in place of the liquid layers; no state, no τ.
+
+    Each block has two (H × H) matmuls, the same weight count as a liquid layer's W_in and W_rec.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 4, **_ignored):
+        super().__init__()
+        self.inp = nn.Linear(input_size, hidden_size) if input_size != hidden_size else nn.Identity()
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.Tanh(), nn.Linear(hidden_size, hidden_size))
+            for _ in range(num_layers)
+        )
+        self.norms = nn.ModuleList(nn.LayerNorm(hidden_size) for _ in range(num_layers))
+
+    def initial_state(self, batch: int, ref: Tensor) -> list[Tensor]:
+        return []
+
+    def forward(self, x: Tensor, state=None, dt=None):
+        x = self.inp(x)
+        for block, norm in zip(self.blocks, self.norms):
+            x = norm(x + block(x))
+        return x, [], []
+
+
+class VisionLNNLite(nn.Module):
+    def __init__(
+        self,
+        num_actions: int = 6,
+        image_size: int = 224,
+        channels: tuple[int, ...] = (32, 64, 128),
+        feature_size: int = 192,
+        instruction_buckets: int = 512,
+        instruction_dim: int = 64,
+        hidden_size: int = 256,
+        num_layers: int = 4,
+        head_size: int = 128,
+        key_size: int = 32,
+        core: str = "liquid",
+        tau_min: float = 1.0,
+        tau_max: float = 10.0,
+        solver: str = "rk4",
+        unfolds: int = 1,
+        tau_per: str = "sample",
+        rtol: float = 1e-3,
+        atol: float = 1e-4,
+        bptt_steps: int | None = None,
+    ):
+        super().__init__()
+        min_size = 4 * 2 ** len(channels)  # a map of at least 4 × 4 cells to click in
+        if not isinstance(image_size, int) or image_size < min_size:
+            raise ConfigError(
+                "image_size", f"{image_size} is too small for a CNN of {len(channels)} stride-2 layers; use >= {min_size}"
+            )
+        if core not in ("liquid", "feedforward"):
+            raise ConfigError("core", f"must be 'liquid' or 'feedforward', got {core!r}")
+        if instruction_buckets < 2:
+            raise ConfigError("instruction_buckets", f"must be >= 2, got {instruction_buckets}")
+        self.num_actions, self.image_size, self.core_type = num_actions, image_size, core
+        self.instruction_buckets, self.max_tokens = instruction_buckets, MAX_TOKENS
+
+        layers, c_in = [], 3
+        for c_out in channels:
+            layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
+            c_in = c_out
+        self.cnn = nn.Sequential(*layers)
+        self.map_size = image_size
+        for _ in channels:
+            self.map_size = (self.map_size - 1) // 2 + 1
+        c_map = c_in + 2  # + (x, y) of each cell
+        ys, xs = torch.meshgrid(*(2 * [(torch.arange(self.map_size) + 0.5) / self.map_size]), indexing="ij")
+        self.register_buffer("cell_xy", torch.stack([xs, ys]).flatten(1), persistent=False)  # (2, cells), in (0, 1)
+
+        self.words = nn.Embedding(instruction_buckets, instruction_dim, padding_idx=0)
+        self.pool_query = nn.Linear(instruction_dim, key_size)
+        self.pool_keys = nn.Conv2d(c_map, key_size, 1)
+        self.image_proj = nn.Linear(2 * c_map, feature_size)
+        self.input_proj = nn.Linear(feature_size + instruction_dim, hidden_size)
+        stack = LiquidStack if core == "liquid" else FeedForwardStack
+        self.core = stack(
+            hidden_size, hidden_size, num_layers, tau_min=tau_min, tau_max=tau_max, solver=solver,
+            unfolds=unfolds, tau_per=tau_per, rtol=rtol, atol=atol, bptt_steps=bptt_steps,
+        )  # fmt: skip
+        self.head = nn.Sequential(nn.Linear(hidden_size, head_size), nn.ReLU())
+        self.action_head = nn.Sequential(nn.Linear(head_size, 64), nn.ReLU(), nn.Linear(64, num_actions))
+        self.click_query = nn.Linear(head_size, key_size)
+        self.click_keys = nn.Conv2d(c_map, key_size, 1)
+        self.key_scale = 1 / math.sqrt(key_size)
+
+    # --- pieces ---------------------------------------------------------------------------------
+    def encode_instruction(self, tokens: Tensor) -> Tensor:
+        """(N, L) word ids -> (N, D): the mean of the word vectors (0 pads and is skipped)."""
+        mask = (tokens > 0).unsqueeze(-1).to(self.words.weight.dtype)
+        return (self.words(tokens) * mask).sum(-2) / mask.sum(-2).clamp(min=1)
+
+    def encode_frames(self, images: Tensor) -> Tensor:
+        """(N, 3, S, S) in [0, 1] -> (N, C + 2, cells): CNN features with each cell's position."""
+        features = self.cnn((images - 0.5) * 4).flatten(2)
+        xy = self.cell_xy.to(features.dtype).expand(features.shape[0], -1, -1)
+        return torch.cat([features, xy], 1)
+
+    def attend(self, keys: Tensor, query: Tensor) -> Tensor:
+        """Scores of every cell: keys (N, K, cells) · query (N, K) -> (N, cells)."""
+        return torch.einsum("nkc,nk->nc", keys, query) * self.key_scale
+
+    def _conv1x1(self, conv: nn.Conv2d, feats: Tensor) -> Tensor:
+        return conv(feats.unsqueeze(-1)).squeeze(-1)
+
+    # --- the policy -----------------------------------------------------------------------------
+    def forward(self, images: Tensor, tokens: Tensor, state: list[Tensor] | None = None, dt=None) -> dict:
+        """images (B, T, 3, S, S) in [0, 1], tokens (B, T, L) -> outputs per step (B, T, ...)."""
+        batch, steps = images.shape[:2]
+        feats = self.encode_frames(images.flatten(0, 1))  # (N, C+2, cells), N = B·T
+        words = self.encode_instruction(tokens.flatten(0, 1))  # (N, D)
+
+        pool = torch.softmax(self.attend(self._conv1x1(self.pool_keys, feats), self.pool_query(words)), -1)
+        seen = torch.cat([feats.mean(-1), torch.einsum("ncp,np->nc", feats, pool)], -1)
+        x = self.input_proj(torch.cat([torch.relu(self.image_proj(seen)), words], -1))
+
+        out, state, taus = self.core(x.view(batch, steps, -1), state, dt)
+        z = self.head(out).flatten(0, 1)
+        click_logits = self.attend(self._conv1x1(self.click_keys, feats), self.click_query(z))
+        coords = torch.softmax(click_logits, -1) @ self.cell_xy.T.to(click_logits.dtype)
+        return {
+            "action_logits": self.action_head(z).view(batch, steps, -1),
+            "coords": coords.view(batch, steps, 2),
+            "click_logits": click_logits.view(batch, steps, -1),
+            "tau_values": taus,
+            "state": state,
+        }
+
+    def initial_state(self, batch: int, ref: Tensor | None = None) -> list[Tensor]:
+        ref = ref if ref is not None else self.words.weight
+        return self.core.initial_state(batch, ref)
+
+    def step(self, image: Tensor, tokens: Tensor, state: list[Tensor] | None = None, dt=None) -> dict:
+        """One frame: image (B, 3, S, S), tokens (B, L), state per layer -> outputs without T."""
+        out = self(image.unsqueeze(1), tokens.unsqueeze(1), state, dt)
+        for key in ("action_logits", "coords", "click_logits"):
+            out[key] = out[key][:, 0]
+        out["tau_values"] = [tau[:, 0] for tau in out["tau_values"]]
+        return out

@@ -1,0 +1,73 @@
+import pytest
+import torch
+
+from lnn.errors import ConfigError
+from lnn.models import VisionLNNLite
+from lnn.models.text import fnv1a, tokenize
+
+
+def inputs(batch=2, steps=3, size=64, buckets=512):
+    torch.manual_seed(0)
+    return torch.rand(batch, steps, 3, size, size), torch.randint(0, buckets, (batch, steps, 24))
+
+
+def test_default_shape_is_the_seeds():
+    model = VisionLNNLite()
+    params = sum(p.numel() for p in model.parameters())
+    assert 0.7e6 < params < 0.9e6  # the seed: 769,548; + attention reading and word vectors
+    assert model.image_size == 224 and len(model.core.layers) == 4 and model.core.hidden_size == 256
+
+
+@pytest.mark.parametrize("core", ["liquid", "feedforward"])
+def test_outputs(core):
+    model = VisionLNNLite(image_size=64, core=core)
+    images, tokens = inputs()
+    out = model(images, tokens)
+    assert out["action_logits"].shape == (2, 3, 6)
+    assert out["coords"].shape == (2, 3, 2) and 0 <= out["coords"].min() and out["coords"].max() <= 1
+    assert len(out["tau_values"]) == len(out["state"]) == (4 if core == "liquid" else 0)
+    for tau in out["tau_values"]:
+        assert tau.shape == (2, 3, 1) and tau.min() >= 1.0 and tau.max() <= 10.0
+
+
+def test_step_by_step_with_state_equals_the_episode():
+    model = VisionLNNLite(image_size=64, solver="euler").double()
+    images, tokens = inputs()
+    images = images.double()
+    whole = model(images, tokens)
+    state = model.initial_state(2)
+    for t in range(3):
+        out = model.step(images[:, t], tokens[:, t], state)
+        state = out["state"]
+        torch.testing.assert_close(out["action_logits"], whole["action_logits"][:, t])
+        torch.testing.assert_close(out["coords"], whole["coords"][:, t])
+
+
+def test_memory_the_past_changes_the_present():
+    model = VisionLNNLite(image_size=64)
+    images, tokens = inputs(batch=1, steps=2)
+    other = images.clone()
+    other[:, 0] = torch.rand_like(other[:, 0])
+    assert not torch.allclose(model(images, tokens)["action_logits"][:, 1], model(other, tokens)["action_logits"][:, 1])
+
+
+def test_instruction_reaches_the_outputs():
+    model = VisionLNNLite(image_size=64)
+    images, tokens = inputs(batch=1, steps=1)
+    a = model(images, tokens)["coords"]
+    b = model(images, torch.roll(tokens, 1, -1) % 511 + 1)["coords"]
+    assert not torch.allclose(a, b)
+
+
+def test_image_too_small_names_the_key():
+    with pytest.raises(ConfigError) as info:
+        VisionLNNLite(image_size=16)
+    assert info.value.key == "image_size" and ">= 32" in info.value.message
+
+
+def test_tokenizer_is_stable_and_pads():
+    # the published FNV-1a 32-bit test vectors (the browser page must hash the same way)
+    assert (fnv1a(""), fnv1a("a"), fnv1a("foobar")) == (0x811C9DC5, 0xE40C292C, 0xBF9CF968)
+    ids = tokenize("Click the RED square!", 512)
+    assert len(ids) == 24 and ids[4:] == [0] * 20 and all(0 < i < 512 for i in ids[:4])
+    assert ids == tokenize("click the red square", 512)

@@ -1,0 +1,187 @@
+"""Recorded episodes -> padded (B, T, ...) batches for training, with a mask over real steps."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning.pytorch as pl
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from lnn.data.rollouts import SPLITS, RolloutSpec, build_dataset
+from lnn.envs.registry import check_tasks
+from lnn.errors import ConfigError, DataError
+
+IGNORE = -100  # action label of padded steps (cross-entropy's ignore_index)
+
+
+@dataclass
+class Episodes:
+    """A split held in memory: frames decoded once, episodes as row ranges."""
+
+    images: torch.Tensor  # (rows, H, W, 3) uint8
+    instruction: list[str]
+    task: list[str]
+    action: torch.Tensor  # (rows,) long
+    click: torch.Tensor  # (rows, 2)
+    box: torch.Tensor  # (rows, 4)
+    starts: np.ndarray  # first row of each episode
+    lengths: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+
+def load_episodes(path: Path, image_size: int) -> Episodes:
+    """Read a recorded split; a corrupt file or row raises DataError naming it."""
+    import datasets as hf
+
+    try:
+        ds = hf.load_from_disk(str(path))
+        files = ", ".join(f["filename"] for f in ds.cache_files) or str(path)
+        ds = ds.cast_column("screenshot", hf.Image(decode=False))
+        table = ds.select_columns(["episode", "step", "action", "click", "target_box"]).with_format("numpy")[:]
+        text = ds.select_columns(["instruction", "task"])[:]
+    except Exception as e:  # arrow / json errors: the files are not a readable dataset
+        raise DataError(f"{path}: not a readable dataset ({type(e).__name__}: {e}); delete it to record it again") from e
+
+    rows = len(ds)
+    images = torch.empty(rows, image_size, image_size, 3, dtype=torch.uint8)
+    row = 0
+    for batch in tqdm(ds.select_columns(["screenshot"]).iter(batch_size=512), total=-(-rows // 512),
+                      desc=f"loading {path.name}", unit="batch", leave=False):  # fmt: skip
+        for item in batch["screenshot"]:
+            try:
+                frame = np.asarray(Image.open(io.BytesIO(item["bytes"])).convert("RGB"))
+            except Exception as e:
+                raise DataError(f"{files}: row {row}: screenshot cannot be decoded ({e})") from e
+            if frame.shape != (image_size, image_size, 3):
+                raise DataError(f"{files}: row {row}: screenshot is {frame.shape[1]}x{frame.shape[0]}, expected {image_size}x{image_size}")
+            images[row] = torch.from_numpy(frame)
+            row += 1
+
+    episode, step = table["episode"], table["step"]
+    starts = np.flatnonzero(np.r_[True, episode[1:] != episode[:-1]])
+    lengths = np.diff(np.r_[starts, rows])
+    expected_step = np.arange(rows) - np.repeat(starts, lengths)
+    bad = np.flatnonzero(step != expected_step)
+    if len(bad):
+        raise DataError(f"{files}: row {bad[0]}: step {step[bad[0]]} breaks its episode's order (expected {expected_step[bad[0]]})")
+    return Episodes(
+        images=images,
+        instruction=text["instruction"],
+        task=text["task"],
+        action=torch.as_tensor(table["action"], dtype=torch.long),
+        click=torch.as_tensor(np.stack(table["click"]), dtype=torch.float32),
+        box=torch.as_tensor(np.stack(table["target_box"]), dtype=torch.float32),
+        starts=starts,
+        lengths=lengths,
+    )
+
+
+class EpisodeDataset(Dataset):
+    def __init__(self, episodes: Episodes):
+        self.episodes = episodes
+
+    def __len__(self) -> int:
+        return len(self.episodes)
+
+    def __getitem__(self, i: int) -> dict:
+        e, start = self.episodes, int(self.episodes.starts[i])
+        rows = slice(start, start + int(e.lengths[i]))
+        return {
+            "images": e.images[rows],
+            "instruction": e.instruction[rows],
+            "task": e.task[start],
+            "action": e.action[rows],
+            "click": e.click[rows],
+            "box": e.box[rows],
+        }
+
+
+def collate_episodes(items: list[dict]) -> dict:
+    """Right-pad episodes to the longest; `mask` marks real steps."""
+    steps = max(len(item["action"]) for item in items)
+    batch = len(items)
+    first = items[0]["images"]
+    out = {
+        "images": first.new_zeros(batch, steps, *first.shape[1:]),
+        "action": torch.full((batch, steps), IGNORE, dtype=torch.long),
+        "click": torch.zeros(batch, steps, 2),
+        "box": torch.full((batch, steps, 4), -1.0),
+        "mask": torch.zeros(batch, steps, dtype=torch.bool),
+        "instruction": [],
+        "task": [item["task"] for item in items],
+    }
+    for b, item in enumerate(items):
+        n = len(item["action"])
+        for key in ("images", "action", "click", "box"):
+            out[key][b, :n] = item[key]
+        out["mask"][b, :n] = True
+        out["instruction"].append(list(item["instruction"]) + [""] * (steps - n))
+    return out
+
+
+class EpisodeDataModule(pl.LightningDataModule):
+    """Oracle episodes of an env, recorded on first use and cached under `data_dir`."""
+
+    def __init__(
+        self,
+        env: str = "gui",
+        tasks: list[str] | None = None,
+        image_size: int = 96,
+        episodes_per_task: dict | None = None,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        data_dir: str = "data_cache",
+        record_workers: int = 1,
+        env_kwargs: dict | None = None,
+    ):
+        super().__init__()
+        self.tasks = tuple(check_tasks(env, tasks))
+        self.episodes_per_task = {"train": 1000, "val": 50, "test": 100, **(episodes_per_task or {})}
+        for split, n in self.episodes_per_task.items():
+            if split not in SPLITS:
+                raise ConfigError("episodes_per_task", f"unknown split {split!r}; use {', '.join(SPLITS)}")
+            if not (isinstance(n, int) and n >= 1):
+                raise ConfigError(f"episodes_per_task.{split}", f"must be an integer >= 1, got {n}")
+        if batch_size < 1:
+            raise ConfigError("batch_size", f"must be >= 1, got {batch_size}")
+        self.env, self.image_size, self.batch_size, self.num_workers = env, image_size, batch_size, num_workers
+        self.data_dir, self.record_workers = Path(data_dir), record_workers
+        self.env_kwargs = {"image_size": image_size, **(env_kwargs or {})}
+        self.splits: dict[str, Episodes] = {}
+
+    def spec(self, split: str) -> RolloutSpec:
+        return RolloutSpec(self.env, self.tasks, self.episodes_per_task[split], split, self.env_kwargs)
+
+    def prepare_data(self) -> None:
+        for split in ("train", "val"):
+            build_dataset(self.spec(split), self.data_dir, workers=self.record_workers)
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in ("train", "val"):
+            if split not in self.splits:
+                path = build_dataset(self.spec(split), self.data_dir, workers=self.record_workers)
+                self.splits[split] = load_episodes(path, self.image_size)
+
+    def _loader(self, split: str, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            EpisodeDataset(self.splits[split]),
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            num_workers=self.num_workers,
+            collate_fn=collate_episodes,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)

@@ -7,7 +7,7 @@ from importlib import import_module
 from lnn.envs.base import Env
 from lnn.errors import ConfigError
 
-# name -> (module, Env class, the module's task registry)
+# name -> (module, Env class, the module's task registry: {task: spec with a .kind})
 ENVS = {
     "gui": ("lnn.envs.gui", "GuiEnv", "TASKS"),
 }
@@ -23,6 +23,11 @@ def _entry(name: str):
 
 def env_tasks(name: str) -> tuple[str, ...]:
     return tuple(_entry(name)[1])
+
+
+def task_kinds(name: str) -> dict[str, str]:
+    """{task: kind}, kind one of single_step, multi_step, memory (MiniWoB: single_click, two_click)."""
+    return {task: getattr(spec, "kind", "") for task, spec in _entry(name)[1].items()}
 
 
 def check_tasks(name: str, tasks) -> tuple[str, ...]:

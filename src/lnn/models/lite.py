@@ -24,7 +24,7 @@ from torch import Tensor, nn
 
 from lnn.errors import ConfigError
 from lnn.liquid import LiquidStack
-from lnn.models.text import MAX_TOKENS
+from lnn.models.text import MAX_TOKENS, instruction_text, tokenize_batch
 
 ACTION_NAMES = ("click", "type", "navigate", "scroll", "key", "done")
 
@@ -119,6 +119,11 @@ class VisionLNNLite(nn.Module):
         self.key_scale = 1 / math.sqrt(key_size)
 
     # --- pieces ---------------------------------------------------------------------------------
+    def tokenize(self, tasks: list[str], instructions: list[str]) -> Tensor:
+        """(N,) task names and instructions -> (N, L) word ids; an empty instruction is all padding."""
+        texts = [instruction_text(t, i) if i else "" for t, i in zip(tasks, instructions)]
+        return tokenize_batch(texts, self.instruction_buckets, self.max_tokens)
+
     def encode_instruction(self, tokens: Tensor) -> Tensor:
         """(N, L) word ids -> (N, D): the mean of the word vectors (0 pads and is skipped)."""
         mask = (tokens > 0).unsqueeze(-1).to(self.words.weight.dtype)

@@ -1,0 +1,1 @@
+"""Training: the LightningModule, closed-loop evaluation, runs from Hydra configs."""

@@ -1,0 +1,89 @@
+"""Closed-loop success in the env: during validation (`val/success`) and on test seeds at the end."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+
+from lnn.agent import TorchPolicy, format_table, run_episodes, success_table
+from lnn.data.rollouts import SPLIT_SEED_BASE
+from lnn.envs.registry import make_env, task_kinds
+
+
+def closed_loop_jobs(tasks, split: str, episodes_per_task: int) -> list[tuple[str, int]]:
+    base = SPLIT_SEED_BASE[split]
+    return [(task, seed) for task in tasks for seed in range(base, base + episodes_per_task)]
+
+
+def evaluate_model(model, datamodule, jobs, parallel: int = 64, device=None, record: bool = False, desc="evaluating"):
+    """Run `model` on (task, seed) jobs in `parallel` envs of the datamodule's kind."""
+    device = device or next(model.parameters()).device
+    envs = [make_env(datamodule.env, tasks=list(datamodule.tasks), **datamodule.env_kwargs)
+            for _ in range(min(parallel, max(1, len(jobs))))]  # fmt: skip
+    try:
+        return run_episodes(TorchPolicy(model, device), envs, jobs, record=record, desc=desc)
+    finally:
+        for env in envs:
+            env.close()
+
+
+def write_success_report(results, out_dir: Path, env: str, title: str) -> list[dict]:
+    """success.md, success.csv and success.png in out_dir; returns the table rows."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows = success_table(results, task_kinds(env))
+    (out_dir / "success.md").write_text(f"# {title}\n\n" + format_table(rows))
+    with open(out_dir / "success.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    plot_success(rows, out_dir / "success.png", title)
+    return rows
+
+
+def plot_success(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["task"] for r in rows]
+    rate = [100 * r["success"] for r in rows]
+    err = [[100 * (r["success"] - r["ci_low"]) for r in rows], [100 * (r["ci_high"] - r["success"]) for r in rows]]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.2))
+    colors = ["#888" if n.startswith("[") else "#2b6cb0" for n in names]
+    ax.barh(names, rate, xerr=err, color=colors, capsize=3)
+    for y, (value, r) in enumerate(zip(rate, rows)):
+        ax.text(min(value + 2, 88), y, f"{value:.0f}% (n={r['episodes']})", va="center", fontsize=8)
+    ax.set_xlim(0, 100)
+    ax.invert_yaxis()
+    ax.set_xlabel("closed-loop success, % of episodes (bars: 95% CI)")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+class ClosedLoopEval(pl.Callback):
+    """Logs `val/success` (and per task) from episodes on the validation seeds, split across ranks."""
+
+    def __init__(self, episodes_per_task: int = 20, parallel: int = 64):
+        self.episodes_per_task, self.parallel = episodes_per_task, parallel
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        dm = trainer.datamodule
+        jobs = closed_loop_jobs(dm.tasks, "val", self.episodes_per_task)
+        mine = jobs[trainer.global_rank :: trainer.world_size]
+        results = evaluate_model(pl_module.model, dm, mine, self.parallel, pl_module.device, desc="val episodes")
+        wins = torch.zeros(len(dm.tasks), device=pl_module.device)
+        for r in results:
+            wins[dm.tasks.index(r.task)] += r.success
+        wins = trainer.strategy.reduce(wins, reduce_op="sum") if trainer.world_size > 1 else wins
+        rates = wins / self.episodes_per_task
+        pl_module.log("val/success", rates.mean(), prog_bar=True, sync_dist=False)
+        for task, rate in zip(dm.tasks, rates):
+            pl_module.log(f"val/success/{task}", rate, sync_dist=False)

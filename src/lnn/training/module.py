@@ -1,0 +1,112 @@
+"""The LightningModule: action cross-entropy, a click loss on click steps, accuracy and τ metrics."""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lnn.data import IGNORE
+from lnn.envs import ACTIONS
+
+CLICK = ACTIONS.index("click")
+
+
+def images_to_float(images: Tensor) -> Tensor:
+    """(B, T, H, W, 3) uint8 -> (B, T, 3, H, W) in [0, 1]; done on the device, after the copy."""
+    return images.permute(0, 1, 4, 2, 3).float().div_(255)
+
+
+def inside(xy: Tensor, box: Tensor) -> Tensor:
+    """Whether points (..., 2) lie in boxes (..., 4) = (x0, y0, x1, y1)."""
+    x, y = xy.unbind(-1)
+    return (x >= box[..., 0]) & (x <= box[..., 2]) & (y >= box[..., 1]) & (y <= box[..., 3])
+
+
+def click_loss(click_logits: Tensor, cell_xy: Tensor, box: Tensor) -> Tensor:
+    """−log of the probability mass the click map puts inside the target box.
+
+    The predicted point is the map's mean, so mass inside a (convex) box pulls the point into it;
+    where the box is smaller than a cell, the cell nearest its centre stands for it.
+    """
+    cells = cell_xy.T.unsqueeze(0)  # (1, cells, 2)
+    in_box = inside(cells, box.unsqueeze(1))  # (N, cells)
+    centre = torch.stack([(box[:, 0] + box[:, 2]) / 2, (box[:, 1] + box[:, 3]) / 2], -1)
+    nearest = F.one_hot((cells - centre.unsqueeze(1)).norm(dim=-1).argmin(-1), cells.shape[1]).bool()
+    in_box = in_box | nearest
+    log_p = torch.log_softmax(click_logits.float(), -1)
+    return -(log_p.masked_fill(~in_box, -math.inf).logsumexp(-1)).mean()
+
+
+class PolicyModule(pl.LightningModule):
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: partial,
+        warmup_steps: int = 50,
+        click_weight: float = 1.0,
+        coord_weight: float = 1.0,
+    ):
+        super().__init__()
+        self.model = model
+        self.optimizer_factory = optimizer
+        self.warmup_steps, self.click_weight, self.coord_weight = warmup_steps, click_weight, coord_weight
+        self.save_hyperparameters(ignore=["model", "optimizer"])
+
+    def forward(self, batch: dict) -> dict:
+        images = images_to_float(batch["images"])
+        b, t = images.shape[:2]
+        tasks = [task for task in batch["task"] for _ in range(t)]
+        instructions = [text for episode in batch["instruction"] for text in episode]
+        tokens = self.model.tokenize(tasks, instructions).to(self.device).view(b, t, -1)
+        # elapsed time 1 per real step, 0 on padding: padded steps leave the state as it is
+        return self.model(images, tokens, dt=batch["mask"].to(images.dtype))
+
+    def _step(self, batch: dict, stage: str) -> Tensor:
+        out = self(batch)
+        mask, action = batch["mask"], batch["action"]
+        logits = out["action_logits"][mask]
+        labels = action[mask]
+        loss_action = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE)
+        clicks = mask & (action == CLICK)
+        loss = loss_action
+        metrics = {"loss_action": loss_action, "action_acc": (logits.argmax(-1) == labels).float().mean()}
+        if clicks.any():
+            box = batch["box"][clicks]
+            coords = out["coords"][clicks]
+            loss_click = click_loss(out["click_logits"][clicks], self.model.cell_xy, box)
+            loss_coord = F.l1_loss(coords.float(), batch["click"][clicks])
+            loss = loss + self.click_weight * loss_click + self.coord_weight * loss_coord
+            metrics |= {"loss_click": loss_click, "click_acc": inside(coords, box).float().mean()}
+        metrics["loss"] = loss
+        for i, tau in enumerate(out["tau_values"]):
+            metrics[f"tau_mean/{i}"] = tau[mask].mean()
+        batch_size = int(mask.shape[0])
+        for name, value in metrics.items():
+            self.log(f"{stage}/{name}", value, batch_size=batch_size, prog_bar=name in ("loss", "action_acc", "click_acc"),
+                     on_step=stage == "train" and name == "loss", on_epoch=True, sync_dist=stage != "train")  # fmt: skip
+        return loss
+
+    def training_step(self, batch: dict, batch_idx: int) -> Tensor:
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._step(batch, "val")
+
+    def configure_optimizers(self):
+        optimizer = self.optimizer_factory(params=self.parameters())
+        total = max(1, self.trainer.estimated_stepping_batches)
+        warmup = min(self.warmup_steps, total // 4)
+
+        def schedule(step: int) -> float:  # linear warm-up, then cosine decay to 5%
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min(1.0, (step - warmup) / max(1, total - warmup))
+            return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

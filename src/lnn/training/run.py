@@ -1,0 +1,119 @@
+"""One training run from a resolved config: check, build, fit (resuming), evaluate, report."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from lnn.errors import ConfigError
+from lnn.training.closed_loop import closed_loop_jobs, evaluate_model, write_success_report
+from lnn.training.module import PolicyModule
+from lnn.training.resume import LAST, write_run
+
+log = logging.getLogger("lnn")
+
+
+def instantiate_checked(cfg: DictConfig, group: str, **kwargs):
+    """instantiate(cfg), turning a ConfigError about argument `k` into one about `<group>.k`."""
+    try:
+        return instantiate(cfg, **kwargs)
+    except InstantiationException as e:
+        cause = e.__cause__
+        if isinstance(cause, ConfigError):
+            key = f"{group}.{cause.key}"
+            value = OmegaConf.select(cfg, cause.key, default=None)
+            shown = f"{key}={value}" if value is not None else key
+            raise ConfigError(shown, cause.message) from None
+        raise
+
+
+def check_run_config(cfg: DictConfig) -> None:
+    """Checks of keys no constructor sees."""
+    if cfg.evaluate.episodes_per_task < 1:
+        raise ConfigError("evaluate.episodes_per_task", f"must be >= 1, got {cfg.evaluate.episodes_per_task}")
+    resume = str(cfg.resume)
+    if resume not in ("auto", "false", "False", "None", "null", "") and not Path(resume, LAST).exists():
+        raise ConfigError(f"resume={resume}", f"has no {LAST}; give a run directory with one, or resume=false")
+
+
+def build(cfg: DictConfig):
+    """Everything the run needs, built (and so validated) before any data is recorded."""
+    check_run_config(cfg)
+    model = instantiate_checked(cfg.model, "model")
+    datamodule = instantiate_checked(cfg.data, "data")
+    optimizer = instantiate_checked(cfg.module.optimizer, "module.optimizer")
+    module = PolicyModule(model, optimizer, **{k: v for k, v in cfg.module.items() if k != "optimizer"})
+    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
+    try:
+        trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    except InstantiationException as e:
+        raise ConfigError("trainer", str(e.__cause__ or e)) from None
+    return model, datamodule, module, trainer
+
+
+def train(cfg: DictConfig, overrides: str = "") -> dict:
+    """Fit, evaluate and report; `overrides` (Hydra's override_dirname) identifies the command for resume."""
+    out = Path(cfg.paths.output_dir)
+    pl.seed_everything(cfg.seed, workers=True)
+    model, datamodule, module, trainer = build(cfg)
+    if cfg.get("compile"):
+        module.model = torch.compile(module.model)
+
+    last = out / LAST
+    ckpt_path = str(last) if str(cfg.resume) not in ("false", "False") and last.exists() else None
+    if trainer.is_global_zero:
+        out.mkdir(parents=True, exist_ok=True)
+        OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+        write_run(out, overrides=overrides, status="running", started=time.strftime("%Y-%m-%d %H:%M:%S"))
+        params = sum(p.numel() for p in model.parameters())
+        log.info(f"run directory: {out}  ({params:,} parameters)")
+        if ckpt_path:
+            log.info(f"resuming from {ckpt_path}: pass resume=false to start a new run instead")
+
+    started = time.time()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+    fit_seconds = time.time() - started
+    results = {"fit_seconds": round(fit_seconds, 1), "global_step": trainer.global_step}
+    results |= {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+
+    if trainer.is_global_zero:
+        results |= final_evaluation(cfg, trainer, module, datamodule, out)
+        (out / "results.json").write_text(json.dumps(results, indent=1))
+        write_run(out, status="finished", finished=time.strftime("%Y-%m-%d %H:%M:%S"))
+        log.info(f"results: {out} (checkpoints/, eval/success.md, results.json)")
+    return results
+
+
+def best_checkpoint(trainer: pl.Trainer) -> str | None:
+    for cb in trainer.checkpoint_callbacks:
+        if getattr(cb, "monitor", None) and cb.best_model_path:
+            return cb.best_model_path
+    return None
+
+
+def final_evaluation(cfg, trainer, module, datamodule, out: Path) -> dict:
+    """Closed-loop success of the best checkpoint on the held-out test seeds: table, plot, logged."""
+    best = best_checkpoint(trainer)
+    if best:
+        state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
+        module.load_state_dict(state)
+    model = module.model.to(module.device if module.device.type != "meta" else "cpu")
+    jobs = closed_loop_jobs(datamodule.tasks, "test", cfg.evaluate.episodes_per_task)
+    results = evaluate_model(model, datamodule, jobs, cfg.evaluate.parallel, desc="test episodes")
+    title = f"{cfg.model.get('core', 'model')} / {cfg.model.get('solver', '')}: closed-loop success on test seeds"
+    rows = write_success_report(results, out / "eval", datamodule.env, title)
+    metrics = {f"test/success/{r['task'].strip('[]')}": r["success"] for r in rows}
+    for logger in trainer.loggers:
+        logger.log_metrics(metrics, step=trainer.global_step)
+        logger.save()
+    log.info("closed-loop success on test seeds:\n" + (out / "eval" / "success.md").read_text())
+    return metrics | {"best_checkpoint": best or ""}

@@ -1,0 +1,11 @@
+"""The embedded GUI env: simple interfaces drawn with Pillow, seeded episodes, a ground-truth oracle.
+
+Families (see TASKS; `families_by_kind()` groups them): single-step clicks on a named colour, shape,
+colour + shape or button; multi-step text entry and scroll-then-click; memory tasks whose recall frame
+does not show the target.
+"""
+
+from lnn.envs.gui.env import GuiEnv
+from lnn.envs.gui.families import KINDS, TASKS, Difficulty, Family, Step, families_by_kind
+
+__all__ = ["GuiEnv", "TASKS", "KINDS", "Difficulty", "Family", "Step", "families_by_kind"]

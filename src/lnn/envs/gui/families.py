@@ -1,0 +1,438 @@
+"""The task families of the embedded GUI env.
+
+A family turns a seed into an episode: a fixed script of steps, each a frame to show, the instruction
+that goes with it, and the one correct action. Generation is split in two draws from two seeded RNGs:
+
+- `layout(rng)`: what is on screen before a target is chosen (the candidates and their attributes);
+- `script(layout, rng)`: which candidate is the target, hence the instruction and the steps.
+
+The split makes two properties testable: the same layout with another choice gives the same first frame
+but another instruction and target (the target depends on the instruction), and, for the memory
+families, the same recall frame and instruction for every target (a memoryless policy is at chance).
+"""
+
+from __future__ import annotations
+
+import random
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, fields, replace
+from typing import ClassVar
+
+from lnn.envs.base import Action, Box
+from lnn.envs.gui.layout import grid_boxes
+from lnn.envs.gui.render import (
+    BACKGROUNDS,
+    BUTTON,
+    COLORS,
+    CONTENT,
+    HIGHLIGHT,
+    PLAIN,
+    RGB,
+    SCROLLBAR,
+    SHAPES,
+    Element,
+    Scene,
+    center,
+)
+from lnn.errors import ConfigError
+
+SINGLE_STEP, MULTI_STEP, MEMORY = "single_step", "multi_step", "memory"
+KINDS = (SINGLE_STEP, MULTI_STEP, MEMORY)
+
+BUTTON_LABELS = ("OK", "Yes", "Help", "Save", "Cancel", "Submit")  # short and of distinct shapes
+FIELD_LABELS = ("Name", "Email", "City", "Phone", "Zip", "Age")
+WORDS = ("blue", "cat", "tree", "moon", "apple", "river", "stone", "bird", "lamp", "rain", "sun", "book")
+MAX_CANDIDATES = 6  # the palette, the shapes and the label vocabularies each have six entries
+
+ENTER = "Enter"  # the key that moves past a frame that only asks to look or wait
+WAIT = "Wait"  # the instruction of a delay frame in the memory families
+
+
+@dataclass(frozen=True)
+class Difficulty:
+    """Knobs shared by the families; `GuiEnv(**difficulty)` passes them through by name."""
+
+    min_candidates: int = 4  # candidates on a frame (the target + distractors), drawn per episode ...
+    max_candidates: int = 6  # ... from [min_candidates, max_candidates]
+    sequence_length: int = 3  # click-sequence: squares that light up one after another
+    memory_delay: int = 0  # memory families: "Wait" frames (key Enter) between the cue and the recall
+
+    def __post_init__(self):
+        for f in fields(self):
+            if not isinstance(getattr(self, f.name), int):
+                raise ConfigError(f.name, f"must be an integer, got {getattr(self, f.name)!r}")
+        if not 2 <= self.min_candidates <= MAX_CANDIDATES:
+            raise ConfigError("min_candidates", f"must be in [2, {MAX_CANDIDATES}], got {self.min_candidates}")
+        if not self.min_candidates <= self.max_candidates <= MAX_CANDIDATES:
+            raise ConfigError(
+                "max_candidates",
+                f"must be in [min_candidates={self.min_candidates}, {MAX_CANDIDATES}], got {self.max_candidates}",
+            )
+        if not 1 <= self.sequence_length <= self.min_candidates:
+            raise ConfigError(
+                "sequence_length",
+                f"must be in [1, min_candidates={self.min_candidates}] (squares light up at most once), "
+                f"got {self.sequence_length}",
+            )
+        if self.memory_delay < 0:
+            raise ConfigError("memory_delay", f"must be >= 0, got {self.memory_delay}")
+
+    @classmethod
+    def from_options(cls, options: dict) -> Difficulty:
+        known = [f.name for f in fields(cls)]
+        for key in options:
+            if key not in known:
+                raise ConfigError(key, f"unknown difficulty option; available: {', '.join(known)}")
+        return cls(**options)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One frame of an episode and the one action that is correct on it."""
+
+    scene: Scene
+    instruction: str
+    action: Action  # the correct action; a click aims at the centre of `target`
+    target: Box | None = None  # the box a correct click lands in (click steps only)
+    candidates: tuple[Box, ...] = ()  # the boxes a click step chooses between, the target included
+
+
+def click_step(scene: Scene, instruction: str, target: Box, candidates: tuple[Box, ...]) -> Step:
+    x, y = center(target)
+    return Step(scene, instruction, Action("click", x, y), target, candidates)
+
+
+def key_step(scene: Scene, instruction: str) -> Step:
+    return Step(scene, instruction, Action("key", text=ENTER))
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a frame shows before the target is chosen: the candidates and how an instruction names each."""
+
+    background: RGB
+    elements: tuple[Element, ...]  # the candidates
+    names: tuple[str, ...] = ()  # names[i]: how an instruction refers to elements[i] ("red square")
+    decor: tuple[Element, ...] = ()  # drawn, never a target (the labels above text fields)
+
+    @property
+    def boxes(self) -> tuple[Box, ...]:
+        return tuple(e.box for e in self.elements)
+
+    def scene(self, changed: dict[int, Element] | None = None, scroll: float | None = None) -> Scene:
+        """The frame with candidate i drawn as changed[i] instead (a highlight, a focused field)."""
+        changed = changed or {}
+        elements = tuple(changed.get(i, e) for i, e in enumerate(self.elements))
+        return Scene(self.background, self.decor + elements, scroll)
+
+
+class Family(ABC):
+    """A task family: seeded layouts, seeded targets, and the steps that solve them."""
+
+    name: ClassVar[str]
+    kind: ClassVar[str]  # SINGLE_STEP, MULTI_STEP or MEMORY: the training code reports success per kind
+
+    def __init__(self, difficulty: Difficulty = Difficulty()):
+        self.difficulty = difficulty
+
+    def episode(self, seed: int) -> tuple[Step, ...]:
+        return self.build(seed, seed)
+
+    def build(self, layout_seed: int, choice_seed: int) -> tuple[Step, ...]:
+        # String seeds are hashed with SHA-512 by `random`: stable across runs and Python versions, and
+        # independent streams for each family and for the layout and the choice.
+        layout = self.layout(random.Random(f"{self.name}/layout/{layout_seed}"))
+        return tuple(self.script(layout, random.Random(f"{self.name}/choice/{choice_seed}")))
+
+    @abstractmethod
+    def layout(self, rng: random.Random): ...
+
+    @abstractmethod
+    def script(self, layout, rng: random.Random) -> list[Step]: ...
+
+    def max_steps(self) -> int:
+        """The length of the longest episode this family makes at its difficulty."""
+        return 1
+
+    def _count(self, rng: random.Random) -> int:
+        return rng.randint(self.difficulty.min_candidates, self.difficulty.max_candidates)
+
+
+def _square_sizes(rng: random.Random, n: int, lo: float = 0.15, hi: float = 0.2) -> list[tuple[float, float]]:
+    return [(s, s) for s in (rng.uniform(lo, hi) for _ in range(n))]
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Single step: one click on the candidate the instruction names.
+
+
+class PickOne(Family):
+    """Base of the one-click families: `candidates` draws the layout, the choice is uniform over it."""
+
+    kind = SINGLE_STEP
+    instruction: ClassVar[str]  # formatted with the target's name
+
+    @abstractmethod
+    def layout(self, rng: random.Random) -> Layout: ...
+
+    def script(self, layout: Layout, rng: random.Random) -> list[Step]:
+        i = rng.randrange(len(layout.elements))
+        return [click_step(layout.scene(), self.instruction.format(layout.names[i]), layout.boxes[i], layout.boxes)]
+
+
+class ClickColor(PickOne):
+    """Squares of distinct colours: "Click the red square"."""
+
+    name = "click-color"
+    instruction = "Click the {} square"
+
+    def layout(self, rng):
+        n = self._count(rng)
+        colors = rng.sample(list(COLORS), n)
+        boxes = grid_boxes(rng, _square_sizes(rng, n), cols=4, rows=3)
+        elements = tuple(Element("square", b, COLORS[c]) for b, c in zip(boxes, colors))
+        return Layout(rng.choice(BACKGROUNDS), elements, tuple(colors))
+
+
+class ClickShape(PickOne):
+    """Distinct shapes in random (possibly repeated) colours: "Click the triangle"."""
+
+    name = "click-shape"
+    instruction = "Click the {}"
+
+    def layout(self, rng):
+        n = self._count(rng)
+        shapes = rng.sample(SHAPES, n)
+        colors = [rng.choice(list(COLORS.values())) for _ in range(n)]  # colour is a nuisance here
+        boxes = grid_boxes(rng, _square_sizes(rng, n, 0.16, 0.2), cols=4, rows=3)
+        elements = tuple(Element(s, b, c) for s, b, c in zip(shapes, boxes, colors))
+        return Layout(rng.choice(BACKGROUNDS), elements, tuple(shapes))
+
+
+class ClickColorShape(PickOne):
+    """A colour and a shape together: "Click the blue circle", among others sharing its colour or shape.
+
+    Colours and shapes come from pools of three each, so most distractors share one attribute with the
+    target and neither attribute alone finds it.
+    """
+
+    name = "click-color-shape"
+    instruction = "Click the {}"
+
+    def layout(self, rng):
+        n = self._count(rng)
+        pairs = [(c, s) for c in rng.sample(list(COLORS), 3) for s in rng.sample(SHAPES, 3)]
+        chosen = rng.sample(pairs, n)
+        boxes = grid_boxes(rng, _square_sizes(rng, n, 0.16, 0.2), cols=4, rows=3)
+        elements = tuple(Element(s, b, COLORS[c]) for (c, s), b in zip(chosen, boxes))
+        return Layout(rng.choice(BACKGROUNDS), elements, tuple(f"{c} {s}" for c, s in chosen))
+
+
+class ClickButton(PickOne):
+    """Grey buttons with short, distinct labels: "Click the Save button"."""
+
+    name = "click-button"
+    instruction = "Click the {} button"
+
+    def layout(self, rng):
+        n = self._count(rng)
+        labels = rng.sample(BUTTON_LABELS, n)
+        boxes = grid_boxes(rng, [(0.43, 0.15)] * n, cols=2, rows=3)
+        elements = tuple(Element("button", b, BUTTON, text=t) for b, t in zip(boxes, labels))
+        return Layout(rng.choice(BACKGROUNDS), elements, tuple(labels))
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Multi step: the frame shows where the episode is; the instruction stays the same.
+
+
+class EnterText(Family):
+    """A form of labelled fields: 'Type "moon" in the City field' = click the field, type, then done.
+
+    The focused field is outlined in blue and shows what was typed, so each step's frame tells which
+    action comes next. The typed text is the quoted word of the instruction.
+    """
+
+    name = "enter-text"
+    kind = MULTI_STEP
+    LABEL_H, GAP, FIELD_H = 0.1, 0.005, 0.14
+
+    def layout(self, rng):
+        n = self._count(rng)
+        labels = rng.sample(FIELD_LABELS, n)
+        blocks = grid_boxes(rng, [(0.42, self.LABEL_H + self.GAP + self.FIELD_H)] * n, cols=2, rows=3)
+        fields_, decor = [], []
+        for (x0, y0, x1, y1), label in zip(blocks, labels):
+            decor.append(Element("label", (x0, y0, x1, y0 + self.LABEL_H), text=label))
+            fields_.append(Element("field", (x0, y1 - self.FIELD_H, x1, y1)))
+        return Layout(rng.choice(BACKGROUNDS), tuple(fields_), tuple(labels), tuple(decor))
+
+    def script(self, layout, rng):
+        i, word = rng.randrange(len(layout.elements)), rng.choice(WORDS)
+        instruction = f'Type "{word}" in the {layout.names[i]} field'
+        field = layout.elements[i]
+        return [
+            click_step(layout.scene(), instruction, field.box, layout.boxes),
+            Step(layout.scene({i: replace(field, focused=True)}), instruction, Action("type", text=word)),
+            Step(layout.scene({i: replace(field, focused=True, text=word)}), instruction, Action("done")),
+        ]
+
+    def max_steps(self):
+        return 3
+
+
+class ScrollClick(Family):
+    """A page two screens tall: "Click the green star", scrolling down first when it is below the fold.
+
+    Half the targets are on the first screen (one click), half on the second (scroll, then click), so
+    the policy has to look for the target before choosing between scrolling and clicking. The scrollbar
+    on the right shows which screen is in view.
+    """
+
+    name = "scroll-click"
+    kind = MULTI_STEP
+    AREA: Box = (CONTENT[0], CONTENT[1], SCROLLBAR[0] - 0.02, CONTENT[3])  # left of the scrollbar
+
+    def layout(self, rng):
+        n = self._count(rng)
+        pairs = rng.sample([(c, s) for c in COLORS for s in SHAPES], 2 * n)  # unique on the whole page
+        background = rng.choice(BACKGROUNDS)
+        screens = []
+        for part in (pairs[:n], pairs[n:]):
+            boxes = grid_boxes(rng, _square_sizes(rng, n, 0.16, 0.19), cols=4, rows=3, area=self.AREA)
+            elements = tuple(Element(s, b, COLORS[c]) for (c, s), b in zip(part, boxes))
+            screens.append(Layout(background, elements, tuple(f"{c} {s}" for c, s in part)))
+        return screens
+
+    def script(self, screens, rng):
+        top, bottom = screens
+        i = rng.randrange(2 * len(top.elements))
+        screen = top if i < len(top.elements) else bottom
+        i %= len(top.elements)
+        instruction = f"Click the {screen.names[i]}"
+        click = click_step(screen.scene(scroll=float(screen is bottom)), instruction, screen.boxes[i], screen.boxes)
+        if screen is top:
+            return [click]
+        x, y = center(self.AREA)
+        return [Step(top.scene(scroll=0.0), instruction, Action("scroll", x, y, text="down")), click]
+
+    def max_steps(self):
+        return 2
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Memory: a cue frame shows the target; the recall frame, identical for every target, asks for it.
+
+
+class MemoryFamily(Family):
+    """Cue frames (key Enter), `memory_delay` "Wait" frames (key Enter), then recall clicks.
+
+    Layouts draw identical grey squares unless a subclass says otherwise; the recall frames depend on
+    the layout alone, never on the choice.
+    """
+
+    kind = MEMORY
+
+    def squares(self, rng: random.Random) -> Layout:
+        n = self._count(rng)
+        boxes = grid_boxes(rng, [(0.18, 0.18)] * n, cols=4, rows=3)
+        return Layout(rng.choice(BACKGROUNDS), tuple(Element("square", b, PLAIN) for b in boxes))
+
+    def waits(self, layout: Layout) -> list[Step]:
+        return [key_step(layout.scene(), WAIT) for _ in range(self.difficulty.memory_delay)]
+
+    def lit(self, layout: Layout, i: int) -> Scene:
+        return layout.scene({i: replace(layout.elements[i], fill=HIGHLIGHT)})
+
+
+class RememberTarget(MemoryFamily):
+    """One square lights up ("Remember the highlighted square"), then "Click the square that was highlighted"."""
+
+    name = "remember-target"
+
+    def layout(self, rng):
+        return self.squares(rng)
+
+    def script(self, layout, rng):
+        i = rng.randrange(len(layout.elements))
+        return [
+            key_step(self.lit(layout, i), "Remember the highlighted square"),
+            *self.waits(layout),
+            click_step(layout.scene(), "Click the square that was highlighted", layout.boxes[i], layout.boxes),
+        ]
+
+    def max_steps(self):
+        return 2 + self.difficulty.memory_delay
+
+
+class RememberColor(MemoryFamily):
+    """A colour swatch alone ("Remember this color"), then squares of distinct colours: click that colour."""
+
+    name = "remember-color"
+    SWATCH: Box = (0.35, 0.42, 0.65, 0.72)
+
+    def layout(self, rng):
+        n = self._count(rng)
+        colors = rng.sample(list(COLORS), n)
+        boxes = grid_boxes(rng, _square_sizes(rng, n), cols=4, rows=3)
+        elements = tuple(Element("square", b, COLORS[c]) for b, c in zip(boxes, colors))
+        return Layout(rng.choice(BACKGROUNDS), elements, tuple(colors))
+
+    def script(self, layout, rng):
+        i = rng.randrange(len(layout.elements))
+        cue = Scene(layout.background, (Element("square", self.SWATCH, layout.elements[i].fill),))
+        return [
+            key_step(cue, "Remember this color"),
+            *self.waits(layout),
+            click_step(layout.scene(), "Click the square with the color you saw", layout.boxes[i], layout.boxes),
+        ]
+
+    def max_steps(self):
+        return 2 + self.difficulty.memory_delay
+
+
+class ClickSequence(MemoryFamily):
+    """Squares light up one per frame ("Watch the squares light up"), then are clicked in that order.
+
+    Clicked squares do not change, so every recall frame is the same and only memory tells which square
+    comes next.
+    """
+
+    name = "click-sequence"
+
+    def layout(self, rng):
+        return self.squares(rng)
+
+    def script(self, layout, rng):
+        order = rng.sample(range(len(layout.elements)), self.difficulty.sequence_length)
+        recall = "Click the squares in the order they lit up"
+        return [
+            *(key_step(self.lit(layout, i), "Watch the squares light up") for i in order),
+            *self.waits(layout),
+            *(click_step(layout.scene(), recall, layout.boxes[i], layout.boxes) for i in order),
+        ]
+
+    def max_steps(self):
+        return 2 * self.difficulty.sequence_length + self.difficulty.memory_delay
+
+
+# The registry: family name -> family class, in the order reports list them.
+TASKS: dict[str, type[Family]] = {
+    f.name: f
+    for f in (
+        ClickColor,
+        ClickShape,
+        ClickColorShape,
+        ClickButton,
+        EnterText,
+        ScrollClick,
+        RememberTarget,
+        RememberColor,
+        ClickSequence,
+    )
+}
+
+
+def families_by_kind() -> dict[str, tuple[str, ...]]:
+    """{"single_step": (...), "multi_step": (...), "memory": (...)}: the family names of each kind."""
+    return {kind: tuple(name for name, f in TASKS.items() if f.kind == kind) for kind in KINDS}

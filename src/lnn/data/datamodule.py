@@ -57,7 +57,7 @@ def load_episodes(path: Path, image_size: int) -> Episodes:
                       desc=f"loading {path.name}", unit="batch", leave=False):  # fmt: skip
         for item in batch["screenshot"]:
             try:
-                frame = np.asarray(Image.open(io.BytesIO(item["bytes"])).convert("RGB"))
+                frame = np.array(Image.open(io.BytesIO(item["bytes"])).convert("RGB"))
             except Exception as e:
                 raise DataError(f"{files}: row {row}: screenshot cannot be decoded ({e})") from e
             if frame.shape != (image_size, image_size, 3):

@@ -105,6 +105,7 @@ def _record_shard(args) -> int:
     import datasets as hf
     from PIL import Image
 
+    hf.disable_progress_bars()
     env = make_env(spec.env, tasks=list(spec.tasks), **spec.env_kwargs)
     rows = []
     try:
@@ -148,6 +149,7 @@ def build_dataset(spec: RolloutSpec, root: str | os.PathLike, workers: int = 1, 
 
     import datasets as hf
 
+    hf.disable_progress_bars()  # ours above says what is happening
     merged = hf.concatenate_datasets([hf.load_from_disk(str(p)) for p in shard_paths])
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

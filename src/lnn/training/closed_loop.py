@@ -84,6 +84,7 @@ class ClosedLoopEval(pl.Callback):
             wins[dm.tasks.index(r.task)] += r.success
         wins = trainer.strategy.reduce(wins, reduce_op="sum") if trainer.world_size > 1 else wins
         rates = wins / self.episodes_per_task
-        pl_module.log("val/success", rates.mean(), prog_bar=True, sync_dist=False)
+        # already summed over ranks: sync_dist averages equal values, and keeps Lightning content
+        pl_module.log("val/success", rates.mean(), prog_bar=True, sync_dist=True)
         for task, rate in zip(dm.tasks, rates):
-            pl_module.log(f"val/success/{task}", rate, sync_dist=False)
+            pl_module.log(f"val/success/{task}", rate, sync_dist=True)

@@ -63,7 +63,7 @@ def build(cfg: DictConfig):
 def train(cfg: DictConfig, overrides: str = "") -> dict:
     """Fit, evaluate and report; `overrides` (Hydra's override_dirname) identifies the command for resume."""
     out = Path(cfg.paths.output_dir)
-    pl.seed_everything(cfg.seed, workers=True)
+    pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model, datamodule, module, trainer = build(cfg)
     if cfg.get("compile"):
         module.model = torch.compile(module.model)
@@ -82,7 +82,7 @@ def train(cfg: DictConfig, overrides: str = "") -> dict:
     started = time.time()
     trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     fit_seconds = time.time() - started
-    results = {"fit_seconds": round(fit_seconds, 1), "global_step": trainer.global_step}
+    results = {"fit_seconds": round(fit_seconds, 1), "global_step": trainer.global_step, "world_size": trainer.world_size}
     results |= {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
 
     if trainer.is_global_zero:

@@ -1,0 +1,35 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import open_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def make_cfg(tmp_path):
+    """compose() the train config with overrides, writing into tmp_path (as the template's tests do)."""
+
+    def make(*overrides: str):
+        GlobalHydra.instance().clear()
+        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+            cfg = compose("train", overrides=list(overrides))
+        with open_dict(cfg):
+            cfg.paths.output_dir = str(tmp_path / "run")
+            cfg.paths.log_dir = str(tmp_path / "logs")
+            cfg.paths.data_dir = str(tmp_path / "data")
+        return cfg
+
+    yield make
+    GlobalHydra.instance().clear()
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run an entry point as a user would, with LNN_ROOT (logs/, data_cache/) in cwd."""
+    full_env = {**os.environ, "LNN_ROOT": str(cwd), "PYTHONUNBUFFERED": "1", **(env or {})}
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)

@@ -1,0 +1,105 @@
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import datasets as hf
+import numpy as np
+import pytest
+import torch
+
+from lnn.data import EpisodeDataModule, RolloutSpec, build_dataset, collate_episodes, load_episodes
+from lnn.data.rollouts import SPLIT_SEED_BASE, features
+from lnn.errors import ConfigError, DataError
+
+TASKS = ("click-color", "remember-target")
+
+
+def spec(split="train", n=6, tasks=TASKS, size=64):
+    return RolloutSpec("gui", tasks, n, split, {"image_size": size})
+
+
+def test_dataset_is_written_read_back_and_reused(tmp_path, monkeypatch):
+    path = build_dataset(spec(), tmp_path, shard_episodes=4)
+    ds = hf.load_from_disk(str(path))
+    assert set(ds.column_names) == set(features())
+    assert sorted(set(ds["task"])) == sorted(TASKS) and len(set(ds["episode"])) == 12
+    episodes = load_episodes(path, 64)
+    assert len(episodes) == 12 and episodes.images.shape[1:] == (64, 64, 3)
+    assert episodes.lengths.sum() == len(ds) and (episodes.lengths[6:] > 1).all()  # memory episodes: cue + click
+    # the same settings reuse the files; other settings make another dataset
+    import lnn.data.rollouts as rollouts
+
+    monkeypatch.setattr(rollouts, "_record_shard", lambda *a: pytest.fail("re-recorded a cached dataset"))
+    assert build_dataset(spec(), tmp_path) == path
+    assert spec(n=7).key() != spec().key() and spec(size=96).key() != spec().key()
+
+
+def test_splits_use_disjoint_seeds():
+    seeds = {split: set(spec(split, n=1000).seeds()) for split in ("train", "val", "test")}
+    assert not (seeds["train"] & seeds["val"] or seeds["train"] & seeds["test"] or seeds["val"] & seeds["test"])
+    assert min(seeds["val"]) == SPLIT_SEED_BASE["val"]
+
+
+def test_killed_generation_leaves_no_dataset_and_resumes_without_duplicates(tmp_path):
+    code = (
+        "from lnn.data import RolloutSpec, build_dataset\n"
+        f"build_dataset(RolloutSpec('gui', {TASKS!r}, 400, 'train', {{'image_size': 64}}), {str(tmp_path)!r}, shard_episodes=20)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    partial = tmp_path / f"gui-train-{spec(n=400).key()}.partial" / "shards"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (partial.exists() and len(list(partial.glob("0000[0-9]"))) >= 2):
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / f"gui-train-{spec(n=400).key()}").exists()  # no half-written dataset
+    done_before = len([p for p in partial.iterdir() if not p.name.endswith(".tmp")])
+    assert 2 <= done_before < 40
+
+    path = build_dataset(spec(n=400), tmp_path, shard_episodes=20)
+    ds = hf.load_from_disk(str(path))
+    pairs = list(zip(ds["episode"], ds["step"]))
+    assert len(pairs) == len(set(pairs)) and len(set(ds["episode"])) == 800
+    assert not path.with_name(path.name + ".partial").exists()
+
+
+def test_corrupt_row_names_the_file_and_row(tmp_path):
+    path = build_dataset(spec(n=2), tmp_path)
+    ds = hf.load_from_disk(str(path)).cast_column("screenshot", hf.Image(decode=False))
+    rows = ds.to_list()
+    rows[3]["screenshot"] = {"bytes": b"not a png", "path": None}
+    bad = tmp_path / "bad"
+    hf.Dataset.from_list(rows, features=ds.features).save_to_disk(str(bad))
+    with pytest.raises(DataError, match=r"row 3: screenshot cannot be decoded") as info:
+        load_episodes(bad, 64)
+    assert str(bad) in str(info.value)
+
+
+def test_unreadable_dataset_is_named(tmp_path):
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "state.json").write_text("{")
+    with pytest.raises(DataError, match="junk"):
+        load_episodes(tmp_path / "junk", 64)
+
+
+def test_batches_pad_whole_episodes_with_a_mask(tmp_path):
+    dm = EpisodeDataModule(tasks=list(TASKS), image_size=64, episodes_per_task={"train": 4, "val": 2},
+                           batch_size=8, data_dir=str(tmp_path))  # fmt: skip
+    dm.prepare_data()
+    dm.setup()
+    batch = next(iter(dm.train_dataloader()))
+    lengths = batch["mask"].sum(1)
+    assert batch["images"].shape[:2] == batch["mask"].shape and batch["images"].dtype == torch.uint8
+    assert lengths.min() == 1 and lengths.max() == batch["mask"].shape[1] > 1
+    assert (batch["action"][~batch["mask"]] == -100).all() and (batch["action"][batch["mask"]] >= 0).all()
+    for row, n in enumerate(lengths.tolist()):
+        assert batch["instruction"][row][n:] == [""] * (batch["mask"].shape[1] - n)
+
+
+def test_unknown_task_is_refused_before_any_work(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        EpisodeDataModule(tasks=["click-colour"], data_dir=str(tmp_path))
+    assert info.value.key == "tasks" and "click-color" in info.value.message
+    assert not any(tmp_path.iterdir())

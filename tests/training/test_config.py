@@ -1,0 +1,47 @@
+"""Bad config values stop the run before any work, with one line naming the key and the fix."""
+
+import pytest
+
+from lnn.errors import ConfigError
+from lnn.training.run import build
+from tests.conftest import run_cli, ROOT
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ("model.tau_min=0", "model.tau_min"),
+        ("model.tau_min=-1", "model.tau_min"),
+        ("model.tau_max=0.5", "model.tau_max"),
+        ("model.solver=heun", "model.solver"),
+        ("model.unfolds=0", "model.unfolds"),
+        ("model.rtol=0", "model.rtol"),  # with solver=dopri5 below
+        ("model.atol=-1", "model.atol"),
+        ("data.tasks=[click-colour]", "data.tasks"),
+        ("model.image_size=24", "model.image_size"),
+        ("data.episodes_per_task.train=0", "data.episodes_per_task.train"),
+        ("evaluate.episodes_per_task=0", "evaluate.episodes_per_task"),
+    ],
+)
+def test_bad_value_names_its_key(make_cfg, tmp_path, override, key):
+    extra = ["solver=dopri5"] if key in ("model.rtol", "model.atol") else []
+    cfg = make_cfg(*extra, override)
+    with pytest.raises(ConfigError) as info:
+        build(cfg)
+    assert info.value.key.split("=")[0] == key
+    assert not (tmp_path / "data").exists()  # stopped before recording anything
+
+
+def test_every_option_of_every_group_builds(make_cfg):
+    for overrides in (["model=lite_ff"], ["solver=dopri5"], ["solver=semi_implicit"], ["logger=tensorboard"],
+                      ["logger=wandb"], ["trainer=cpu"], ["debug=fast"], ["experiment=memory_ablation"]):  # fmt: skip
+        build(make_cfg(*overrides))
+
+
+def test_cli_prints_one_line_and_exits_2(tmp_path):
+    result = run_cli(str(ROOT / "train.py"), "model.tau_min=-1", "solver=euler", cwd=tmp_path, timeout=120)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: model.tau_min=-1") and "tau_min=0.5" in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert not (tmp_path / "data_cache").exists()

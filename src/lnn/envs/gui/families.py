@@ -169,7 +169,7 @@ def _square_sizes(rng: random.Random, n: int, lo: float = 0.15, hi: float = 0.2)
 
 
 class PickOne(Family):
-    """Base of the one-click families: `candidates` draws the layout, the choice is uniform over it."""
+    """Base of the one-click families: `layout` draws the candidates, the target is uniform over them."""
 
     kind = SINGLE_STEP
     instruction: ClassVar[str]  # formatted with the target's name

@@ -28,7 +28,9 @@ def frames_per_second(env: GuiEnv, task: str, seconds: float) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seconds", type=float, default=1.0, help="time spent per family and size")
     parser.add_argument("--sizes", type=int, nargs="+", default=[64, 96, 128])
     args = parser.parse_args()

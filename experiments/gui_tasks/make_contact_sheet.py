@@ -44,7 +44,9 @@ def episode_frames(env: GuiEnv, task: str, seed: int) -> list[tuple[Image.Image,
 
 def contact_sheet(size: int, seed: int) -> Image.Image:
     env = GuiEnv(image_size=size)
-    rows = {task: max((episode_frames(env, task, s) for s in range(seed, seed + 10)), key=len) for task in TASKS}
+    rows = {
+        task: max((episode_frames(env, task, s) for s in range(seed, seed + 10)), key=len) for task in TASKS
+    }
     cell = size * ZOOM
     label_w, pad = 130, 8
     cols = max(len(frames) for frames in rows.values())
@@ -65,7 +67,9 @@ def contact_sheet(size: int, seed: int) -> Image.Image:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size", type=int, default=96)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "frames.png")

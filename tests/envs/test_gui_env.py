@@ -214,7 +214,9 @@ def test_click_sequence_clicks_do_not_change_the_frame(env):
 
 
 def test_difficulty_options():
-    env = GuiEnv(tasks=["click-sequence"], min_candidates=5, max_candidates=5, sequence_length=2, memory_delay=1)
+    env = GuiEnv(
+        tasks=["click-sequence"], min_candidates=5, max_candidates=5, sequence_length=2, memory_delay=1
+    )
     frames, reward, _ = rollout(env, 0, "click-sequence")
     assert reward == 1.0 and len(frames) == 2 + 1 + 2
     assert [o.instruction for o, _ in frames][2] == "Wait"

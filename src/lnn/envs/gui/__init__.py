@@ -8,4 +8,4 @@ does not show the target.
 from lnn.envs.gui.env import GuiEnv
 from lnn.envs.gui.families import KINDS, TASKS, Difficulty, Family, Step, families_by_kind
 
-__all__ = ["GuiEnv", "TASKS", "KINDS", "Difficulty", "Family", "Step", "families_by_kind"]
+__all__ = ["KINDS", "TASKS", "Difficulty", "Family", "GuiEnv", "Step", "families_by_kind"]

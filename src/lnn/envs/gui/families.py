@@ -62,7 +62,9 @@ class Difficulty:
             if not isinstance(getattr(self, f.name), int):
                 raise ConfigError(f.name, f"must be an integer, got {getattr(self, f.name)!r}")
         if not 2 <= self.min_candidates <= MAX_CANDIDATES:
-            raise ConfigError("min_candidates", f"must be in [2, {MAX_CANDIDATES}], got {self.min_candidates}")
+            raise ConfigError(
+                "min_candidates", f"must be in [2, {MAX_CANDIDATES}], got {self.min_candidates}"
+            )
         if not self.min_candidates <= self.max_candidates <= MAX_CANDIDATES:
             raise ConfigError(
                 "max_candidates",
@@ -167,7 +169,7 @@ def _square_sizes(rng: random.Random, n: int, lo: float = 0.15, hi: float = 0.2)
 
 
 class PickOne(Family):
-    """Base of the one-click families: `candidates` draws the layout, the choice is uniform over it."""
+    """Base of the one-click families: `layout` draws the candidates, the target is uniform over them."""
 
     kind = SINGLE_STEP
     instruction: ClassVar[str]  # formatted with the target's name
@@ -177,7 +179,11 @@ class PickOne(Family):
 
     def script(self, layout: Layout, rng: random.Random) -> list[Step]:
         i = rng.randrange(len(layout.elements))
-        return [click_step(layout.scene(), self.instruction.format(layout.names[i]), layout.boxes[i], layout.boxes)]
+        return [
+            click_step(
+                layout.scene(), self.instruction.format(layout.names[i]), layout.boxes[i], layout.boxes
+            )
+        ]
 
 
 class ClickColor(PickOne):
@@ -310,7 +316,9 @@ class ScrollClick(Family):
         screen = top if i < len(top.elements) else bottom
         i %= len(top.elements)
         instruction = f"Click the {screen.names[i]}"
-        click = click_step(screen.scene(scroll=float(screen is bottom)), instruction, screen.boxes[i], screen.boxes)
+        click = click_step(
+            screen.scene(scroll=float(screen is bottom)), instruction, screen.boxes[i], screen.boxes
+        )
         if screen is top:
             return [click]
         x, y = center(self.AREA)
@@ -358,7 +366,9 @@ class RememberTarget(MemoryFamily):
         return [
             key_step(self.lit(layout, i), "Remember the highlighted square"),
             *self.waits(layout),
-            click_step(layout.scene(), "Click the square that was highlighted", layout.boxes[i], layout.boxes),
+            click_step(
+                layout.scene(), "Click the square that was highlighted", layout.boxes[i], layout.boxes
+            ),
         ]
 
     def max_steps(self):
@@ -384,7 +394,9 @@ class RememberColor(MemoryFamily):
         return [
             key_step(cue, "Remember this color"),
             *self.waits(layout),
-            click_step(layout.scene(), "Click the square with the color you saw", layout.boxes[i], layout.boxes),
+            click_step(
+                layout.scene(), "Click the square with the color you saw", layout.boxes[i], layout.boxes
+            ),
         ]
 
     def max_steps(self):

@@ -121,7 +121,20 @@ def _star(x0: float, y0: float, x1: float, y1: float) -> list[tuple[float, float
 def _cross(x0: float, y0: float, x1: float, y1: float) -> list[tuple[float, float]]:
     a, b = x0 + (x1 - x0) / 3, x0 + 2 * (x1 - x0) / 3  # the vertical arm spans [a, b]
     c, d = y0 + (y1 - y0) / 3, y0 + 2 * (y1 - y0) / 3  # the horizontal arm spans [c, d]
-    return [(a, y0), (b, y0), (b, c), (x1, c), (x1, d), (b, d), (b, y1), (a, y1), (a, d), (x0, d), (x0, c), (a, c)]
+    return [
+        (a, y0),
+        (b, y0),
+        (b, c),
+        (x1, c),
+        (x1, d),
+        (b, d),
+        (b, y1),
+        (a, y1),
+        (a, d),
+        (x0, d),
+        (x0, c),
+        (a, c),
+    ]
 
 
 class Renderer:
@@ -177,7 +190,9 @@ class Renderer:
             draw.polygon(corners, fill=e.fill, outline=edge)
             self._text(draw, ((x0 + x1 + 1) / 2, (y0 + y1 + 1) / 2), e.text, "mm")
         elif e.kind == "field":
-            draw.rectangle(b, fill=FIELD, outline=FOCUS if e.focused else FIELD_BORDER, width=2 if e.focused else 1)
+            draw.rectangle(
+                b, fill=FIELD, outline=FOCUS if e.focused else FIELD_BORDER, width=2 if e.focused else 1
+            )
             pad = max(2, self.size // 32)
             if e.text:
                 self._text(draw, (x0 + pad, (y0 + y1 + 1) / 2), e.text, "lm")

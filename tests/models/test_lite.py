@@ -71,3 +71,18 @@ def test_tokenizer_is_stable_and_pads():
     ids = tokenize("Click the RED square!", 512)
     assert len(ids) == 24 and ids[4:] == [0] * 20 and all(0 < i < 512 for i in ids[:4])
     assert ids == tokenize("click the red square", 512)
+
+
+def test_padding_mask_skips_padded_frames_without_changing_real_outputs():
+    model = VisionLNNLite(image_size=64).double()
+    images, tokens = inputs(batch=2, steps=4)
+    images = images.double()
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
+    dt = mask.double()
+    masked = model(images, tokens, dt=dt, mask=mask)
+    full = model(images, tokens, dt=dt)
+    for key in ("action_logits", "coords", "click_logits"):
+        torch.testing.assert_close(masked[key][mask], full[key][mask])
+        assert (masked[key][~mask] == 0).all() if key != "action_logits" else True
+    for a, b in zip(masked["state"], full["state"]):
+        torch.testing.assert_close(a, b)

@@ -29,6 +29,13 @@ from lnn.models.text import MAX_TOKENS, instruction_text, tokenize_batch
 ACTION_NAMES = ("click", "type", "navigate", "scroll", "key", "done")
 
 
+def unflatten(x: Tensor, real: Tensor | None, batch: int, steps: int) -> Tensor:
+    """(N, ...) values of the real steps -> (B, T, ...), zeros at padded steps."""
+    if real is not None:
+        x = x.new_zeros(batch * steps, *x.shape[1:]).index_copy(0, real, x)
+    return x.view(batch, steps, *x.shape[1:])
+
+
 class FeedForwardStack(nn.Module):
     """The ablation: residual MLP blocks in place of the liquid layers; no state, no τ.
 
@@ -143,24 +150,34 @@ class VisionLNNLite(nn.Module):
         return conv(feats.unsqueeze(-1)).squeeze(-1)
 
     # --- the policy -----------------------------------------------------------------------------
-    def forward(self, images: Tensor, tokens: Tensor, state: list[Tensor] | None = None, dt=None) -> dict:
-        """images (B, T, 3, S, S) in [0, 1], tokens (B, T, L) -> outputs per step (B, T, ...)."""
+    def forward(self, images: Tensor, tokens: Tensor, state: list[Tensor] | None = None, dt=None,
+                mask: Tensor | None = None) -> dict:  # fmt: skip
+        """images (B, T, 3, S, S) in [0, 1], tokens (B, T, L) -> outputs per step (B, T, ...).
+
+        `mask` (B, T) marks real steps of padded episodes: frames are only encoded where it is true
+        (padding costs nothing in the CNN); outputs at padded steps are zeros.
+        """
         batch, steps = images.shape[:2]
-        feats = self.encode_frames(images.flatten(0, 1))  # (N, C+2, cells), N = B·T
-        words = self.encode_instruction(tokens.flatten(0, 1))  # (N, D)
+        frames, tokens = images.flatten(0, 1), tokens.flatten(0, 1)
+        real = mask.flatten().nonzero().squeeze(1) if mask is not None else None
+        if real is not None:
+            frames, tokens = frames[real], tokens[real]
+        feats = self.encode_frames(frames)  # (N, C+2, cells), N = real frames
+        words = self.encode_instruction(tokens)  # (N, D)
 
         pool = torch.softmax(self.attend(self._conv1x1(self.pool_keys, feats), self.pool_query(words)), -1)
         seen = torch.cat([feats.mean(-1), torch.einsum("ncp,np->nc", feats, pool)], -1)
         x = self.input_proj(torch.cat([torch.relu(self.image_proj(seen)), words], -1))
 
-        out, state, taus = self.core(x.view(batch, steps, -1), state, dt)
+        out, state, taus = self.core(unflatten(x, real, batch, steps), state, dt)
         z = self.head(out).flatten(0, 1)
-        click_logits = self.attend(self._conv1x1(self.click_keys, feats), self.click_query(z))
+        z_real = z if real is None else z[real]
+        click_logits = self.attend(self._conv1x1(self.click_keys, feats), self.click_query(z_real))
         coords = torch.softmax(click_logits, -1) @ self.cell_xy.T.to(click_logits.dtype)
         return {
             "action_logits": self.action_head(z).view(batch, steps, -1),
-            "coords": coords.view(batch, steps, 2),
-            "click_logits": click_logits.view(batch, steps, -1),
+            "coords": unflatten(coords, real, batch, steps),
+            "click_logits": unflatten(click_logits, real, batch, steps),
             "tau_values": taus,
             "state": state,
         }

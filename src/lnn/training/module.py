@@ -64,7 +64,8 @@ class PolicyModule(pl.LightningModule):
         instructions = [text for episode in batch["instruction"] for text in episode]
         tokens = self.model.tokenize(tasks, instructions).to(self.device).view(b, t, -1)
         # elapsed time 1 per real step, 0 on padding: padded steps leave the state as it is
-        return self.model(images, tokens, dt=batch["mask"].to(images.dtype))
+        mask = batch["mask"]
+        return self.model(images, tokens, dt=mask.to(images.dtype), mask=mask)
 
     def _step(self, batch: dict, stage: str) -> Tensor:
         out = self(batch)

@@ -1,5 +1,6 @@
 """Policies: screenshot + instruction (+ state) -> action logits, click point, τ, new state."""
 
 from lnn.models.lite import ACTION_NAMES, FeedForwardStack, VisionLNNLite
+from lnn.models.policy import Policy
 
-__all__ = ["ACTION_NAMES", "FeedForwardStack", "VisionLNNLite"]
+__all__ = ["ACTION_NAMES", "FeedForwardStack", "Policy", "VisionLNNLite"]

@@ -20,7 +20,7 @@ from PIL import Image
 
 from lnn.envs.base import Action, Env, Observation, OracleStep
 from lnn.errors import ConfigError
-from lnn.envs.miniwob.browser import DEFAULT_CHROMIUM, Browser
+from lnn.envs.miniwob.browser import DEFAULT_CHROMIUM, VIEWPORT, Browser
 from lnn.envs.miniwob.server import TaskServer, available_tasks
 
 PROBE_JS = (Path(__file__).parent / "probe.js").read_text()
@@ -141,9 +141,13 @@ class MiniWobEnv(Env):
             page = self._page
             if self._loaded_task != task:
                 self._load(task)
+            # park the pointer outside the task area: where the last episode clicked, it would hover
+            # (and highlight) whatever this episode draws there
+            page.mouse.move(VIEWPORT["width"] - 1, VIEWPORT["height"] - 1)
             status = page.evaluate("([seed, ms]) => lnn.reset(seed, ms)", [seed, int(self.episode_time_limit_s * 1000)])
             if not status["ready"]:  # a few tasks load assets before they are ready
                 page.wait_for_function("lnn.status().ready")
+            page.evaluate("lnn.imagesLoaded()")  # cached after the first episodes: ~1 ms
             obs = self._observe(task)
         self._episode = _Episode(task, seed)
         return obs

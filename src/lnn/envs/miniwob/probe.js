@@ -69,6 +69,33 @@
     return p ? [(p[0] - w.left) / w.width, (p[1] - w.top) / w.height] : null;
   }
 
+  // Resolves once every image the page can show is loaded, so the first screenshot of an episode does
+  // not miss an icon still on its way: <img> elements, and the url(...) images of the task's style sheets
+  // (those load only when an element first uses them, e.g. navigate-tree's folder icons). The style
+  // sheets are scanned once per page load.
+  let styleImages = null;
+  function loadStyleImages() {
+    const urls = new Set();
+    for (const sheet of Array.from(document.styleSheets)) {
+      let rules;
+      try { rules = Array.from(sheet.cssRules); } catch (e) { continue; }  // not readable: skip
+      for (const rule of rules) {
+        for (const m of (rule.cssText || '').matchAll(/url\(["']?([^"')]+)["']?\)/g)) {
+          if (!m[1].startsWith('data:')) urls.add(new URL(m[1], sheet.href || location.href).href);
+        }
+      }
+    }
+    return Promise.all(Array.from(urls).map((url) => { const img = new Image(); img.src = url; return img.decode().catch(() => null); }));
+  }
+  function imagesLoaded() {
+    styleImages = styleImages || loadStyleImages();
+    const pending = Array.from(document.images).filter((img) => !img.complete).map((img) => new Promise((done) => {
+      img.addEventListener('load', done, { once: true });
+      img.addEventListener('error', done, { once: true });
+    }));
+    return Promise.all([styleImages, ...pending]).then(() => pending.length);
+  }
+
   // What the env reads after every action.
   const status = () => ({
     done: WOB_DONE_GLOBAL, raw: WOB_RAW_REWARD_GLOBAL, reward: WOB_REWARD_GLOBAL,
@@ -79,6 +106,8 @@
   // then generate the problem the way the task's START cover does.
   function reset(seed, maxTimeMs) {
     if (core.EP_TIMER !== null) core.endEpisode(0, false, 'reset');
+    // the last episode's focus would show as a focus ring or caret in this one
+    if (document.activeElement && document.activeElement !== document.body) document.activeElement.blur();
     for (const k of Object.keys(state)) delete state[k];
     core.EPISODE_MAX_TIME = maxTimeMs;
     Math.seedrandom(seed);
@@ -193,6 +222,6 @@
     return { box: box(el), point: hitPoint(el), tag: el.tagName };
   }
 
-  window.lnn = { state, hook, install, reset, status, oracle, oracleTasks: Object.keys(oracles),
+  window.lnn = { state, hook, install, reset, status, oracle, imagesLoaded, oracleTasks: Object.keys(oracles),
                  box, hitPoint, visible, text, quoted, bold };
 })();

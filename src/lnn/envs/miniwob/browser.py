@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 
 # Flags that work headless as root in a container (see /work/shared/ANCHORS.md, "Web tasks: MiniWoB++").
 CHROMIUM_FLAGS = (
@@ -36,6 +37,31 @@ class BrowserMissingError(RuntimeError):
     """Chromium (or the Playwright Python package that drives it) is not installed."""
 
 
+# Playwright's sync API runs one driver (and an asyncio loop) per thread and refuses a second start in the
+# same thread, so the browsers of one thread share it; the last one to close stops it.
+_per_thread = threading.local()
+
+
+def _acquire_playwright():
+    if getattr(_per_thread, "users", 0) == 0:
+        from playwright.sync_api import sync_playwright
+
+        _per_thread.playwright = sync_playwright().start()
+        _per_thread.users = 0
+    _per_thread.users += 1
+    return _per_thread.playwright
+
+
+def _release_playwright() -> None:
+    _per_thread.users -= 1
+    if _per_thread.users == 0:
+        try:
+            _per_thread.playwright.stop()
+        except Exception:  # the driver died with its last browser: nothing to stop
+            pass
+        _per_thread.playwright = None
+
+
 class Browser:
     """A Chromium process, its Playwright connection and one page.
 
@@ -47,11 +73,11 @@ class Browser:
         if not (os.path.isfile(executable_path) and os.access(executable_path, os.X_OK)):
             raise BrowserMissingError(f"Chromium not found at {executable_path}; {INSTALL_HINT}")
         try:
-            from playwright.sync_api import sync_playwright
+            import playwright.sync_api  # noqa: F401
         except ImportError as e:
             raise BrowserMissingError("the Python package playwright is missing: pip install playwright") from e
 
-        self._playwright = sync_playwright().start()
+        self._playwright = _acquire_playwright()
         try:
             self.browser = self._playwright.chromium.launch(
                 executable_path=executable_path,
@@ -76,14 +102,14 @@ class Browser:
             pass
 
     def close(self) -> None:
-        """Close the browser and stop the Playwright driver; tolerant of a browser that already died."""
+        """Close the browser (tolerant of one that already died) and release the Playwright driver."""
+        if self._playwright is None:
+            return
         browser = getattr(self, "browser", None)
         if browser is not None:
             try:
                 browser.close()
             except Exception:  # already dead or disconnected: nothing left to close
                 self.kill()
-        try:
-            self._playwright.stop()
-        except Exception:
-            pass
+        self._playwright = None
+        _release_playwright()

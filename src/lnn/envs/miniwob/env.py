@@ -2,8 +2,9 @@
 
 One env = one local HTTP server thread + one Chromium + one page, reused for every episode: a reset
 re-seeds the page's RNG and regenerates the problem in place (>100/s) instead of reloading. An env is
-not thread-safe (Playwright's sync API belongs to the thread that started it); to record in parallel,
-build one env per worker process from its plain, picklable constructor arguments.
+not thread-safe (Playwright's sync API belongs to the thread that started it; envs of one thread share
+its driver); to record in parallel, build one env per worker process from its plain, picklable
+constructor arguments.
 """
 
 from __future__ import annotations

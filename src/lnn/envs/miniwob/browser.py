@@ -9,6 +9,7 @@ observation we do not use and per-call WebDriver HTTP overhead.
 
 from __future__ import annotations
 
+import base64
 import os
 import signal
 import threading
@@ -90,9 +91,19 @@ class Browser:
             context = self.browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
             self.page = context.new_page()
             self.page.set_default_timeout(timeout_s * 1000)
+            self._cdp = context.new_cdp_session(self.page)
         except BaseException:
             self.close()
             raise
+
+    def screenshot(self, clip: dict) -> bytes:
+        """PNG of the viewport region clip = {x, y, width, height} (CSS px).
+
+        DevTools' Page.captureScreenshot directly: the same pixels as page.screenshot(clip=...), ~20%
+        faster (page.screenshot adds layout queries and style injections around the same call).
+        """
+        shot = self._cdp.send("Page.captureScreenshot", {"format": "png", "clip": {**clip, "scale": 1}})
+        return base64.b64decode(shot["data"])
 
     def kill(self) -> None:
         """SIGKILL the browser process (safe from any thread)."""

@@ -309,7 +309,7 @@ class MiniWobEnv(Env):
 
     def _observe(self, task: str) -> Observation:
         page = self._page
-        png = page.screenshot(clip=TASK_AREA, animations="allow", caret="initial")
+        png = self._browser.screenshot(TASK_AREA)
         image = Image.open(io.BytesIO(png)).convert("RGB")
         if self.image_size is not None:
             image = image.resize((self.image_size, self.image_size), Image.BILINEAR)

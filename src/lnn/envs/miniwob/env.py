@@ -142,14 +142,17 @@ class MiniWobEnv(Env):
             page = self._page
             if self._loaded_task != task:
                 self._load(task)
-            # park the pointer outside the task area: where the last episode clicked, it would hover
-            # (and highlight) whatever this episode draws there
-            page.mouse.move(VIEWPORT["width"] - 1, VIEWPORT["height"] - 1)
-            status = page.evaluate("([seed, ms]) => lnn.reset(seed, ms)", [seed, int(self.episode_time_limit_s * 1000)])
-            if not status["ready"]:  # a few tasks load assets before they are ready
-                page.wait_for_function("lnn.status().ready")
-            page.evaluate("lnn.imagesLoaded()")  # cached after the first episodes: ~1 ms
-            obs = self._observe(task)
+            if not self._pointer_parked:
+                # park the pointer outside the task area: where the last episode clicked, it would
+                # hover (and highlight) whatever this episode draws there
+                page.mouse.move(VIEWPORT["width"] - 1, VIEWPORT["height"] - 1)
+                self._pointer_parked = True
+            # one round trip: reset, then wait for the task to be ready and its images to be loaded
+            status = page.evaluate(
+                "async ([seed, ms]) => { lnn.reset(seed, ms); return await lnn.settle(); }",
+                [seed, int(self.episode_time_limit_s * 1000)],
+            )
+            obs = self._observe(task, status["utterance"])
         self._episode = _Episode(task, seed)
         return obs
 
@@ -161,7 +164,7 @@ class MiniWobEnv(Env):
         with self._guard(f"step {episode.steps} ({action.type}) of {episode.task} seed {episode.seed}"):
             self._perform(action, info)
             status = self._page.evaluate("lnn.status()")
-            obs = self._observe(episode.task)
+            obs = self._observe(episode.task, status["utterance"])
         episode.steps += 1
 
         if status["done"]:
@@ -215,6 +218,7 @@ class MiniWobEnv(Env):
 
     def _launch(self) -> Browser:
         self._loaded_task = None
+        self._pointer_parked = False
         return Browser(self.executable_path, headless=self.headless, timeout_s=self.step_timeout_s)
 
     def _load(self, task: str) -> None:
@@ -285,6 +289,7 @@ class MiniWobEnv(Env):
         if action.type in ("click", "scroll"):
             x = min(max(action.x, 0.0), 1.0) * (TASK_AREA["width"] - 1e-3)  # x = 1 stays inside the area
             y = min(max(action.y, 0.0), 1.0) * (TASK_AREA["height"] - 1e-3)
+            self._pointer_parked = False
             if action.type == "click":
                 page.mouse.click(x, y)
             else:
@@ -307,13 +312,8 @@ class MiniWobEnv(Env):
             info["ignored"] = "navigate has no meaning on a MiniWoB task page"
         # "done": nothing to do in the page; step() ends the episode
 
-    def _observe(self, task: str) -> Observation:
-        page = self._page
-        png = self._browser.screenshot(TASK_AREA)
-        image = Image.open(io.BytesIO(png)).convert("RGB")
+    def _observe(self, task: str, instruction: str) -> Observation:
+        image = Image.open(io.BytesIO(self._browser.screenshot(TASK_AREA))).convert("RGB")
         if self.image_size is not None:
             image = image.resize((self.image_size, self.image_size), Image.BILINEAR)
-        utterance = page.evaluate("core.getUtterance()")
-        if isinstance(utterance, dict):  # a few tasks return {utterance, fields}
-            utterance = utterance["utterance"]
-        return Observation(screenshot=np.asarray(image, dtype=np.uint8), instruction=utterance, task=task)
+        return Observation(screenshot=np.asarray(image, dtype=np.uint8), instruction=instruction, task=task)

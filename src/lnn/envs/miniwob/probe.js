@@ -97,9 +97,11 @@
   }
 
   // What the env reads after every action.
+  const utterance = () => { const u = core.getUtterance(); return typeof u === 'string' ? u : u.utterance; };
   const status = () => ({
     done: WOB_DONE_GLOBAL, raw: WOB_RAW_REWARD_GLOBAL, reward: WOB_REWARD_GLOBAL,
     reason: WOB_REWARD_REASON === null ? null : String(WOB_REWARD_REASON), ready: WOB_TASK_READY !== false,
+    utterance: utterance(),
   });
 
   // Start a seeded episode: stop a running one (its end-of-episode timer included), seed Math.random,
@@ -112,6 +114,13 @@
     core.EPISODE_MAX_TIME = maxTimeMs;
     Math.seedrandom(seed);
     core.startEpisodeReal();
+    return status();
+  }
+
+  // After reset: wait until the task is ready (a few load assets first) and its images are loaded.
+  async function settle() {
+    while (WOB_TASK_READY === false) await new Promise((r) => setTimeout(r, 20));
+    await imagesLoaded();
     return status();
   }
 
@@ -222,6 +231,6 @@
     return { box: box(el), point: hitPoint(el), tag: el.tagName };
   }
 
-  window.lnn = { state, hook, install, reset, status, oracle, imagesLoaded, oracleTasks: Object.keys(oracles),
+  window.lnn = { state, hook, install, reset, settle, status, oracle, oracleTasks: Object.keys(oracles),
                  box, hitPoint, visible, text, quoted, bold };
 })();

@@ -10,6 +10,7 @@ constructor arguments.
 from __future__ import annotations
 
 import io
+import operator
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -133,6 +134,7 @@ class MiniWobEnv(Env):
     # ---------------------------------------------------------------- Env interface
 
     def reset(self, seed: int, task: str | None = None) -> Observation:
+        seed = operator.index(seed)  # numpy integers too; the page gets a plain JSON number
         if task is None:
             task = self.task_names[seed % len(self.task_names)]
         elif task not in self.task_names:
@@ -287,8 +289,8 @@ class MiniWobEnv(Env):
     def _perform(self, action: Action, info: dict) -> None:
         page = self._page
         if action.type in ("click", "scroll"):
-            x = min(max(action.x, 0.0), 1.0) * (TASK_AREA["width"] - 1e-3)  # x = 1 stays inside the area
-            y = min(max(action.y, 0.0), 1.0) * (TASK_AREA["height"] - 1e-3)
+            x = min(max(float(action.x), 0.0), 1.0) * (TASK_AREA["width"] - 1e-3)  # x = 1 stays inside
+            y = min(max(float(action.y), 0.0), 1.0) * (TASK_AREA["height"] - 1e-3)
             self._pointer_parked = False
             if action.type == "click":
                 page.mouse.click(x, y)

@@ -92,6 +92,13 @@ def test_same_seed_same_episode_in_a_fresh_browser(env):
 
 @pytest.mark.browser
 @needs_chromium
+def test_python_registry_matches_the_page_oracles(env):
+    env.reset(0, "click-button")
+    assert set(env._page.evaluate("lnn.oracleTasks")) == set(ORACLE_KINDS)
+
+
+@pytest.mark.browser
+@needs_chromium
 def test_task_defaults_to_seed_modulo_tasks(env):
     assert env.reset(len(TASKS) + 1).task == TASKS[1]
 

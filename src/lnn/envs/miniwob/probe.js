@@ -1,5 +1,5 @@
 // In-page helpers of lnn's MiniWoB env, installed as window.lnn after a task page loads.
-// Shared DOM helpers first, then the per-task oracles (lnn.oracles) built on them.
+// Shared DOM helpers first, then the per-task oracles built on them (lnn.oracle(task)).
 // Geometry is normalised to the task area, the viewport's top-left 160x210 CSS px where #wrap sits (as in
 // MiniWoB's own env, what the agent sees and where it clicks stay the same even if the page scrolls):
 // (0, 0) top-left, (1, 1) bottom-right.

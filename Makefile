@@ -9,7 +9,7 @@ setup:
 	$(PYTHON) -m pip install -q --disable-pip-version-check "$(TORCH)" -e .
 
 setup-dev:
-	$(PYTHON) -m pip install -q --disable-pip-version-check "$(TORCH)" -e ".[dev]"
+	$(PYTHON) -m pip install -q --disable-pip-version-check "$(TORCH)" -e ".[dev,web]"
 	./scripts/install_system_deps.sh
 
 train: setup

@@ -31,7 +31,7 @@ def test_outputs(core):
 
 
 def test_step_by_step_with_state_equals_the_episode():
-    model = VisionLNNLite(image_size=64, solver="euler").double()
+    model = VisionLNNLite(image_size=64, solver="euler").double().eval()  # eval: batch norms use running stats
     images, tokens = inputs()
     images = images.double()
     whole = model(images, tokens)
@@ -44,7 +44,7 @@ def test_step_by_step_with_state_equals_the_episode():
 
 
 def test_memory_the_past_changes_the_present():
-    model = VisionLNNLite(image_size=64)
+    model = VisionLNNLite(image_size=64).eval()
     images, tokens = inputs(batch=1, steps=2)
     other = images.clone()
     other[:, 0] = torch.rand_like(other[:, 0])
@@ -52,7 +52,7 @@ def test_memory_the_past_changes_the_present():
 
 
 def test_instruction_reaches_the_outputs():
-    model = VisionLNNLite(image_size=64)
+    model = VisionLNNLite(image_size=64).eval()
     images, tokens = inputs(batch=1, steps=1)
     a = model(images, tokens)["coords"]
     b = model(images, torch.roll(tokens, 1, -1) % 511 + 1)["coords"]
@@ -74,7 +74,7 @@ def test_tokenizer_is_stable_and_pads():
 
 
 def test_padding_mask_skips_padded_frames_without_changing_real_outputs():
-    model = VisionLNNLite(image_size=64).double()
+    model = VisionLNNLite(image_size=64).double().eval()
     images, tokens = inputs(batch=2, steps=4)
     images = images.double()
     mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
@@ -86,3 +86,12 @@ def test_padding_mask_skips_padded_frames_without_changing_real_outputs():
         assert (masked[key][~mask] == 0).all() if key != "action_logits" else True
     for a, b in zip(masked["state"], full["state"]):
         torch.testing.assert_close(a, b)
+
+
+def test_click_point_lands_on_a_peak_not_between_two():
+    model = VisionLNNLite(image_size=64)  # an 8 x 8 click map
+    logits = torch.full((1, 64), -10.0)
+    logits[0, 8 * 1 + 1] = 5.0  # cell (row 1, col 1)
+    logits[0, 8 * 6 + 6] = 4.9  # cell (row 6, col 6): nearly as likely
+    xy = model.click_point(logits)[0]
+    assert torch.allclose(xy, torch.tensor([1.5 / 8, 1.5 / 8]), atol=0.02)

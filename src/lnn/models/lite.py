@@ -127,6 +127,7 @@ class VisionLNNLite(nn.Module):
 
         self.words = nn.Embedding(instruction_buckets, instruction_dim, padding_idx=0)
         self.pool_scorer = CellScorer(c_map, instruction_dim, scorer_size)  # what the instruction looks at
+        self.seen_norm = nn.BatchNorm1d(2 * c_map)  # frames share most of what is seen: keep what differs
         self.image_proj = nn.Linear(2 * c_map, feature_size)
         self.input_proj = nn.Linear(feature_size + instruction_dim, hidden_size)
         stack = LiquidStack if core == "liquid" else FeedForwardStack
@@ -136,7 +137,11 @@ class VisionLNNLite(nn.Module):
         )  # fmt: skip
         self.head = nn.Sequential(nn.Linear(hidden_size, head_size), nn.ReLU())
         self.action_head = nn.Sequential(nn.Linear(head_size, 64), nn.ReLU(), nn.Linear(64, num_actions))
-        self.click_scorer = CellScorer(c_map, head_size, scorer_size)  # where to click, given the state
+        # Where to click, given the state and (directly, not only through the state) the instruction.
+        # The state is batch-normalised first: what all episodes share otherwise dominates it, every
+        # query looks alike, and training sits on a plateau of "spread over all candidates".
+        self.state_norm = nn.BatchNorm1d(head_size)
+        self.click_scorer = CellScorer(c_map, head_size + instruction_dim, scorer_size)
 
     # --- pieces ---------------------------------------------------------------------------------
     def tokenize(self, tasks: list[str], instructions: list[str]) -> Tensor:
@@ -173,13 +178,13 @@ class VisionLNNLite(nn.Module):
 
         pool = torch.softmax(self.pool_scorer(feats, words), -1)
         seen = torch.cat([feats.mean(-1), torch.einsum("ncp,np->nc", feats, pool)], -1)
-        x = self.input_proj(torch.cat([torch.relu(self.image_proj(seen)), words], -1))
+        x = self.input_proj(torch.cat([torch.relu(self.image_proj(self.seen_norm(seen))), words], -1))
 
         out, state, taus = self.core(unflatten(x, real, batch, steps), state, dt)
         z = self.head(out).flatten(0, 1)
         z_real = z if real is None else z[real]
-        click_logits = self.click_scorer(feats, z_real)
-        coords = torch.softmax(click_logits, -1) @ self.cell_xy.T.to(click_logits.dtype)
+        click_logits = self.click_scorer(feats, torch.cat([self.state_norm(z_real), words], -1))
+        coords = self.click_point(click_logits)
         return {
             "action_logits": self.action_head(z).view(batch, steps, -1),
             "coords": unflatten(coords, real, batch, steps),
@@ -187,6 +192,19 @@ class VisionLNNLite(nn.Module):
             "tau_values": taus,
             "state": state,
         }
+
+    def click_point(self, click_logits: Tensor) -> Tensor:
+        """The mean of the click map over the 3 × 3 cells around its peak, in [0, 1].
+
+        The mean over the whole map would land between two candidates the model hesitates over —
+        on neither; around the peak it lands on the likelier one, still with sub-cell precision.
+        """
+        p = torch.softmax(click_logits, -1)
+        xy = self.cell_xy.T.to(p.dtype)  # (cells, 2)
+        peak = xy[p.argmax(-1)]  # (N, 2)
+        near = ((xy.unsqueeze(0) - peak.unsqueeze(1)).abs() <= 1.01 / self.map_size).all(-1)
+        weights = p * near
+        return (weights @ xy) / weights.sum(-1, keepdim=True)
 
     def initial_state(self, batch: int, ref: Tensor | None = None) -> list[Tensor]:
         ref = ref if ref is not None else self.words.weight

@@ -211,3 +211,138 @@ def test_generate_with_prepared_pixel_tensors():
                          max_new_tokens=4, min_new_tokens=4, return_dict=True)  # fmt: skip
     assert out["sequences"].shape[1] == out["prompt_mask"].shape[1] + 4
     assert set(out["tau"]) == {0, 3}
+
+
+# --- the policy -------------------------------------------------------------------------------------
+def episode(model, batch=2, steps=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(batch, steps, 3, model.image_size, model.image_size, generator=g)
+    texts = ["Click the red square", "", 'Type "hi" in the blue field', "Wait", "Click the OK button", "Scroll down"]
+    tokens = model.tokenize(["click-color"] * batch * steps, (texts * batch)[: batch * steps]).view(batch, steps, -1)
+    return images, tokens
+
+
+@pytest.mark.parametrize("cls", [LFM2LiquidMerged, LFM2Hybrid])
+def test_policy_contract_and_step_equals_episode(cls):
+    torch.manual_seed(0)
+    model = cls(image_size=32, liquid_size=16).eval()
+    for b in model.branches().values():
+        torch.nn.init.normal_(b.mix, std=0.5)
+    images, tokens = episode(model)
+    with torch.no_grad():
+        whole = model(images, tokens)
+        cells = model.cell_xy.shape[1]
+        assert whole["action_logits"].shape == (2, 3, 6) and whole["click_logits"].shape == (2, 3, cells)
+        assert whole["coords"].shape == (2, 3, 2) and 0 <= whole["coords"].min() and whole["coords"].max() <= 1
+        assert len(whole["tau_values"]) == len(whole["state"]) == len(whole["tau_tokens"]) == 2
+        for tau in whole["tau_values"]:
+            assert tau.shape == (2, 3, 16) and tau.min() >= 1.0 and tau.max() <= 10.0
+        state = model.initial_state(2)
+        for t in range(3):
+            out = model.step(images[:, t], tokens[:, t], state)
+            state = out["state"]
+            for key in ("action_logits", "coords", "click_logits"):
+                torch.testing.assert_close(out[key], whole[key][:, t], atol=1e-5, rtol=1e-5)
+        for h, h_whole in zip(state, whole["state"]):
+            torch.testing.assert_close(h, h_whole)
+
+
+def test_liquid_state_carries_across_frames():
+    torch.manual_seed(0)
+    model = LFM2LiquidMerged(image_size=32, liquid_size=16).eval()
+    for b in model.branches().values():
+        torch.nn.init.normal_(b.mix, std=0.5)
+    images, tokens = episode(model)
+    with torch.no_grad():
+        fresh = model.step(images[:, 1], tokens[:, 1])
+        carried = model(images, tokens)
+    assert not torch.allclose(fresh["action_logits"], carried["action_logits"][:, 1])
+
+
+def test_padded_steps_keep_state_and_give_zeros():
+    torch.manual_seed(0)
+    model = LFM2LiquidMerged(image_size=32, liquid_size=16).eval()
+    images, tokens = episode(model)
+    mask = torch.tensor([[True, True, True], [True, False, False]])
+    with torch.no_grad():
+        padded = model(images, tokens, dt=mask.float(), mask=mask)
+        short = model(images[1:, :1], tokens[1:, :1])
+    assert (padded["action_logits"][1, 1:] == 0).all() and (padded["tau_values"][0][1, 1:] == 0).all()
+    for h, h_short in zip(padded["state"], short["state"]):
+        torch.testing.assert_close(h[1:], h_short)
+    torch.testing.assert_close(padded["action_logits"][1, 0], short["action_logits"][0, 0])
+
+
+def test_hybrid_is_identity_at_initialisation():
+    torch.manual_seed(0)
+    model = LFM2Hybrid(image_size=32, liquid_layers=[1, 3]).eval()
+    inputs = tiny_inputs(model.base)
+    with torch.no_grad():
+        hooked = model.base(**inputs).logits
+        model.adapters.detach()
+        plain = model.base(**inputs).logits
+        model.adapters.attach(model.base)
+        for b in model.branches().values():
+            b.mix.fill_(0.3)
+        moved = model.base(**inputs).logits
+    assert torch.equal(hooked, plain) and not torch.allclose(moved, plain)
+
+
+@pytest.mark.parametrize("cls", [LFM2LiquidMerged, LFM2Hybrid])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_low_precision_base_keeps_liquid_in_float32(cls, dtype):
+    torch.manual_seed(0)
+    model = cls(image_size=32, liquid_size=16, base_dtype=dtype)
+    images, tokens = episode(model, batch=2, steps=2)
+    out = model(images, tokens)
+    assert all(p.dtype == torch.float32 for b in model.branches().values() for p in b.parameters())
+    assert out["action_logits"].dtype == torch.float32 and torch.isfinite(out["action_logits"]).all()
+    out["action_logits"].sum().backward()
+    assert all(b.mix.grad is not None for b in model.branches().values())
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # mixed precision on a float32 base
+        model32 = cls(image_size=32, liquid_size=16)
+        out = model32(images, tokens)
+        assert out["state"][0].dtype == torch.float32 and torch.isfinite(out["action_logits"]).all()
+
+
+def test_freeze_base_trains_only_liquid_layers_and_heads():
+    model = LFM2LiquidMerged(image_size=32, freeze_base=True)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(".liquid." in n or n.startswith(("head", "action_head", "click_")) for n in trainable)
+    assert sum(p.numel() for n, p in model.named_parameters() if ".liquid." in n) == model.added_parameters()
+    unfrozen = LFM2LiquidMerged(image_size=32, freeze_base=False)
+    assert all(p.requires_grad for p in unfrozen.parameters())
+
+
+def save_tiny_checkpoint(directory):
+    """A tiny LFM2-VL saved as a local checkpoint directory, with a small word-level tokenizer."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|pad|>", "<|startoftext|>", "<|im_end|>", "<|im_start|>", "<unk>", "<|image_start|>", "<|image_end|>",
+                "<image>"]  # fmt: skip
+    words = ["user", "assistant", "click", "the", "red", "square", "\n"]
+    vocab = {t: i for i, t in enumerate(specials + words)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.add_special_tokens(specials)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|pad|>", bos_token="<|startoftext|>",
+                                   eos_token="<|im_end|>", unk_token="<unk>")  # fmt: skip
+    torch.manual_seed(1)
+    base = build_base("tiny")
+    base.save_pretrained(directory)
+    fast.save_pretrained(directory)
+    return base
+
+
+def test_real_weights_load_from_a_local_directory(tmp_path):
+    base = save_tiny_checkpoint(tmp_path)
+    model = LFM2LiquidMerged(pretrained_path=str(tmp_path), image_size=32)
+    loaded = model.base.model.language_model.layers[0].conv.shortconv.in_proj.weight
+    torch.testing.assert_close(loaded, base.model.language_model.layers[0].conv.in_proj.weight)
+    assert model.tokenize(["click-color"], ["Click the red square"])[0, -3:].tolist() == [11, 12, 13]  # the red square
+    images, tokens = episode(model, batch=1, steps=1)
+    assert torch.isfinite(model(images, tokens)["action_logits"]).all()
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(ConfigError, match="model.safetensors"):
+        LFM2LiquidMerged(pretrained_path=str(tmp_path))

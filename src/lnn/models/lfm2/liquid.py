@@ -174,6 +174,10 @@ class LiquidBranch(nn.Module):
         cell = self.cell
         u = cell.project_input(x)  # input terms of every token at once
         step_dt = dt.unsqueeze(-1) if torch.is_tensor(dt) else dt
+        if x.shape[1] == 1:  # decoding one token: the solver step itself (the same map, evaluated once)
+            h0 = h0 if h0 is not None else x.new_zeros(x.shape[0], self.size)
+            h, tau = cell.step(u[:, 0], h0, step_dt[:, 0] if torch.is_tensor(step_dt) else step_dt)
+            return h.unsqueeze(1), h, tau.unsqueeze(1)
         ends = torch.stack([x.new_zeros(()).expand(*x.shape[:-1], self.size),
                             x.new_ones(()).expand(*x.shape[:-1], self.size)])  # fmt: skip
         stepped, tau = cell.step(u.expand(2, *u.shape), ends, step_dt)  # the solver's map at h = 0 and h = 1

@@ -151,10 +151,10 @@ class LFM2Policy(nn.Module):
         return torch.stack(list(out.pooler_output))
 
     def embed(self, ids: Tensor, image_embeds: Tensor) -> Tensor:
-        """Token embeddings with the image tokens replaced by the image's embeddings."""
+        """Token embeddings with the image tokens replaced by the image's embeddings (in order)."""
         emb = self.base.get_input_embeddings()(ids)
-        start, end = self.prompt.image_offset, self.prompt.image_offset + self.n_image
-        return torch.cat([emb[:, :start], image_embeds.to(emb.dtype), emb[:, end:]], 1)
+        is_image = (ids == self.config.image_token_id).unsqueeze(-1)
+        return emb.masked_scatter(is_image, image_embeds.to(emb.dtype))
 
     def decode_frames(self, emb: Tensor, mask: Tensor, states: dict[int, Tensor], dt: Tensor):
         """One decoder pass over frames' prompts with the liquid states carried in; -> hidden, states, τ."""
@@ -164,12 +164,15 @@ class LFM2Policy(nn.Module):
                                                     use_cache=False).last_hidden_state  # fmt: skip
         return hidden, dict(out), {i: t[0] for i, t in taus.items()}
 
-    def heads(self, hidden: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Final hidden states (n, N, H) -> action logits (n, A), click logits (n, cells), coords (n, 2)."""
+    def heads(self, hidden: Tensor, ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Final hidden states (n, N, H) of prompts `ids` -> action logits (n, A), click logits (n, cells), coords (n, 2)."""
         dtype = self.head[0].weight.dtype
         z = self.head(hidden[:, -1].to(dtype))
-        start = self.prompt.image_offset
-        keys = self.click_keys(hidden[:, start : start + self.n_image].to(dtype))
+        image = hidden[ids == self.config.image_token_id].view(hidden.shape[0], self.n_image, -1)
+        return self.read_out(z, self.click_keys(image.to(dtype)))
+
+    def read_out(self, z: Tensor, keys: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Head features z (n, head) and click keys (n, cells, K) -> action logits, click logits, coords."""
         click = torch.einsum("nck,nk->nc", keys, self.click_query(z)) * self.key_scale
         coords = torch.softmax(click, -1) @ self.cell_xy.T.to(click.dtype)
         return self.action_head(z), click, coords
@@ -209,7 +212,7 @@ class LFM2Policy(nn.Module):
                 hidden, new_states, taus = self.decode_frames(emb[k], m, {i: s[rows] for i, s in states.items()},
                                                                frame_dt[rows, t])  # fmt: skip
                 states = {i: s.index_copy(0, rows, new_states[i].to(s.dtype)) for i, s in states.items()}
-                action, click, coords = self.heads(hidden)
+                action, click, coords = self.heads(hidden, ids[k])
                 hidden_out = (action, click, coords, m)
             for key, shape, j in (("action", (self.num_actions,), 0), ("click", (self.n_image,), 1), ("coords", (2,), 2)):
                 value = zeros(*shape)

@@ -9,8 +9,8 @@ A frame's prompt follows LFM2-VL's chat layout:
 
     <|startoftext|><|im_start|>user\n <|image_start|> <image>×n <|image_end|> instruction <|im_end|>\n<|im_start|>assistant\n
 
-The instruction part is left-padded to a fixed length (the pads are masked), so the image tokens and
-the last token sit at the same positions in every frame.
+A frame's instruction is cut or padded to a fixed length; the pads (masked) go in front of the
+prompt, so the last token — where the action is read — is at the same position in every frame.
 """
 
 from __future__ import annotations
@@ -94,7 +94,6 @@ class PromptFormat:
         self.prefix = [i for i in (t.bos_id, t.im_start_id) if i is not None] + t.encode("user\n")
         self.image = ([t.image_start_id] if t.image_start_id is not None else []) + [t.image_token_id] * n_image
         self.image += [t.image_end_id] if t.image_end_id is not None else []
-        self.image_offset = len(self.prefix) + (t.image_start_id is not None)  # first <image> token
         self.suffix = ([t.im_end_id] if t.im_end_id is not None else []) + t.encode("\n")
         self.suffix += ([t.im_start_id] if t.im_start_id is not None else []) + t.encode("assistant\n")
 
@@ -107,13 +106,19 @@ class PromptFormat:
         return torch.tensor(rows, dtype=torch.long).view(len(texts), length)
 
     def frames(self, text_ids: Tensor) -> tuple[Tensor, Tensor]:
-        """(M, L) padded instruction ids -> the frames' ids (M, N) and attention mask (M, N)."""
+        """(M, L) left-padded instruction ids -> the frames' ids (M, N) and attention mask (M, N).
+
+        The instruction's pads move to the front of the whole prompt (left padding), so a frame read
+        token by token from its first real token (the exported decoder step) sees exactly what the
+        padded pass sees: masked pads only ever precede a prompt, like a fresh conv and liquid state.
+        """
         m = text_ids.shape[0]
         fixed = lambda ids: torch.tensor(ids, dtype=torch.long, device=text_ids.device).expand(m, -1)  # noqa: E731
         head, tail = fixed(self.prefix + self.image), fixed(self.suffix)
         ids = torch.cat([head, text_ids, tail], 1)
         mask = torch.cat([torch.ones_like(head), (text_ids != self.pad_id).long(), torch.ones_like(tail)], 1)
-        return ids, mask
+        order = torch.argsort(mask, dim=1, stable=True)  # pads first, the rest in order
+        return ids.gather(1, order), mask.gather(1, order)
 
     def prompts(self, texts: list[str]) -> tuple[Tensor, Tensor]:
         """Whole prompts for generate(): ids (B, N) and mask, left-padded to the longest."""

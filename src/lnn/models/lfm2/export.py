@@ -6,7 +6,9 @@ Three graphs (each one file; the 450M model's weights go to a side `.data` file,
   NaFlex + the projector, for square frames of the policy's `image_size`.
 * `decoder_step.onnx` — one token through the whole text decoder with **every cache as an input and
   an output**: `input_ids` (B, 1), `image_embeds` (B, 1, H) (used where the token is `<image>`),
-  `attention_mask` (B, P + 1), `position_ids` (B, 1), then per layer in order: attention layers
+  `attention_mask` (B, P + 1), `position_ids` (B, 1), `dt` (B, 1) the token's elapsed time for the
+  liquid layers (text generation: 1; a policy frame: 1 / its real prompt tokens — the manifest says
+  which; 0 on padding), then per layer in order: attention layers
   `key_<i>`, `value_<i>` (B, kv_heads, P, head_dim); ShortConv layers `conv_<i>` (B, H, L_cache);
   liquid layers `liquid_<i>` (B, size). Outputs: `logits` (B, vocab), `hidden` (B, H) (the final
   hidden state), `tau_<i>` (B, τ-size) per liquid layer, and the `present_*` caches (P + 1 keys). A
@@ -88,7 +90,7 @@ class DecoderStep(nn.Module):
         self.layout = cache_layout(policy)
         self.image_token_id = policy.config.image_token_id
 
-    def forward(self, input_ids, image_embeds, attention_mask, position_ids, *states):
+    def forward(self, input_ids, image_embeds, attention_mask, position_ids, dt, *states):
         from transformers import DynamicCache
 
         cache = DynamicCache(config=self.policy.config.text_config)
@@ -106,7 +108,7 @@ class DecoderStep(nn.Module):
                 write_state(cache, i, value)
         emb = self.lm.embed_tokens(input_ids)
         emb = torch.where((input_ids == self.image_token_id).unsqueeze(-1), image_embeds.to(emb.dtype), emb)
-        with self.policy.context.recording() as taus:
+        with self.policy.context.recording() as taus, self.policy.context.timing(dt.to(torch.float32)):
             hidden = self.lm(inputs_embeds=emb, attention_mask=attention_mask, position_ids=position_ids, cache=cache,
                              use_cache=True).last_hidden_state[:, -1]  # fmt: skip
         real = attention_mask[:, -1:].to(torch.bool)
@@ -201,11 +203,12 @@ def export_lfm2(policy, out_dir: str | Path, batch: int = 2, seed: int = 0) -> d
     past = 3
     past_dim = torch.export.Dim("past", min=1, max=text.max_position_embeddings - 1)
     example = [torch.randint(16, 200, (batch, 1), generator=g), torch.zeros(batch, 1, text.hidden_size, dtype=dtype),
-               torch.ones(batch, past + 1, dtype=torch.long), torch.full((batch, 1), past, dtype=torch.long)]  # fmt: skip
+               torch.ones(batch, past + 1, dtype=torch.long), torch.full((batch, 1), past, dtype=torch.long),
+               torch.full((batch, 1), 0.25)]  # fmt: skip
     states = [s.normal_(generator=g) * 0.1 for s in empty_states(policy, batch, past, dtype)]
-    inputs = ["input_ids", "image_embeds", "attention_mask", "position_ids", *state_names(layout)]
+    inputs = ["input_ids", "image_embeds", "attention_mask", "position_ids", "dt", *state_names(layout)]
     outputs = ["logits", "hidden", *[f"tau_{i}" for kind, i in layout if kind == "liquid"], *state_names(layout, "present_")]
-    shapes = [{0: batch_dim}, {0: batch_dim}, {0: batch_dim, 1: past_dim + 1}, {0: batch_dim}]
+    shapes = [{0: batch_dim}, {0: batch_dim}, {0: batch_dim, 1: past_dim + 1}, {0: batch_dim}, {0: batch_dim}]
     shapes.append(tuple({0: batch_dim, 2: past_dim} if kind in ("key", "value") else {0: batch_dim} for kind, _ in layout))
     _export(step, (*example, *states), out / "decoder_step.onnx", inputs, outputs, tuple(shapes), external)
 
@@ -250,7 +253,7 @@ def export_lfm2(policy, out_dir: str | Path, batch: int = 2, seed: int = 0) -> d
         "image_token_id": policy.config.image_token_id, "pad_token_id": policy.tokenizer.pad_id,
         "liquid_layers": list(policy.branches()), "liquid_size": policy.liquid_size,
         "states": [{"name": n, "kind": kind, "layer": i} for n, (kind, i) in zip(state_names(layout), layout)],
-        "decoder_inputs": inputs, "decoder_outputs": outputs, "opset": OPSET,
+        "decoder_inputs": inputs, "decoder_outputs": outputs, "opset": OPSET, "time_unit": policy.time_unit,
         "prompt_prefix": policy.prompt.prefix + policy.prompt.image, "prompt_suffix": policy.prompt.suffix,
     }  # fmt: skip
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
@@ -264,7 +267,7 @@ def frame_parity(policy, sv, sd, sh, inputs, layout, g, figure: Path) -> dict:
     images = torch.rand(batch, steps, 3, policy.image_size, policy.image_size, generator=g)
     texts = ["Click the red square", 'Type "ok" in the field', "Click OK", "Scroll down"]
     tokens = policy.tokenize(["click-color"] * 4, texts).view(batch, steps, -1)
-    state_inputs = inputs[4:]
+    state_inputs = inputs[5:]
     n_tau = sum(kind == "liquid" for kind, _ in layout)
     reference = policy(images, tokens)
     torch_states = dict(zip(policy.branches(), policy.initial_state(batch)))
@@ -278,6 +281,7 @@ def frame_parity(policy, sv, sd, sh, inputs, layout, g, figure: Path) -> dict:
         states = {name: s.numpy() for name, s in zip(state_inputs, empty_states(policy, batch, 0))}
         states |= {name: liquid[i] for (kind, i), name in zip(layout, state_inputs) if kind == "liquid"}
         hidden_steps, n_img = [], np.zeros(batch, np.int64)
+        token_dt = policy.token_dt(mask, torch.ones(batch)).numpy()  # the frame's time over its tokens
         for k in range(ids.shape[1]):
             token = ids[:, k : k + 1].numpy()
             is_image = token[:, 0] == policy.config.image_token_id
@@ -286,7 +290,8 @@ def frame_parity(policy, sv, sd, sh, inputs, layout, g, figure: Path) -> dict:
                 embeds[b, 0] = image_embeds[b, n_img[b]]
             n_img += is_image
             feed = {"input_ids": token, "image_embeds": embeds, "attention_mask": mask[:, : k + 1].numpy(),
-                    "position_ids": (mask[:, : k + 1].sum(1, keepdim=True) - 1).clamp(min=0).numpy()}  # fmt: skip
+                    "position_ids": (mask[:, : k + 1].sum(1, keepdim=True) - 1).clamp(min=0).numpy(),
+                    "dt": token_dt[:, k : k + 1].astype(np.float32)}  # fmt: skip
             out = sd.run(None, feed | states)
             states = dict(zip(state_inputs, out[2 + n_tau :]))
             hidden_steps.append(out[1])

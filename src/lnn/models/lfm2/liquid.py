@@ -68,7 +68,8 @@ class LiquidContext:
 
     `carry(states, dt)` is used by the policy: branches start from `states[layer]` instead of zero and
     leave their final state in `out`; outside it, a call without a cache starts from zero and keeps
-    nothing. `recording()` collects τ of every call per layer (prefill and each decoded token).
+    nothing. Without a dt (`carry`/`timing`), each real token advances by 1 and padding by 0 (from the
+    2-D attention mask). `recording()` collects τ of every call per layer (prefill and each decoded token).
     """
 
     def __init__(self):
@@ -84,6 +85,15 @@ class LiquidContext:
             yield self.out
         finally:
             self.states, self.dt = None, None
+
+    @contextlib.contextmanager
+    def timing(self, dt: Tensor):
+        """Elapsed time per token (B, N) for calls with a cache too (the exported decoder step)."""
+        previous, self.dt = self.dt, dt
+        try:
+            yield
+        finally:
+            self.dt = previous
 
     @contextlib.contextmanager
     def recording(self):
@@ -191,11 +201,12 @@ class LiquidBranch(nn.Module):
         dtype = self.out_proj.weight.dtype
         with torch.autocast(x.device.type, enabled=False):
             if cache is not None:
-                h0, dt = read_state(cache, idx), None
+                h0 = read_state(cache, idx)
             elif ctx.states is not None:
-                h0, dt = ctx.states.get(idx), ctx.dt
+                h0 = ctx.states.get(idx)
             else:
-                h0, dt = None, None
+                h0 = None
+            dt = ctx.dt
             if dt is None:
                 dt = attention_mask.to(dtype) if attention_mask is not None and attention_mask.dim() == 2 else 1.0
             else:

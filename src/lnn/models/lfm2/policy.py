@@ -12,7 +12,11 @@ small heads on the decoder's final hidden state, not from generated text:
 
 An episode's frames are a sequence: the liquid state of every merged layer carries from the end of one
 frame's prompt into the next (attention and conv caches do not — each frame is a fresh context), so
-the liquid layers are the model's only memory across steps, as in Lite. `forward` runs the frames of
+the liquid layers are the model's only memory across steps, as in Lite. Time: with `time_unit="frame"`
+(default) a frame's elapsed time (dt, 1 per step) is spread evenly over its real prompt tokens, so τ
+counts frames as Lite's does and the state can remember across steps; with `"token"` every token
+advances by dt (τ counts tokens — then a prompt of ~100 tokens washes out anything with τ ≪ 100).
+Text generation (`generate`, any call with a cache) always uses dt = 1 per token. `forward` runs the frames of
 an episode in order (one decoder call per frame for the whole batch; the vision encoder runs once for
 all frames); `step` is one frame with the state in and out.
 """
@@ -58,6 +62,7 @@ class LFM2Policy(nn.Module):
         head_size: int = 128,
         key_size: int = 64,
         num_actions: int = 6,
+        time_unit: str = "frame",
         base_dtype: str = "float32",
         attn_implementation: str = "sdpa",
     ):
@@ -85,6 +90,8 @@ class LFM2Policy(nn.Module):
         if not (isinstance(image_size, int) and image_size % unit == 0 and image_size >= 2 * unit):
             raise ConfigError("image_size", f"must be a multiple of {unit} (patch {patch} × downsample {factor}) "
                                             f"and >= {2 * unit}, got {image_size}")  # fmt: skip
+        if time_unit not in ("frame", "token"):
+            raise ConfigError("time_unit", f"must be 'frame' or 'token', got {time_unit!r}")
         if max_text_tokens < 1:
             raise ConfigError("max_text_tokens", f"must be >= 1, got {max_text_tokens}")
         tokenizer = load_tokenizer(pretrained_path, config)
@@ -96,6 +103,7 @@ class LFM2Policy(nn.Module):
         self.config = self.base.config
         self.pretrained_path = pretrained_path
         self.image_size, self.num_actions, self.max_text_tokens = image_size, num_actions, max_text_tokens
+        self.time_unit = time_unit
         self.patch, self.factor = patch, factor
         self.liquid_layers, self.liquid_size = indices, size
         self.context = LiquidContext()
@@ -156,10 +164,17 @@ class LFM2Policy(nn.Module):
         is_image = (ids == self.config.image_token_id).unsqueeze(-1)
         return emb.masked_scatter(is_image, image_embeds.to(emb.dtype))
 
+    def token_dt(self, mask: Tensor, frame_dt: Tensor) -> Tensor:
+        """Elapsed time per prompt token (M, N) of frames with elapsed time frame_dt (M,); 0 on padding."""
+        mask = mask.to(frame_dt.dtype)
+        if self.time_unit == "frame":  # the frame's time spread over its real tokens: τ counts frames
+            return frame_dt[:, None] * mask / mask.sum(1, keepdim=True).clamp(min=1)
+        return frame_dt[:, None] * mask  # every token advances by dt: τ counts tokens
+
     def decode_frames(self, emb: Tensor, mask: Tensor, states: dict[int, Tensor], dt: Tensor):
         """One decoder pass over frames' prompts with the liquid states carried in; -> hidden, states, τ."""
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        with self.context.carry(states, dt[:, None] * mask) as out, self.context.recording() as taus:
+        with self.context.carry(states, self.token_dt(mask, dt)) as out, self.context.recording() as taus:
             hidden = self.base.model.language_model(inputs_embeds=emb, attention_mask=mask, position_ids=position_ids,
                                                     use_cache=False).last_hidden_state  # fmt: skip
         return hidden, dict(out), {i: t[0] for i, t in taus.items()}

@@ -10,7 +10,8 @@ swapped in and out of the *same* base, in interleaved rounds (medians), so every
 this run. Variants: `scan` (the default: prefill as a parallel scan, no Python loop over tokens) and
 `full` (W_rec·h in the cell: the prefill steps token by token), with the rk4 and semi_implicit solvers.
 Prefill: one forward over B × N tokens of text filling the cache. Decode: tokens/s of single-token
-forwards on that cache (B rows each).
+forwards on that cache (B rows each). On CPU the clock is this process's CPU time with 1 thread, so
+other jobs on a shared machine disturb it little; the liquid branches are also timed alone.
 """
 
 from __future__ import annotations
@@ -60,22 +61,47 @@ def set_variant(base, variant: str, layers: list[int], size: int, device: str) -
     return sum(p.numel() for b in branches.values() for p in b.parameters())
 
 
+def clock(device: str):
+    """CPU: this process's CPU time (1 thread), which other jobs on a shared machine barely disturb; CUDA: wall time."""
+    return time.perf_counter if device == "cuda" else time.process_time
+
+
 @torch.inference_mode()
-def measure(base, ids: torch.Tensor, decode: int, device: str) -> tuple[float, float]:
-    """(prefill tokens/s, decode tokens/s)."""
+def measure(base, ids: torch.Tensor, decode: int, device: str) -> tuple[float, list[float]]:
+    """(prefill seconds, [seconds of each decoded token])."""
+    now = clock(device)
     sync(device)
-    start = time.perf_counter()
+    start = now()
     out = base(input_ids=ids, use_cache=True)
     sync(device)
-    prefill = time.perf_counter() - start
-    cache, token = out.cache, out.logits[:, -1:].argmax(-1)
-    sync(device)
-    start = time.perf_counter()
+    prefill = now() - start
+    cache, token, steps = out.cache, out.logits[:, -1:].argmax(-1), []
     for _ in range(decode):
+        start = now()
         out = base(input_ids=token, cache=cache, use_cache=True)
         token = out.logits[:, -1:].argmax(-1)
-    sync(device)
-    return ids.numel() / prefill, decode * ids.shape[0] / (time.perf_counter() - start)
+        sync(device)
+        steps.append(now() - start)
+    return prefill, steps
+
+
+@torch.inference_mode()
+def branch_cost(base, device: str, repeats: int = 200) -> float:
+    """Seconds per decoded token of all merged liquid branches alone (their share of a decode step)."""
+    branches = [layer.conv.liquid for layer in base.model.language_model.layers if isinstance(getattr(layer, "conv", None), LiquidShortConv)]
+    if not branches:
+        return 0.0
+    width = base.config.text_config.hidden_size
+    x = torch.randn(1, 1, width, device=device, dtype=base.dtype)
+    now, times = clock(device), []
+    for _ in range(repeats):
+        sync(device)
+        start = now()
+        for branch in branches:
+            branch(x)
+        sync(device)
+        times.append(now() - start)
+    return statistics.median(times)
 
 
 def main(argv=None):
@@ -87,7 +113,8 @@ def main(argv=None):
     p.add_argument("--decode", type=int, default=None, help="decoded tokens (default: 16 on CPU, 64 on CUDA)")
     p.add_argument("--liquid-size", type=int, default=256)
     p.add_argument("--variants", nargs="+", default=["unmerged", "scan/rk4", "scan/semi_implicit", "full/rk4"])
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--threads", type=int, default=1, help="CPU threads (1: CPU-time clock, stable on a shared machine)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     p.add_argument("--quick", action="store_true", help="the tiny preset, short sequences")
     p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "experiments" / "perf"))
@@ -99,6 +126,8 @@ def main(argv=None):
     decode = args.decode or (8 if args.quick else 64 if cuda else 16)
     layers = LAYERS if args.preset == "lfm2_vl_450m" else [0, 3]
 
+    if args.device == "cpu" and args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     started = time.perf_counter()
     base = build_base(args.preset, dtype=args.dtype).to(args.device).eval()
@@ -110,27 +139,33 @@ def main(argv=None):
     vocab = base.config.text_config.vocab_size
     ids = torch.randint(16, vocab, (args.batch, prefill), generator=torch.Generator().manual_seed(1)).to(args.device)
 
-    added, results = {}, {v: ([], []) for v in args.variants}
-    for variant in args.variants:  # warm-up (and parameter count) of each variant
+    added, prefills, tokens, branches = {}, {v: [] for v in args.variants}, {v: [] for v in args.variants}, {}
+    for variant in args.variants:  # warm-up, parameter count, and the cost of the liquid branches alone
         added[variant] = set_variant(base, variant, layers, args.liquid_size, args.device)
         measure(base, ids[:, : min(prefill, 32)], 2, args.device)
+        branches[variant] = branch_cost(base, args.device)
     for r in range(args.rounds):
         for variant in args.variants:
             set_variant(base, variant, layers, args.liquid_size, args.device)
-            pre, dec = measure(base, ids, decode, args.device)
-            results[variant][0].append(pre)
-            results[variant][1].append(dec)
-            print(f"  round {r + 1} {variant:<20} prefill {pre:9.1f} tok/s   decode {dec:7.2f} tok/s", flush=True)
+            pre, steps = measure(base, ids, decode, args.device)
+            prefills[variant].append(pre)
+            tokens[variant] += steps
+            print(f"  round {r + 1} {variant:<20} prefill {ids.numel() / pre:9.1f} tok/s   decode "
+                  f"{args.batch / statistics.median(steps):7.2f} tok/s", flush=True)  # fmt: skip
 
-    med = {v: (statistics.median(a), statistics.median(b)) for v, (a, b) in results.items()}
+    # medians over rounds (prefill) and over every decoded token of every round (decode)
+    med = {v: (ids.numel() / statistics.median(prefills[v]), args.batch / statistics.median(tokens[v])) for v in args.variants}
     ref_pre, ref_dec = med.get("unmerged", (None, None))
-    header = "| variant | params added | prefill tok/s | vs unmerged | decode tok/s | vs unmerged | decode slowdown |"
-    rows = [header, "|---|---:|---:|---:|---:|---:|---:|"]
+    header = ("| variant | params added | prefill tok/s | vs unmerged | decode tok/s | vs unmerged | decode slowdown "
+              "| liquid branches alone, ms/token | their share of an unmerged decode step |")  # fmt: skip
+    rows = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for v, (pre, dec) in med.items():
         ratio_p = f"{pre / ref_pre:.3f}" if ref_pre else "—"
         ratio_d = f"{dec / ref_dec:.3f}" if ref_dec else "—"
         slow = f"{100 * (ref_dec / dec - 1):+.1f}%" if ref_dec else "—"
-        rows.append(f"| {v} | {added[v]:,} ({100 * added[v] / params:.2f}%) | {pre:.1f} | {ratio_p} | {dec:.2f} | {ratio_d} | {slow} |")
+        share = f"{100 * branches[v] * ref_dec / args.batch:.1f}%" if ref_dec else "—"
+        rows.append(f"| {v} | {added[v]:,} ({100 * added[v] / params:.2f}%) | {pre:.1f} | {ratio_p} | {dec:.2f} | {ratio_d} "
+                    f"| {slow} | {1000 * branches[v]:.2f} | {share} |")  # fmt: skip
     print("\n" + "\n".join(rows))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -140,8 +175,11 @@ def main(argv=None):
         f"# LFM2-VL {args.preset} with liquid layers {layers} merged: {name}, torch {torch.__version__}\n\n"
         f"`python benchmarks/bench_lfm2.py {' '.join(argv if argv is not None else sys.argv[1:])}`\n\n"
         f"{params:,} parameters unmerged ({args.dtype}, random weights); {args.liquid_size} neurons per liquid layer; "
-        f"B={args.batch}, prefill {prefill} tokens, decode {decode} tokens; medians of {args.rounds} interleaved rounds. "
-        "Decode slowdown = unmerged tok/s ÷ merged tok/s − 1.\n\n" + "\n".join(rows) + "\n"
+        f"B={args.batch}, prefill {prefill} tokens, decode {decode} tokens; {args.rounds} interleaved rounds; "
+        f"{'CPU time of this process' if args.device == 'cpu' else 'wall time'}; prefill: median over rounds, decode: "
+        "median over every decoded token. Decode slowdown = unmerged tok/s ÷ merged tok/s − 1. 'Liquid branches alone': "
+        "the merged branches' compute for one decoded token, timed by itself (median of 200), and its share of an "
+        "unmerged decode step — the overhead without the noise of the whole step.\n\n" + "\n".join(rows) + "\n"
     )  # fmt: skip
     print(f"\nwritten: {path}")
 

@@ -34,11 +34,17 @@ RECURRENCES = ("scan", "full")
 
 
 class NoRecurrence(nn.Module):
-    """Stands in for the cell's W_rec·h: zero, so τ and the target depend on the input only."""
+    """Stands in for the cell's W_rec·h: zero, so τ and the target depend on the input only.
 
-    def __init__(self, out_features: int):
+    It keeps a zero `weight` (not saved) so code that reads `cell.recurrent.weight` directly (a fused
+    path of the liquid core) sees W_rec = 0 too.
+    """
+
+    def __init__(self, out_features: int, in_features: int):
         super().__init__()
         self.out_features = out_features
+        self.register_buffer("weight", torch.zeros(out_features, in_features), persistent=False)
+        self.bias = None
 
     def forward(self, h: Tensor) -> Tensor:
         return h.new_zeros(()).expand(*h.shape[:-1], self.out_features)
@@ -160,7 +166,7 @@ class LiquidBranch(nn.Module):
         self.layer = LiquidLayer(width, size, **cell_kwargs)
         cell = self.layer.cell
         if recurrence == "scan":
-            cell.recurrent = NoRecurrence(size + cell.tau_size)
+            cell.recurrent = NoRecurrence(size + cell.tau_size, size)
         self.norm = RMSNorm(width) if norm else None
         self.out_proj = nn.Linear(size, width)
         self.mix = nn.Parameter(torch.zeros(width))
@@ -199,7 +205,8 @@ class LiquidBranch(nn.Module):
         """The liquid read-out of tokens x (B, N, width), in x's dtype; state from/to the cache or context."""
         ctx, idx = self.context, self.layer_idx
         dtype = self.out_proj.weight.dtype
-        with torch.autocast(x.device.type, enabled=False):
+        autocast = torch.is_autocast_enabled(x.device.type)
+        with torch.autocast(x.device.type, enabled=False) if autocast else contextlib.nullcontext():
             if cache is not None:
                 h0 = read_state(cache, idx)
             elif ctx.states is not None:

@@ -86,13 +86,13 @@ def measure(base, ids: torch.Tensor, decode: int, device: str) -> tuple[float, l
 
 
 @torch.inference_mode()
-def branch_cost(base, device: str, repeats: int = 200) -> float:
-    """Seconds per decoded token of all merged liquid branches alone (their share of a decode step)."""
+def branch_cost(base, device: str, tokens: int = 1, batch: int = 1, repeats: int = 200) -> float:
+    """Seconds of all merged liquid branches alone on (batch, tokens) inputs: their share of a step."""
     branches = [layer.conv.liquid for layer in base.model.language_model.layers if isinstance(getattr(layer, "conv", None), LiquidShortConv)]
     if not branches:
         return 0.0
     width = base.config.text_config.hidden_size
-    x = torch.randn(1, 1, width, device=device, dtype=base.dtype)
+    x = torch.randn(batch, tokens, width, device=device, dtype=base.dtype)
     now, times = clock(device), []
     for _ in range(repeats):
         sync(device)
@@ -143,7 +143,8 @@ def main(argv=None):
     for variant in args.variants:  # warm-up, parameter count, and the cost of the liquid branches alone
         added[variant] = set_variant(base, variant, layers, args.liquid_size, args.device)
         measure(base, ids[:, : min(prefill, 32)], 2, args.device)
-        branches[variant] = branch_cost(base, args.device)
+        branches[variant] = (branch_cost(base, args.device, 1, args.batch),
+                             branch_cost(base, args.device, prefill, args.batch, repeats=5))
     for r in range(args.rounds):
         for variant in args.variants:
             set_variant(base, variant, layers, args.liquid_size, args.device)
@@ -157,15 +158,17 @@ def main(argv=None):
     med = {v: (ids.numel() / statistics.median(prefills[v]), args.batch / statistics.median(tokens[v])) for v in args.variants}
     ref_pre, ref_dec = med.get("unmerged", (None, None))
     header = ("| variant | params added | prefill tok/s | vs unmerged | decode tok/s | vs unmerged | decode slowdown "
-              "| liquid branches alone, ms/token | their share of an unmerged decode step |")  # fmt: skip
+              "| liquid alone: prefill ms (share) | liquid alone: decode ms/token (share) |")  # fmt: skip
     rows = [header, "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for v, (pre, dec) in med.items():
         ratio_p = f"{pre / ref_pre:.3f}" if ref_pre else "—"
         ratio_d = f"{dec / ref_dec:.3f}" if ref_dec else "—"
         slow = f"{100 * (ref_dec / dec - 1):+.1f}%" if ref_dec else "—"
-        share = f"{100 * branches[v] * ref_dec / args.batch:.1f}%" if ref_dec else "—"
+        alone_dec, alone_pre = branches[v]
+        share_dec = f"{100 * alone_dec * ref_dec / args.batch:.1f}%" if ref_dec else "—"
+        share_pre = f"{100 * alone_pre * ref_pre / ids.numel():.1f}%" if ref_pre else "—"
         rows.append(f"| {v} | {added[v]:,} ({100 * added[v] / params:.2f}%) | {pre:.1f} | {ratio_p} | {dec:.2f} | {ratio_d} "
-                    f"| {slow} | {1000 * branches[v]:.2f} | {share} |")  # fmt: skip
+                    f"| {slow} | {1000 * alone_pre:.1f} ({share_pre}) | {1000 * alone_dec:.2f} ({share_dec}) |")  # fmt: skip
     print("\n" + "\n".join(rows))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -178,8 +181,9 @@ def main(argv=None):
         f"B={args.batch}, prefill {prefill} tokens, decode {decode} tokens; {args.rounds} interleaved rounds; "
         f"{'CPU time of this process' if args.device == 'cpu' else 'wall time'}; prefill: median over rounds, decode: "
         "median over every decoded token. Decode slowdown = unmerged tok/s ÷ merged tok/s − 1. 'Liquid branches alone': "
-        "the merged branches' compute for one decoded token, timed by itself (median of 200), and its share of an "
-        "unmerged decode step — the overhead without the noise of the whole step.\n\n" + "\n".join(rows) + "\n"
+        "the merged branches' compute on the prefill (median of 5) and on one decoded token (median of 200), timed "
+        "by themselves, and their share of the unmerged model's prefill / decode step — the overhead without the "
+        "noise of the whole model.\n\n" + "\n".join(rows) + "\n"
     )  # fmt: skip
     print(f"\nwritten: {path}")
 

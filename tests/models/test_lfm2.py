@@ -348,3 +348,24 @@ def test_real_weights_load_from_a_local_directory(tmp_path):
     (tmp_path / "model.safetensors").unlink()
     with pytest.raises(ConfigError, match="model.safetensors"):
         LFM2LiquidMerged(pretrained_path=str(tmp_path))
+
+
+def test_scan_prefill_does_not_loop_over_tokens():
+    base, branches = merged_base()
+    calls = []
+    for branch in branches.values():
+        step = branch.cell.step
+        branch.cell.step = lambda *a, _step=step, **k: calls.append(1) or _step(*a, **k)
+    inputs = tiny_inputs(base, batch=2, text=40)
+    with torch.no_grad():
+        base(**inputs)
+    assert len(calls) == len(branches)  # one solver call per layer for all ~110 tokens (then a log2 N scan)
+
+
+def test_adaptive_solver_runs_in_the_policy():
+    torch.manual_seed(0)
+    model = LFM2LiquidMerged(image_size=32, liquid_size=8, solver="dopri5").eval()
+    images, tokens = episode(model, batch=1, steps=2)
+    with torch.no_grad():
+        out = model(images, tokens)
+    assert torch.isfinite(out["action_logits"]).all()

@@ -50,7 +50,9 @@ def plot_tau_episode(out: dict, path: str | Path, layers: list[int], episode: in
     bottom.set_yticks(range(len(layers)), [f"layer {i}" for i in layers])
     bottom.set_xlabel("prompt tokens of each frame (image tokens, then the instruction), frames separated by lines")
     fig.colorbar(image, ax=bottom, label="τ (mean over neurons)")
-    fig.suptitle(title or "LFM2-Liquid: τ per merged layer, per frame and per token")
+    import textwrap
+
+    fig.suptitle(textwrap.fill(title or "LFM2-Liquid: τ per merged layer, per frame and per token", 110), fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

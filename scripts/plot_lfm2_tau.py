@@ -18,12 +18,12 @@ import torch
 from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from export_lfm2 import load_run_model  # noqa: E402
+from export_lfm2 import load_run_model
 
-from lnn.agent.policy import screenshots_to_tensor  # noqa: E402
-from lnn.data.rollouts import record_episode  # noqa: E402
-from lnn.envs.registry import make_env  # noqa: E402
-from lnn.models.lfm2.plots import plot_tau_episode  # noqa: E402
+from lnn.agent.policy import screenshots_to_tensor
+from lnn.data.rollouts import record_episode
+from lnn.envs.registry import make_env
+from lnn.models.lfm2.plots import plot_tau_episode
 
 
 def main(argv=None) -> int:

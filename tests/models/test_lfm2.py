@@ -123,7 +123,7 @@ def test_scan_prefill_equals_stepping_the_cell(solver):
     torch.manual_seed(0)
     branch = LiquidBranch(8, 6, 0, LiquidContext(), solver=solver, unfolds=2).double()
     x, dt = torch.randn(2, 9, 8).double(), torch.tensor([[1.0] * 9, [0.0] * 3 + [1.0] * 6]).double()
-    states, last, tau = branch.run(x, None, dt)
+    states, _, tau = branch.run(x, None, dt)
     h = torch.zeros(2, 6).double()
     u = branch.cell.project_input(x)
     for t in range(9):

@@ -219,9 +219,9 @@ def export_lfm2(policy, out_dir: str | Path, batch: int = 2, seed: int = 0) -> d
     _export(heads, (hidden, image_hidden), out / "heads.onnx", ["hidden", "image_hidden"],
             ["action_logits", "click_logits", "coords"], ({0: batch_dim}, {0: batch_dim}), external)  # fmt: skip
 
-    session = lambda name: ort.InferenceSession(str(out / name), providers=["CPUExecutionProvider"])  # noqa: E731
-    np_ = lambda t: t.detach().float().numpy() if t.is_floating_point() else t.numpy()  # noqa: E731
-    diff = lambda a, b: float(np.abs(np.asarray(a, dtype=np.float64) - np_(b).astype(np.float64)).max())  # noqa: E731
+    session = lambda name: ort.InferenceSession(str(out / name), providers=["CPUExecutionProvider"])
+    np_ = lambda t: t.detach().float().numpy() if t.is_floating_point() else t.numpy()
+    diff = lambda a, b: float(np.abs(np.asarray(a, dtype=np.float64) - np_(b).astype(np.float64)).max())
     parity: dict = {}
 
     # vision: ONNX vs the square encoder vs transformers' get_image_features (through the policy)

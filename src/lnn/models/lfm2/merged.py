@@ -16,7 +16,6 @@ is why both accept ShortConv layer indices only.
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from lnn.models.lfm2.liquid import LiquidBranch, LiquidContext

@@ -31,7 +31,13 @@ from torch import Tensor, nn
 
 from lnn.errors import ConfigError
 from lnn.liquid import check_liquid_args
-from lnn.models.lfm2.config import PRESETS, build_base, build_config, check_liquid_layers, check_pretrained_path
+from lnn.models.lfm2.config import (
+    PRESETS,
+    build_base,
+    build_config,
+    check_liquid_layers,
+    check_pretrained_path,
+)
 from lnn.models.lfm2.images import patchify, token_grid
 from lnn.models.lfm2.liquid import RECURRENCES, LiquidBranch, LiquidContext
 from lnn.models.lfm2.merged import HookAdapters, merge_liquid_layers
@@ -209,50 +215,40 @@ class LFM2Policy(nn.Module):
         emb = self.embed(ids, image_embeds)
         frame_dt = self._frame_dt(dt, batch, steps, device)
 
-        layers = list(self.branches())
+        branches = self.branches()
+        layers = list(branches)
         state = state if state is not None else self.initial_state(batch, self.head[0].weight)
         states = dict(zip(layers, state))
-        n_tok = ids.shape[1]
-        zeros = lambda *shape, dtype=None: torch.zeros(batch, *shape, device=device, dtype=dtype or self.head[0].weight.dtype)  # noqa: E731
-        per_step: dict[str, list] = {k: [] for k in ("action", "click", "coords", "mask")}
-        taus_step = {i: [] for i in layers}
-        tau_tok_step = {i: [] for i in layers}
+        dtype, n_tok = self.head[0].weight.dtype, ids.shape[1]
+        blank = {"action_logits": (self.num_actions,), "click_logits": (self.n_image,), "coords": (2,),
+                 "token_mask": (n_tok,)}  # fmt: skip
+        blank |= {("tau", i): (branches[i].cell.tau_size,) for i in layers} | {("tau_tokens", i): (n_tok,) for i in layers}
+        steps_out: dict = {key: [] for key in blank}
         for t in range(steps):
-            rows = (mask[:, t].nonzero().squeeze(1) if mask is not None else torch.arange(batch, device=device))
+            rows = mask[:, t].nonzero().squeeze(1) if mask is not None else torch.arange(batch, device=device)
+            if rows.numel() == 0:  # every episode is over: zeros, states kept
+                for key, shape in blank.items():
+                    steps_out[key].append(torch.zeros(batch, *shape, device=device, dtype=torch.long if key == "token_mask" else dtype))
+                continue
             k = where[rows * steps + t]
-            if rows.numel() == 0:
-                hidden_out = None
-            else:
-                m = token_mask[k]
-                hidden, new_states, taus = self.decode_frames(emb[k], m, {i: s[rows] for i, s in states.items()},
-                                                               frame_dt[rows, t])  # fmt: skip
-                states = {i: s.index_copy(0, rows, new_states[i].to(s.dtype)) for i, s in states.items()}
-                action, click, coords = self.heads(hidden, ids[k])
-                hidden_out = (action, click, coords, m)
-            for key, shape, j in (("action", (self.num_actions,), 0), ("click", (self.n_image,), 1), ("coords", (2,), 2)):
-                value = zeros(*shape)
-                per_step[key].append(value if hidden_out is None else value.index_copy(0, rows, hidden_out[j].to(value.dtype)))
-            per_step["mask"].append(zeros(n_tok, dtype=torch.long) if hidden_out is None
-                                    else zeros(n_tok, dtype=torch.long).index_copy(0, rows, hidden_out[3]))  # fmt: skip
+            m = token_mask[k]
+            hidden, new_states, taus = self.decode_frames(emb[k], m, {i: s[rows] for i, s in states.items()},
+                                                           frame_dt[rows, t])  # fmt: skip
+            states = {i: s.index_copy(0, rows, new_states[i].to(s.dtype)) for i, s in states.items()}
+            action, click, coords = self.heads(hidden, ids[k])
+            w = m.unsqueeze(-1).to(dtype)
+            values = {"action_logits": action, "click_logits": click, "coords": coords, "token_mask": m}
             for i in layers:
-                size = self.branches()[i].cell.tau_size
-                if hidden_out is None:
-                    taus_step[i].append(zeros(size))
-                    tau_tok_step[i].append(zeros(n_tok))
-                    continue
-                w = m.unsqueeze(-1).to(taus[i].dtype)
-                frame_tau = (taus[i] * w).sum(1) / w.sum(1).clamp(min=1)
-                taus_step[i].append(zeros(size).index_copy(0, rows, frame_tau.to(zeros(1).dtype)))
-                tau_tok_step[i].append(zeros(n_tok).index_copy(0, rows, taus[i].detach().mean(-1).to(zeros(1).dtype)))
-        stack = lambda xs: torch.stack(xs, 1)  # noqa: E731
-        return {
-            "action_logits": stack(per_step["action"]),
-            "coords": stack(per_step["coords"]),
-            "click_logits": stack(per_step["click"]),
-            "tau_values": [stack(taus_step[i]) for i in layers],
+                values["tau", i] = (taus[i] * w).sum(1) / w.sum(1).clamp(min=1)  # the frame's mean τ
+                values["tau_tokens", i] = taus[i].detach().mean(-1)
+            for key, value in values.items():
+                value = value if key == "token_mask" else value.to(dtype)
+                steps_out[key].append(value.new_zeros(batch, *value.shape[1:]).index_copy(0, rows, value))
+        out = {key: torch.stack(steps_out[key], 1) for key in ("action_logits", "coords", "click_logits", "token_mask")}
+        return out | {
+            "tau_values": [torch.stack(steps_out["tau", i], 1) for i in layers],
             "state": [states[i] for i in layers],
-            "tau_tokens": [stack(tau_tok_step[i]) for i in layers],
-            "token_mask": stack(per_step["mask"]),
+            "tau_tokens": [torch.stack(steps_out["tau_tokens", i], 1) for i in layers],
         }
 
     @staticmethod
@@ -282,7 +278,7 @@ class LFM2Policy(nn.Module):
 
                 self._processor = AutoProcessor.from_pretrained(str(self.pretrained_path), local_files_only=True)
                 self._processor.tokenizer.padding_side = "left"
-            except Exception:
+            except Exception:  # noqa: BLE001 — no processor (files, torchvision): prepare pixels here
                 self._processor = False
         return self._processor or None
 

@@ -75,7 +75,7 @@ def load_tokenizer(pretrained_path, config):
 
             return HFTokenizer(AutoTokenizer.from_pretrained(str(pretrained_path), local_files_only=True),
                                config.image_token_id)  # fmt: skip
-        except Exception:  # no tokenizer files: the caller decides (the byte tokenizer would not match the weights)
+        except Exception:  # noqa: BLE001 — no tokenizer files: the caller decides (the byte tokenizer would not match the weights)
             return None
     return ByteTokenizer(text.pad_token_id or 0, text.bos_token_id, _first(text.eos_token_id), config.image_token_id,
                          text.vocab_size)  # fmt: skip
@@ -113,7 +113,7 @@ class PromptFormat:
         padded pass sees: masked pads only ever precede a prompt, like a fresh conv and liquid state.
         """
         m = text_ids.shape[0]
-        fixed = lambda ids: torch.tensor(ids, dtype=torch.long, device=text_ids.device).expand(m, -1)  # noqa: E731
+        fixed = lambda ids: torch.tensor(ids, dtype=torch.long, device=text_ids.device).expand(m, -1)
         head, tail = fixed(self.prefix + self.image), fixed(self.suffix)
         ids = torch.cat([head, text_ids, tail], 1)
         mask = torch.cat([torch.ones_like(head), (text_ids != self.pad_id).long(), torch.ones_like(tail)], 1)

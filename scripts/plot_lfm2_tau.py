@@ -42,7 +42,7 @@ def main(argv=None) -> int:
     tokens = model.tokenize([args.task] * len(rows), [r["instruction"] for r in rows]).unsqueeze(0)
     with torch.no_grad():
         out = model(images, tokens)
-    steps = " → ".join(f"{r['instruction'][:28]}" for r in rows)
+    steps = " → ".join(r["instruction"] for r in rows)
     path = args.out or args.run / f"tau_{args.task}.png"
     plot_tau_episode(out, path, list(model.branches()), title=f"τ per merged layer, {args.task} (seed {args.seed}): {steps}")
     print(f"written: {path}")

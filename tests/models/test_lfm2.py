@@ -369,3 +369,20 @@ def test_adaptive_solver_runs_in_the_policy():
     with torch.no_grad():
         out = model(images, tokens)
     assert torch.isfinite(out["action_logits"]).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("cls", [LFM2LiquidMerged, LFM2Hybrid])
+def test_cuda_bf16_mixed_training_step_and_generate(cls):
+    torch.manual_seed(0)
+    model = cls(image_size=32, liquid_size=16).cuda()
+    images, tokens = episode(model)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = model(images.cuda(), tokens.cuda())
+        loss = out["action_logits"].float().logsumexp(-1).mean() + out["click_logits"].float().logsumexp(-1).mean()
+    loss.backward()
+    assert torch.isfinite(loss) and out["state"][0].dtype == torch.float32
+    assert all(b.mix.grad is not None for b in model.branches().values())
+    text = model.eval().generate(torch.rand(3, 32, 32), "hi", max_new_tokens=3, min_new_tokens=3)
+    assert len(text) == 1

@@ -1,0 +1,388 @@
+"""LFM2-Liquid on the tiny preset (random weights): merge, cache, generate, policy contract."""
+
+import pytest
+import torch
+
+from lnn.errors import ConfigError
+from lnn.models import LFM2Hybrid, LFM2LiquidMerged
+from lnn.models.lfm2 import LiquidContext, affine_scan, build_base, build_config, merge_liquid_layers
+from lnn.models.lfm2.config import PARAMS_450M
+from lnn.models.lfm2.images import patchify
+from lnn.models.lfm2.text import PromptFormat, load_tokenizer
+
+
+def tiny_inputs(base, batch=2, text=6, image_size=32, seed=0):
+    """Prompt ids around an image, and the matching pixel tensors, for the tiny preset."""
+    g = torch.Generator().manual_seed(seed)
+    cfg = base.config
+    n_image = (image_size // cfg.vision_config.patch_size // cfg.downsample_factor) ** 2
+    fmt = PromptFormat(load_tokenizer(None, cfg), n_image)
+    ids, mask = fmt.prompts(["x" * text] * batch)
+    ids[:, -text - len(fmt.suffix) : -len(fmt.suffix)] = torch.randint(16, 272, (batch, text), generator=g)
+    pixels, pixel_mask, shapes = patchify(torch.rand(batch, 3, image_size, image_size, generator=g), cfg.vision_config.patch_size)
+    return {"input_ids": ids, "attention_mask": mask, "pixel_values": pixels, "pixel_attention_mask": pixel_mask,
+            "spatial_shapes": shapes}  # fmt: skip
+
+
+def merged_base(layers=(0, 3), solver="rk4", recurrence="scan", mix=0.5, seed=0):
+    torch.manual_seed(seed)
+    base = build_base("tiny").eval()
+    branches = merge_liquid_layers(base, list(layers), LiquidContext(), 16, solver=solver, recurrence=recurrence)
+    with torch.no_grad():
+        for b in branches.values():
+            b.mix.fill_(mix)  # as after training: the liquid branch matters
+    return base, branches
+
+
+# --- configuration ----------------------------------------------------------------------------
+def test_450m_preset_is_the_published_architecture():
+    from transformers import Lfm2VlForConditionalGeneration
+
+    config = build_config("lfm2_vl_450m")
+    with torch.device("meta"):
+        model = Lfm2VlForConditionalGeneration(config)
+    assert sum(p.numel() for p in model.parameters()) == PARAMS_450M
+    assert [i for i, t in enumerate(config.text_config.layer_types) if t != "conv"] == [2, 5, 8, 10, 12, 14]
+
+
+@pytest.mark.parametrize("layers, words", [([0, 2], ["2 is an attention layer", "[0, 1, 3]"]),
+                                           ([0, 7], ["7 is out of range", "[0, 1, 3]"]),
+                                           ([], ["empty"])])  # fmt: skip
+def test_liquid_layers_refuses_attention_and_out_of_range(layers, words):
+    for cls in (LFM2LiquidMerged, LFM2Hybrid):
+        with pytest.raises(ConfigError) as info:
+            cls(liquid_layers=layers)
+        assert info.value.key == "liquid_layers"
+        assert all(w in info.value.message for w in words)
+
+
+def test_seed_example_names_an_attention_layer_of_450m():
+    from lnn.models.lfm2 import check_liquid_layers
+
+    with pytest.raises(ConfigError) as info:
+        check_liquid_layers([0, 8, 15], build_config("lfm2_vl_450m").text_config)
+    assert "8 is an attention layer" in info.value.message and "[0, 1, 3, 4, 6, 7, 9, 11, 13, 15]" in info.value.message
+
+
+def test_pretrained_path_missing_dir_or_files(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        LFM2LiquidMerged(pretrained_path=str(tmp_path / "nope"))
+    assert info.value.key == "pretrained_path" and "not a directory" in info.value.message
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError) as info:
+        LFM2LiquidMerged(pretrained_path=str(tmp_path / "empty"))
+    assert "config.json" in info.value.message and "model.safetensors" in info.value.message
+
+
+@pytest.mark.parametrize("key, value", [("image_size", 60), ("tau_min", 0), ("solver", "heun"), ("recurrence", "loop"),
+                                        ("liquid_size", 0), ("preset", "huge")])  # fmt: skip
+def test_bad_arguments_name_their_key(key, value):
+    with pytest.raises(ConfigError) as info:
+        LFM2LiquidMerged(**{key: value})
+    assert info.value.key == key
+
+
+# --- the merge ----------------------------------------------------------------------------------
+def test_merged_model_equals_unmerged_at_initialisation():
+    torch.manual_seed(0)
+    base = build_base("tiny").eval()
+    inputs = tiny_inputs(base)
+    with torch.no_grad():
+        before = base(**inputs).logits
+        merge_liquid_layers(base, [0, 1, 3], LiquidContext(), 16)
+        after = base(**inputs).logits
+    assert torch.equal(before, after)
+
+
+def test_training_moves_the_mixture():
+    base, branches = merged_base(mix=0.0)
+    inputs = tiny_inputs(base)
+    with torch.no_grad():
+        before = base(**inputs).logits
+    base(**inputs).logits.square().mean().backward()
+    assert all(b.mix.grad.abs().sum() > 0 for b in branches.values())  # the gate gets a gradient at zero
+    torch.optim.SGD([b.mix for b in branches.values()], lr=1.0).step()
+    with torch.no_grad():
+        assert not torch.allclose(base(**inputs).logits, before)
+
+
+def test_affine_scan_equals_the_loop():
+    torch.manual_seed(0)
+    a, b, h0 = torch.rand(3, 37, 5), torch.randn(3, 37, 5), torch.randn(3, 5)
+    h, states = h0, []
+    for t in range(37):
+        h = a[:, t] * h + b[:, t]
+        states.append(h)
+    torch.testing.assert_close(affine_scan(a, b, h0), torch.stack(states, 1))
+
+
+@pytest.mark.parametrize("solver", ["euler", "rk4", "semi_implicit"])
+def test_scan_prefill_equals_stepping_the_cell(solver):
+    from lnn.models.lfm2 import LiquidBranch
+
+    torch.manual_seed(0)
+    branch = LiquidBranch(8, 6, 0, LiquidContext(), solver=solver, unfolds=2).double()
+    x, dt = torch.randn(2, 9, 8).double(), torch.tensor([[1.0] * 9, [0.0] * 3 + [1.0] * 6]).double()
+    states, _, tau = branch.run(x, None, dt)
+    h = torch.zeros(2, 6).double()
+    u = branch.cell.project_input(x)
+    for t in range(9):
+        h, tau_t = branch.cell.step(u[:, t], h, dt[:, t, None])
+        torch.testing.assert_close(states[:, t], h)
+        torch.testing.assert_close(tau[:, t], tau_t)
+    assert (tau >= 1).all() and (tau <= 10).all()
+
+
+# --- cache ----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("recurrence", ["scan", "full"])
+def test_prefill_then_decode_equals_one_pass(recurrence):
+    base, _ = merged_base(recurrence=recurrence)
+    inputs = tiny_inputs(base, batch=2)
+    ids = inputs.pop("input_ids")
+    mask = inputs.pop("attention_mask")
+    k = 4
+    with torch.no_grad():
+        whole = base(input_ids=ids, attention_mask=mask, **inputs).logits
+        n = ids.shape[1] - k
+        out = base(input_ids=ids[:, :n], attention_mask=mask[:, :n], use_cache=True, **inputs)
+        cache, steps = out.cache, [out.logits[:, -1]]
+        for i in range(n, ids.shape[1]):
+            out = base(input_ids=ids[:, i : i + 1], attention_mask=mask[:, : i + 1], cache=cache, use_cache=True)
+            steps.append(out.logits[:, -1])
+    torch.testing.assert_close(torch.stack(steps[:-1], 1), whole[:, n - 1 : -1], atol=1e-4, rtol=1e-4)
+    torch.testing.assert_close(steps[-1], whole[:, -1], atol=1e-4, rtol=1e-4)
+    assert cache.layers[0].recurrent_states[0].shape == (2, 16)  # the liquid state lives in the cache
+
+
+def test_multi_token_continuation_on_a_cache():
+    base, _ = merged_base()
+    inputs = tiny_inputs(base, batch=1)
+    ids = inputs.pop("input_ids")
+    inputs.pop("attention_mask")
+    with torch.no_grad():
+        whole = base(input_ids=ids, **inputs).logits
+        n = ids.shape[1] - 5
+        out = base(input_ids=ids[:, :n], use_cache=True, **inputs)
+        more = base(input_ids=ids[:, n:], cache=out.cache, use_cache=True).logits
+    torch.testing.assert_close(more, whole[:, n:], atol=1e-4, rtol=1e-4)
+
+
+def test_batch_of_different_prompt_lengths_equals_each_alone():
+    torch.manual_seed(0)
+    model = LFM2LiquidMerged(image_size=32, liquid_size=16).eval()
+    for b in model.branches().values():
+        torch.nn.init.normal_(b.mix, std=0.5)
+    image = torch.rand(2, 3, 32, 32)
+    prompts = ["a short one", "a much longer prompt than the first"]
+    both = model.generate(image, prompts, max_new_tokens=6, return_dict=True, output_logits=True,
+                          return_dict_in_generate=True)  # fmt: skip
+    for i in range(2):
+        alone = model.generate(image[i], prompts[i], max_new_tokens=6, return_dict=True, output_logits=True,
+                               return_dict_in_generate=True)  # fmt: skip
+        assert both["text"][i] == alone["text"][0]
+        for step_both, step_alone in zip(both["output"].logits, alone["output"].logits):
+            torch.testing.assert_close(step_both[i], step_alone[0], atol=1e-4, rtol=1e-4)
+        n = alone["sequences"].shape[1]
+        torch.testing.assert_close(both["sequences"][i, -n:], alone["sequences"][0])
+        for layer, tau in alone["tau"].items():  # τ of the real tokens agree too
+            real = both["prompt_mask"][i].bool()
+            k = tau.shape[1] - int(real.sum())
+            torch.testing.assert_close(both["tau"][layer][i][torch.cat([real, torch.ones(k, dtype=torch.bool)])],
+                                       tau[0], atol=1e-5, rtol=1e-5)  # fmt: skip
+
+
+def test_generate_calls_start_from_a_fresh_state():
+    torch.manual_seed(0)
+    model = LFM2LiquidMerged(image_size=32, liquid_size=16).eval()
+    for b in model.branches().values():
+        torch.nn.init.normal_(b.mix, std=0.5)
+    image = torch.rand(3, 32, 32)
+    first = model.generate(image, "hello", max_new_tokens=5, min_new_tokens=5)
+    model.generate(torch.rand(3, 32, 32), "something else entirely", max_new_tokens=7)
+    again = model.generate(image, "hello", max_new_tokens=5, min_new_tokens=5)
+    assert first == again and len(first) == 1 and isinstance(first[0], str)
+
+
+def test_generate_with_prepared_pixel_tensors():
+    torch.manual_seed(0)
+    model = LFM2LiquidMerged(image_size=32).eval()
+    pixels, mask, shapes = patchify(torch.rand(1, 3, 48, 32), model.patch)  # not square: 12 × 8 patches
+    out = model.generate(pixel_values=pixels, pixel_attention_mask=mask, spatial_shapes=shapes, prompt="what is it",
+                         max_new_tokens=4, min_new_tokens=4, return_dict=True)  # fmt: skip
+    assert out["sequences"].shape[1] == out["prompt_mask"].shape[1] + 4
+    assert set(out["tau"]) == {0, 3}
+
+
+# --- the policy -------------------------------------------------------------------------------------
+def episode(model, batch=2, steps=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(batch, steps, 3, model.image_size, model.image_size, generator=g)
+    texts = ["Click the red square", "", 'Type "hi" in the blue field', "Wait", "Click the OK button", "Scroll down"]
+    tokens = model.tokenize(["click-color"] * batch * steps, (texts * batch)[: batch * steps]).view(batch, steps, -1)
+    return images, tokens
+
+
+@pytest.mark.parametrize("cls", [LFM2LiquidMerged, LFM2Hybrid])
+def test_policy_contract_and_step_equals_episode(cls):
+    torch.manual_seed(0)
+    model = cls(image_size=32, liquid_size=16).eval()
+    for b in model.branches().values():
+        torch.nn.init.normal_(b.mix, std=0.5)
+    images, tokens = episode(model)
+    with torch.no_grad():
+        whole = model(images, tokens)
+        cells = model.cell_xy.shape[1]
+        assert whole["action_logits"].shape == (2, 3, 6) and whole["click_logits"].shape == (2, 3, cells)
+        assert whole["coords"].shape == (2, 3, 2) and 0 <= whole["coords"].min() and whole["coords"].max() <= 1
+        assert len(whole["tau_values"]) == len(whole["state"]) == len(whole["tau_tokens"]) == 2
+        for tau in whole["tau_values"]:
+            assert tau.shape == (2, 3, 16) and tau.min() >= 1.0 and tau.max() <= 10.0
+        state = model.initial_state(2)
+        for t in range(3):
+            out = model.step(images[:, t], tokens[:, t], state)
+            state = out["state"]
+            for key in ("action_logits", "coords", "click_logits"):
+                torch.testing.assert_close(out[key], whole[key][:, t], atol=1e-5, rtol=1e-5)
+        for h, h_whole in zip(state, whole["state"]):
+            torch.testing.assert_close(h, h_whole)
+
+
+@pytest.mark.parametrize("time_unit, carried", [("frame", True), ("token", False)])
+def test_liquid_state_carries_across_frames(time_unit, carried):
+    """τ counts frames (a frame's dt spread over its tokens): the state remembers the previous frame;
+    with τ in tokens, a prompt of ~100 tokens washes it out (τ ≤ 10)."""
+    torch.manual_seed(0)
+    model = LFM2LiquidMerged(image_size=32, liquid_size=16, time_unit=time_unit).eval()
+    images, tokens = episode(model)
+    with torch.no_grad():
+        fresh = model.step(images[:, 1], tokens[:, 1])["state"]
+        whole = model(images[:, :2], tokens[:, :2])["state"]
+    gap = max(float((a - b).abs().max()) for a, b in zip(fresh, whole))
+    assert (gap > 1e-2) if carried else (gap < 1e-3)
+
+
+def test_padded_steps_keep_state_and_give_zeros():
+    torch.manual_seed(0)
+    model = LFM2LiquidMerged(image_size=32, liquid_size=16).eval()
+    images, tokens = episode(model)
+    mask = torch.tensor([[True, True, True], [True, False, False]])
+    with torch.no_grad():
+        padded = model(images, tokens, dt=mask.float(), mask=mask)
+        short = model(images[1:, :1], tokens[1:, :1])
+    assert (padded["action_logits"][1, 1:] == 0).all() and (padded["tau_values"][0][1, 1:] == 0).all()
+    for h, h_short in zip(padded["state"], short["state"]):
+        torch.testing.assert_close(h[1:], h_short)
+    torch.testing.assert_close(padded["action_logits"][1, 0], short["action_logits"][0, 0])
+
+
+def test_hybrid_is_identity_at_initialisation():
+    torch.manual_seed(0)
+    model = LFM2Hybrid(image_size=32, liquid_layers=[1, 3]).eval()
+    inputs = tiny_inputs(model.base)
+    with torch.no_grad():
+        hooked = model.base(**inputs).logits
+        model.adapters.detach()
+        plain = model.base(**inputs).logits
+        model.adapters.attach(model.base)
+        for b in model.branches().values():
+            b.mix.fill_(0.3)
+        moved = model.base(**inputs).logits
+    assert torch.equal(hooked, plain) and not torch.allclose(moved, plain)
+
+
+@pytest.mark.parametrize("cls", [LFM2LiquidMerged, LFM2Hybrid])
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_low_precision_base_keeps_liquid_in_float32(cls, dtype):
+    torch.manual_seed(0)
+    model = cls(image_size=32, liquid_size=16, base_dtype=dtype)
+    images, tokens = episode(model, batch=2, steps=2)
+    out = model(images, tokens)
+    assert all(p.dtype == torch.float32 for b in model.branches().values() for p in b.parameters())
+    assert out["action_logits"].dtype == torch.float32 and torch.isfinite(out["action_logits"]).all()
+    out["action_logits"].sum().backward()
+    assert all(b.mix.grad is not None for b in model.branches().values())
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # mixed precision on a float32 base
+        model32 = cls(image_size=32, liquid_size=16)
+        out = model32(images, tokens)
+        assert out["state"][0].dtype == torch.float32 and torch.isfinite(out["action_logits"]).all()
+
+
+def test_freeze_base_trains_only_liquid_layers_and_heads():
+    model = LFM2LiquidMerged(image_size=32, freeze_base=True)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert trainable and all(".liquid." in n or n.startswith(("head", "action_head", "click_")) for n in trainable)
+    assert sum(p.numel() for n, p in model.named_parameters() if ".liquid." in n) == model.added_parameters()
+    unfrozen = LFM2LiquidMerged(image_size=32, freeze_base=False)
+    assert all(p.requires_grad for p in unfrozen.parameters())
+
+
+def save_tiny_checkpoint(directory):
+    """A tiny LFM2-VL saved as a local checkpoint directory, with a small word-level tokenizer."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["<|pad|>", "<|startoftext|>", "<|im_end|>", "<|im_start|>", "<unk>", "<|image_start|>", "<|image_end|>",
+                "<image>"]  # fmt: skip
+    words = ["user", "assistant", "click", "the", "red", "square", "\n"]
+    vocab = {t: i for i, t in enumerate(specials + words)}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.add_special_tokens(specials)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|pad|>", bos_token="<|startoftext|>",
+                                   eos_token="<|im_end|>", unk_token="<unk>")  # fmt: skip
+    torch.manual_seed(1)
+    base = build_base("tiny")
+    base.save_pretrained(directory)
+    fast.save_pretrained(directory)
+    return base
+
+
+def test_real_weights_load_from_a_local_directory(tmp_path):
+    base = save_tiny_checkpoint(tmp_path)
+    model = LFM2LiquidMerged(pretrained_path=str(tmp_path), image_size=32)
+    loaded = model.base.model.language_model.layers[0].conv.shortconv.in_proj.weight
+    torch.testing.assert_close(loaded, base.model.language_model.layers[0].conv.in_proj.weight)
+    assert model.tokenize(["click-color"], ["Click the red square"])[0, -3:].tolist() == [11, 12, 13]  # the red square
+    images, tokens = episode(model, batch=1, steps=1)
+    assert torch.isfinite(model(images, tokens)["action_logits"]).all()
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(ConfigError, match="model.safetensors"):
+        LFM2LiquidMerged(pretrained_path=str(tmp_path))
+
+
+def test_scan_prefill_does_not_loop_over_tokens():
+    base, branches = merged_base()
+    calls = []
+    for branch in branches.values():
+        step = branch.cell.step
+        branch.cell.step = lambda *a, _step=step, **k: calls.append(1) or _step(*a, **k)
+    inputs = tiny_inputs(base, batch=2, text=40)
+    with torch.no_grad():
+        base(**inputs)
+    assert len(calls) == len(branches)  # one solver call per layer for all ~110 tokens (then a log2 N scan)
+
+
+def test_adaptive_solver_runs_in_the_policy():
+    torch.manual_seed(0)
+    model = LFM2LiquidMerged(image_size=32, liquid_size=8, solver="dopri5").eval()
+    images, tokens = episode(model, batch=1, steps=2)
+    with torch.no_grad():
+        out = model(images, tokens)
+    assert torch.isfinite(out["action_logits"]).all()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("cls", [LFM2LiquidMerged, LFM2Hybrid])
+def test_cuda_bf16_mixed_training_step_and_generate(cls):
+    torch.manual_seed(0)
+    model = cls(image_size=32, liquid_size=16).cuda()
+    images, tokens = episode(model)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        out = model(images.cuda(), tokens.cuda())
+        loss = out["action_logits"].float().logsumexp(-1).mean() + out["click_logits"].float().logsumexp(-1).mean()
+    loss.backward()
+    assert torch.isfinite(loss) and out["state"][0].dtype == torch.float32
+    assert all(b.mix.grad is not None for b in model.branches().values())
+    text = model.eval().generate(torch.rand(3, 32, 32), "hi", max_new_tokens=3, min_new_tokens=3)
+    assert len(text) == 1

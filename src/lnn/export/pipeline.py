@@ -11,6 +11,7 @@ and renamed into place at the end (a failure, parity included, leaves nothing be
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import shutil
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from lnn.errors import ConfigError
 from lnn.export import onnx_step
@@ -47,6 +49,17 @@ class ExportOptions:
     plots: bool = True
     web: bool = True
     ort_dist: str | None = None
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """Small models at batch ~20 gain nothing from threads, and on a busy machine lose a lot (10x here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def default_out(source: Source) -> Path:
@@ -213,7 +226,8 @@ def export(source: Source, opts: ExportOptions | None = None, log=print) -> Path
     model = build_model(source)  # bad checkpoints stop here, before anything is written
     tmp, created = _prepare_target(target, opts.overwrite)
     try:
-        manifest = _export_into(tmp, source, model, opts, ort_dist, log)
+        with one_torch_thread():
+            manifest = _export_into(tmp, source, model, opts, ort_dist, log)
         manifest["export_dir"] = str(target.resolve())
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         replaced = _commit(tmp, target)

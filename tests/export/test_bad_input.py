@@ -1,8 +1,6 @@
 """Bad input to the export: one clear line each (ConfigError / DataError), nothing written."""
 
-import json
 import shutil
-import sys
 
 import pytest
 import torch
@@ -138,8 +136,7 @@ def test_sweep_in_which_every_job_failed(tmp_path):
 
 
 def test_cli_prints_one_line_and_exits_2(tmp_path):
-    result = run_cli(str(ROOT / "export.py"), f"ckpt={tmp_path / 'missing.ckpt'}", cwd=tmp_path,
-                     env={"PYTHONPATH": str(ROOT / "src")})  # fmt: skip
+    result = run_cli(str(ROOT / "export.py"), f"ckpt={tmp_path / 'missing.ckpt'}", cwd=tmp_path)
     assert result.returncode == 2, result.stderr
     lines = [line for line in result.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ckpt — ") and "missing.ckpt" in lines[0]

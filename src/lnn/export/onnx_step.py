@@ -135,7 +135,7 @@ def io_spec(model: nn.Module) -> dict:
          "description": "click point (x, y) as fractions of the frame's width and height"},
     ] + [{"name": f"tau_{i}", "shape": ["batch", tau], "dtype": "float32",
           "description": f"layer {i}'s time constant τ at this step (one per {per}), in [tau_min, tau_max]"}
-         for i in range(layers)] + [  # fmt: skip
+         for i in range(layers)] + [
         {"name": f"new_state_{i}", "shape": ["batch", hidden], "dtype": "float32",
          "description": f"layer {i}'s state after this step: feed it back as state_{i}"} for i in range(layers)
     ]

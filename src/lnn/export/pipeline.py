@@ -309,7 +309,7 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
             "parameters": sum(p.numel() for p in model.parameters()),
             "core": str(cfg.model.get("core", "liquid")), "liquid_layers": layers, "hidden_size": hidden,
             "graph_simplifications": folded,
-        },  # fmt: skip
+        },
         **onnx_step.io_spec(model),
         "preprocessing": {
             "image": {"size": model.image_size, "layout": "NCHW: (batch, 3 RGB channels, height, width)",
@@ -321,10 +321,10 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
                        "lowercase": True, "word_pattern": "[a-z0-9]+", "hash": "FNV-1a, 32 bit, over UTF-8 bytes",
                        "id": "1 + hash mod (buckets − 1); 0 pads", "buckets": model.instruction_buckets,
                        "max_tokens": model.max_tokens},
-        },  # fmt: skip
+        },
         "actions": list(ACTIONS[: model.num_actions]),
         "tau": None if cell is None else {"min": cell.tau_min, "max": cell.tau_max, "per": cell.tau_per,
-                                           "size": cell.tau_size, "unit": "input steps (dt = 1 per frame)"},  # fmt: skip
+                                           "size": cell.tau_size, "unit": "input steps (dt = 1 per frame)"},
         "solver": solver_info,
         "files": {name: _file_info(paths[p], p) for p, name in FILES.items()},
         "parity": parity,

@@ -55,7 +55,7 @@ def _draw_episode(fig, grid_spec, rec: EpisodeRecord, tau_bounds: tuple[float, f
     ax_frames = fig.add_subplot(sub[0])
     ax_tau = fig.add_subplot(sub[1], sharex=ax_frames)
     for t, frame in enumerate(rec.frames):
-        ax_frames.imshow(frame, extent=(t - 0.45, t + 0.45, 0.1, 1.0), interpolation="nearest")
+        ax_frames.imshow(frame, extent=(t - 0.45, t + 0.45, 0.1, 1.0), interpolation="nearest", aspect="auto")
         point = rec.points[t] if t < len(rec.points) else None
         if point is not None:
             x, y = point
@@ -93,17 +93,17 @@ def _draw_episode(fig, grid_spec, rec: EpisodeRecord, tau_bounds: tuple[float, f
 def plot_tau_steps(records: list[EpisodeRecord], tau_bounds: tuple[float, float], path: Path, title: str = "") -> None:
     """τ of each layer over the steps of each episode, shown under its frames; one row per episode."""
     plt = _plt()
-    steps = max(len(r.frames) for r in records)
-    fig = plt.figure(figsize=(max(8.0, 0.8 * steps + 1.5), 3.0 * len(records) + 1.6))
+    steps = max(8, max(len(r.frames) for r in records))  # short episodes keep the same scale
+    fig = plt.figure(figsize=(0.8 * steps + 1.5, 3.0 * len(records) + 1.6))
     grid = fig.add_gridspec(len(records), 1, hspace=0.45)
     for i, rec in enumerate(records):
         _draw_episode(fig, grid[i], rec, tau_bounds, steps, legend=True)
     per = "one τ per sample" if records[0].tau.shape[-1] == 1 else "mean over neurons, band: 10–90%"
     fig.suptitle((title or "τ of each liquid layer over the steps of recorded episodes")
-                 + f"\n({per}; τ bounds {tau_bounds[0]:g}–{tau_bounds[1]:g}; frames: what the model saw, "
-                 "red circle: its click point; action in green when right, red when wrong; "
-                 "dashed line: a new episode)", fontsize=10)  # fmt: skip
-    fig.subplots_adjust(top=1 - 1.15 / fig.get_figheight(), bottom=0.45 / fig.get_figheight(), left=0.06, right=0.98)
+                 + f"\nτ: {per}; y range = τ bounds {tau_bounds[0]:g}–{tau_bounds[1]:g}; dashed line: a new episode"
+                 "\nframes: what the model saw; red circle: its click point; its action in green when right, "
+                 "red when wrong", fontsize=9)  # fmt: skip
+    fig.subplots_adjust(top=1 - 1.25 / fig.get_figheight(), bottom=0.45 / fig.get_figheight(), left=0.08, right=0.98)
     fig.savefig(path, dpi=90)
     plt.close(fig)
 

@@ -154,12 +154,14 @@ def write_summary(sweep_dir: Path) -> BestJob | None:
     header = [k.removeprefix("model.") for k in shown]
     lines = [f"# Sweep {sweep_dir}", ""]
     if best is not None:
-        lines += [f"**Best job: {best.job}** — {monitor} = {best.value:.4g} ({best.mode}); "
-                  f"checkpoint `{best.checkpoint or 'missing'}`", "", f"Why: {best.reason}.", ""]  # fmt: skip
+        headline = (f"**Best job: {best.job}** — {monitor} = {best.value:.4g} ({best.mode}); "
+                    f"checkpoint `{best.checkpoint or 'missing'}`")  # fmt: skip
+        lines += [headline, "", f"Why: {best.reason}.", ""]
     else:
         lines += [f"**Every job failed** ({len(rows)} job(s)): no best job. Errors are in the table.", ""]
-    lines += [f"{monitor}: the best checkpoint's value (mode {rows[0]['mode']}); "
-              "tau_min, tau_max, solver, unfolds: each job's resolved config.", ""]  # fmt: skip
+    legend = (f"{monitor}: the best checkpoint's value (mode {rows[0]['mode']}); "
+              "tau_min, tau_max, solver, unfolds: each job's resolved config.")  # fmt: skip
+    lines += [legend, ""]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(shown)]
     for row in rows:
         cells = [_cell(row["score"] if k == monitor else row.get(k)) for k in shown]
@@ -183,8 +185,12 @@ def plot_sweep(rows: list[dict], best: BestJob | None, path: Path) -> None:
     import matplotlib.ticker
 
     monitor = rows[0]["monitor"]
-    done = [r for r in rows if r["score"] is not None and r["model.tau_min"] is not None]
-    failed = [r for r in rows if r["score"] is None and r["model.tau_min"] is not None]
+
+    def placed(r: dict) -> bool:  # jobs whose τ bounds are known (a job that failed early may lack them)
+        return all(isinstance(r.get(k), (int, float)) and r[k] > 0 for k in ("model.tau_min", "model.tau_max"))
+
+    done = [r for r in rows if r["score"] is not None and placed(r)]
+    failed = [r for r in rows if r["score"] is None and placed(r)]
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4))
     solvers = sorted({str(r["model.solver"]) for r in done + failed})
     markers = dict(zip(solvers, "osD^vP*X"))
@@ -195,10 +201,13 @@ def plot_sweep(rows: list[dict], best: BestJob | None, path: Path) -> None:
                        alpha=0.8, label=f"solver={solver}")  # fmt: skip
         if failed:
             ax.scatter([r[key] for r in failed], [0] * len(failed), marker="x", color="red", label="failed job")
-        if best is not None:
-            row = next(r for r in done if r["job"] == best.job)
+        row = next((r for r in done if best is not None and r["job"] == best.job), None)
+        if row is not None:
             ax.scatter([row[key]], [row["score"]], s=260, facecolors="none", edgecolors="gold", linewidths=2.5,
                        label=f"best: job {best.job}")  # fmt: skip
+        if not done + failed:
+            ax.text(0.5, 0.5, "no job with known τ bounds", ha="center", transform=ax.transAxes)
+            continue
         ax.set_xscale("log")
         ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -221,8 +230,9 @@ def plot_sweep(rows: list[dict], best: BestJob | None, path: Path) -> None:
         ax.scatter([r["model.tau_min"] for r in failed], [r["model.tau_max"] for r in failed], marker="x",
                    color="red", s=60, label="failed job")  # fmt: skip
         ax.legend(fontsize=8)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    if done + failed:
+        ax.set_xscale("log")
+        ax.set_yscale("log")
     for axis in (ax.xaxis, ax.yaxis):
         axis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
         axis.set_minor_formatter(matplotlib.ticker.NullFormatter())
@@ -230,7 +240,8 @@ def plot_sweep(rows: list[dict], best: BestJob | None, path: Path) -> None:
     ax.set_ylabel("τ_max (log)")
     ax.set_title(f"every job on the τ plane, coloured by {monitor}")
     ax.grid(alpha=0.3)
-    fig.suptitle(f"Sweep: {len(done)} finished, {len(rows) - len(done)} failed"
+    finished = sum(r["score"] is not None for r in rows)
+    fig.suptitle(f"Sweep: {finished} finished, {len(rows) - finished} failed"
                  + (f" — best job {best.job}: {monitor} = {best.value:.3g}" if best else ""))  # fmt: skip
     fig.tight_layout()
     fig.savefig(path, dpi=110)

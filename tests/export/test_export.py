@@ -114,3 +114,27 @@ def test_folding_the_input_projection_is_exact():
     for key in ("action_logits", "coords"):
         torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=0)
     assert fold_input_projection(VisionLNNLite(image_size=32, core="feedforward"))[1] == []
+
+
+def test_int8_schemes(tiny_export, tmp_path):
+    """weights: int8 storage restored to float32 (the default); dynamic: int8 arithmetic. Both run in onnxruntime."""
+    from lnn.export.onnx_step import convert_int8
+    from lnn.export.pipeline import SESSION_CONFIG
+
+    proto = onnx.load(str(tiny_export / "model.int8.onnx"))
+    ops = {n.op_type for n in proto.graph.node}
+    assert "DequantizeLinear" in ops and "MatMulInteger" not in ops
+    assert sum(i.data_type == onnx.TensorProto.INT8 for i in proto.graph.initializer) >= 5
+    convert_int8(tiny_export / "model.onnx", tmp_path / "dynamic.onnx", "dynamic")
+    assert "DynamicQuantizeLinear" in {n.op_type for n in onnx.load(str(tmp_path / "dynamic.onnx")).graph.node}
+    options = ort.SessionOptions()
+    for key, value in SESSION_CONFIG.items():
+        options.add_session_config_entry(key, value)
+    feeds = {"image": np.random.rand(2, 3, 32, 32).astype(np.float32), "tokens": np.ones((2, 24), np.int64),
+             "state_0": np.zeros((2, 32), np.float32), "state_1": np.zeros((2, 32), np.float32)}  # fmt: skip
+    ref = ort.InferenceSession(str(tiny_export / "model.onnx")).run(None, feeds)
+    for path in (tiny_export / "model.int8.onnx", tmp_path / "dynamic.onnx"):
+        out = ort.InferenceSession(str(path), options).run(None, feeds)
+        assert np.abs(out[0] - ref[0]).max() < 0.1
+    with pytest.raises(ConfigError, match="unknown scheme"):
+        convert_int8(tiny_export / "model.onnx", tmp_path / "x.onnx", "int4")

@@ -31,6 +31,14 @@ from lnn.export.source import Source, build_model, checkpoint_score
 
 FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
 AUTO_UNFOLDS = (1, 2, 4, 8, 16, 32)
+# onnxruntime session settings the models are checked (and the page runs) with: fold the int8 weights'
+# DequantizeLinear into float32 constants at load, rather than keep them as QDQ groups
+SESSION_CONFIG = {"session.disable_quant_qdq": "1"}
+INT8_ABOUT = {
+    "weights": "int8 weights (symmetric, one scale per output channel) restored by DequantizeLinear; float32 "
+               "arithmetic — onnxruntime folds them to float32 at load with session.disable_quant_qdq=1",
+    "dynamic": "onnxruntime quantize_dynamic: int8 weights, activations quantised on the fly, int8 arithmetic",
+}
 
 
 @dataclass
@@ -46,6 +54,7 @@ class ExportOptions:
     fp32_atol: float = 1e-4
     fp16_atol: float = 1e-2
     int8_min_agreement: float = 0.95
+    int8: str = "weights"  # weights: int8 storage, float32 arithmetic | dynamic: int8 arithmetic (slower here)
     plots: bool = True
     web: bool = True
     ort_dist: str | None = None
@@ -124,6 +133,8 @@ def _session(path: Path):
     options.intra_op_num_threads = 1
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
+    for key, value in SESSION_CONFIG.items():
+        options.add_session_config_entry(key, value)
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
@@ -215,6 +226,8 @@ def export(source: Source, opts: ExportOptions | None = None, log=print) -> Path
     opts = opts or ExportOptions()
     if opts.steps < 1 or opts.streams_per_task < 1:
         raise ConfigError("parity.steps" if opts.steps < 1 else "parity.streams_per_task", "must be >= 1")
+    if opts.int8 not in onnx_step.INT8_SCHEMES:
+        raise ConfigError("int8", f"unknown scheme {opts.int8!r}; choose one of {', '.join(onnx_step.INT8_SCHEMES)}")
     if opts.unfolds is not None and not (isinstance(opts.unfolds, int) and opts.unfolds >= 1):
         raise ConfigError("unfolds", f"must be an integer >= 1 or null, got {opts.unfolds!r}")
     ort_dist = None
@@ -270,7 +283,7 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
     t0 = time.time()
     onnx_step.export_fp32(graph_model, paths["fp32"])
     onnx_step.convert_fp16(paths["fp32"], paths["fp16"])
-    onnx_step.convert_int8(paths["fp32"], paths["int8"])
+    onnx_step.convert_int8(paths["fp32"], paths["int8"], opts.int8)
     log(f"onnx: exported in {time.time() - t0:.1f} s — " + ", ".join(
         f"{name} {paths[p].stat().st_size / 1e6:.3f} MB" for p, name in FILES.items()))  # fmt: skip
 
@@ -327,6 +340,8 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
                                            "size": cell.tau_size, "unit": "input steps (dt = 1 per frame)"},
         "solver": solver_info,
         "files": {name: _file_info(paths[p], p) for p, name in FILES.items()},
+        "int8_scheme": {"name": opts.int8, "about": INT8_ABOUT[opts.int8]},
+        "session_config": SESSION_CONFIG,
         "parity": parity,
         "plots": plot_files,
         "web": web,

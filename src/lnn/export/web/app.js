@@ -35,9 +35,12 @@ async function fetchJson(url) {
   return response.json();
 }
 
+/** The model of a precision in the manifest (fp32, fp16, int8), or another .onnx file of the export by name. */
 async function getModel(precision) {
   if (!app.models[precision]) {
-    const entry = Object.entries(app.manifest.files).find(([, f]) => f.precision === precision);
+    const entry = precision.endsWith(".onnx")
+      ? [precision]
+      : Object.entries(app.manifest.files).find(([, f]) => f.precision === precision);
     if (!entry) throw new Error(`no ${precision} model in this export`);
     setStatus(`loading ${entry[0]} …`);
     app.models[precision] = await StepModel.load(ort, `../${entry[0]}`, app.manifest);
@@ -371,8 +374,8 @@ window.lnnPage = {
     while ((record = await stepOnce())) records.push(record);
     return records;
   },
-  /** Median latency of n steps (after `warmup`) on episode 0's frames, state carried. */
-  async benchmark(precision = "fp32", n = 200, warmup = 20) {
+  /** Median latency of n steps (after `warmup`) on episode 0's frames, state carried; withTimes: every step's ms. */
+  async benchmark(precision = "fp32", n = 200, warmup = 20, withTimes = false) {
     const model = await getModel(precision);
     const steps = app.episodes[0].steps;
     await Promise.all(steps.map(frameOf));
@@ -395,6 +398,7 @@ window.lnnPage = {
       precision, n, threads: ort.env.wasm.numThreads, crossOriginIsolated: self.crossOriginIsolated,
       median_run_ms: median(run), median_step_ms: median(total), p10_step_ms: q(total, 0.1), p90_step_ms: q(total, 0.9),
       min_step_ms: Math.min(...total),
+      ...(withTimes ? { step_ms: total, run_ms: run } : {}),
     };
   },
 };

@@ -80,9 +80,16 @@ export function argmax(values) {
 /** One exported model (one precision): a single step with explicit state, batch 1. */
 export class StepModel {
   static async load(ort, url, manifest) {
+    // manifest.session_config: the settings the export checked parity with (e.g. fold int8 weights at load)
+    const extra = {};
+    for (const [key, value] of Object.entries(manifest.session_config || {})) {
+      const [group, name] = key.split(".");
+      (extra[group] = extra[group] || {})[name] = value;
+    }
     const session = await ort.InferenceSession.create(url, {
       executionProviders: ["wasm"],
       graphOptimizationLevel: "all",
+      extra,
     });
     return new StepModel(ort, session, manifest);
   }

@@ -208,6 +208,7 @@ def plot_tau_evolution(history: list[dict], tau_bounds: tuple[float, float], pat
         ax.fill_between(epochs, [h["layers"][i]["q1"] for h in history], [h["layers"][i]["q3"] for h in history],
                         color=color, alpha=0.15)  # fmt: skip
     ax.set_ylim(*tau_bounds)
+    ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("epoch")
     ax.set_ylabel("τ on validation episodes (in input steps)")
     ax.set_title("How τ evolved during training: median per liquid layer, band = interquartile range", fontsize=10)

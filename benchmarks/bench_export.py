@@ -155,8 +155,10 @@ def main() -> None:
         page.goto(url)
         page.evaluate("window.lnnPage.ready")
         version = browser.version
+        loads = []
         for r in range(args.rounds):
-            print(f"round {r + 1}/{args.rounds} (load average {os.getloadavg()[0]:.1f})", flush=True)
+            loads.append(round(os.getloadavg()[0], 1))
+            print(f"round {r + 1}/{args.rounds} (load average {loads[-1]})", flush=True)
             times["torch"] += torch_round(model, frames, tokens, args.steps)
             for p, session in sessions.items():
                 times[f"ort_{p}"] += ort_round(session, frames, tokens.numpy(), layers, hidden, args.steps)
@@ -172,7 +174,7 @@ def main() -> None:
     torch_ms = stats["torch"]["median_ms"]
     results = {
         "date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.processor() or platform.machine()}, "
-        f"{os.cpu_count()} cores (shared; load average at the end {os.getloadavg()[0]:.1f})",
+        f"{os.cpu_count()} cores, shared (1-min load average at each round: {', '.join(map(str, loads))})",
         "chromium": version, "onnxruntime_web": manifest["web"]["onnxruntime_web"], "onnxruntime": ort.__version__,
         "torch": torch.__version__, "model": manifest["model"], "image_size": manifest["preprocessing"]["image"]["size"],
         "weights": "random (default Lite config)" if random_weights else str(source.checkpoint),

@@ -9,7 +9,7 @@ setup:
 	$(PYTHON) -m pip install -q --disable-pip-version-check "$(TORCH)" -e .
 
 setup-dev: node_modules/onnxruntime-web/package.json
-	$(PYTHON) -m pip install -q --disable-pip-version-check "$(TORCH)" -e ".[dev]"
+	$(PYTHON) -m pip install -q --disable-pip-version-check "$(TORCH)" -e ".[dev,web]"
 	./scripts/install_system_deps.sh
 
 # onnxruntime-web for the export's web page (pinned in package.json / package-lock.json; copied into each export)

@@ -4,7 +4,7 @@
     python benchmarks/bench_liquid.py --device cuda        # on a GPU
     python benchmarks/bench_liquid.py --quick              # a smoke run (B=16, T=32, rk4)
 
-Variants: lnn (this project's stack), seed (the seed-style reference, benchmarks/reference.py),
+Variants: lnn (this project's stack, fused path), lnn_reference (its plain autograd loop), seed (the seed-style reference, benchmarks/reference.py),
 ncps CfC and LTC, torchdiffeq's rk4 over the same ODE, nn.LSTM (cuDNN on GPU). A training step is
 forward + backward + SGD on a (B, T, 256) batch; a streaming step is one frame at B=1, no grad.
 Every ratio is against the seed-style reference with the same solver, from this same run.
@@ -105,8 +105,9 @@ class TorchdiffeqStack(nn.Module):
 
 def build(variant: str, solver: str, device: str) -> nn.Module | None:
     torch.manual_seed(0)
-    lnn_stack = LiquidStack(WIDTH, WIDTH, LAYERS, solver=solver, tau_per="neuron")
-    if variant == "lnn":
+    impl = "reference" if variant == "lnn_reference" else "auto"
+    lnn_stack = LiquidStack(WIDTH, WIDTH, LAYERS, solver=solver, tau_per="neuron", impl=impl)
+    if variant in ("lnn", "lnn_reference"):
         model = lnn_stack
     elif variant == "seed":
         if solver not in ("euler", "midpoint", "rk4"):
@@ -165,10 +166,10 @@ def time_train_step(model, batch, steps, device, repeats, budget_s) -> tuple[flo
 @torch.no_grad()
 def time_stream_step(variant, model, device, repeats=200) -> float | None:
     """Median ms of one frame through every layer at B=1, state carried (liquid stacks only)."""
-    if variant not in ("lnn", "seed"):
+    if variant not in ("lnn", "lnn_reference", "seed"):
         return None
     x = torch.randn(1, WIDTH, device=device)
-    if variant == "lnn":
+    if variant != "seed":
         state = model.initial_state(1, x)
         step = lambda: model(x[:, None], state)  # noqa: E731
     else:
@@ -197,7 +198,7 @@ def main(argv=None):
     p.add_argument("--batch", type=int, nargs="+", default=[16, 256])
     p.add_argument("--steps", type=int, nargs="+", default=[32, 256])
     p.add_argument("--solvers", nargs="+", default=["euler", "midpoint", "rk4", "semi_implicit"])
-    p.add_argument("--variants", nargs="+", default=["lnn", "seed", "ncps_cfc", "ncps_ltc", "torchdiffeq", "lstm"])
+    p.add_argument("--variants", nargs="+", default=["lnn", "lnn_reference", "seed", "ncps_cfc", "ncps_ltc", "torchdiffeq", "lstm"])
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--budget", type=float, default=30.0, help="seconds per measurement before it stops repeating")
     p.add_argument("--quick", action="store_true", help="B=16, T=32, rk4 only")

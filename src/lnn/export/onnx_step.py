@@ -96,6 +96,17 @@ def fold_input_projection(model: nn.Module) -> tuple[nn.Module, list[str]]:
     return model, ["input_proj → core.layers.0.cell.input_proj"]
 
 
+def reference_path(model: nn.Module) -> nn.Module:
+    """A copy whose liquid layers run their plain reference loop (no fused custom-autograd fast path):
+    the loop of ordinary torch ops is what the ONNX exporter can trace. Layers without the switch
+    (`impl`) are plain loops already."""
+    model = copy.deepcopy(model)
+    for module in model.modules():
+        if hasattr(module, "impl") and callable(getattr(module, "fused", None)):
+            module.impl = "reference"
+    return model
+
+
 class StepGraph(nn.Module):
     """model.step with flat tensors in and out: the signature the ONNX graph gets."""
 
@@ -182,7 +193,7 @@ def export_fp32(model: nn.Module, path: Path, opset: int = OPSET):
     """Write the step of `model` (eval, float32, CPU) to `path` as one ONNX file; returns the ModelProto."""
     import onnx
 
-    graph = StepGraph(model).eval()
+    graph = StepGraph(reference_path(model)).eval()
     layers, hidden, size = graph.layers, hidden_size(model), model.image_size
     batch = 2  # >= 2, or the exporter specialises the batch axis to 1
     args = (torch.rand(batch, 3, size, size), torch.randint(0, 2, (batch, model.max_tokens)))

@@ -7,6 +7,14 @@ from torch import Tensor, nn
 
 from lnn.errors import ConfigError
 from lnn.liquid.cell import LiquidCell, as_step_dt
+from lnn.liquid.fused import FUSED_SOLVERS, fused_sequence
+
+IMPLS = ("auto", "fused", "reference")
+
+
+def tracing() -> bool:
+    """Inside an ONNX export or a torch.compile/export trace: only plain torch ops will do."""
+    return torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
 
 
 class LiquidLayer(nn.Module):
@@ -16,14 +24,26 @@ class LiquidLayer(nn.Module):
     leaves the state as it is, which is how right-padded steps of a batch keep final states exact.
     `bptt_steps` truncates backpropagation through time to windows of that many steps (None: the
     whole sequence).
+
+    `impl`: "fused" runs the sequence as one autograd node with a hand-written backward (fused.py);
+    "reference" is the plain loop that autograd differentiates (and that ONNX export traces);
+    "auto" takes fused for the fixed-step solvers, except inside an export or compile trace.
     """
 
-    def __init__(self, input_size: int, hidden_size: int, bptt_steps: int | None = None, **cell_kwargs):
+    def __init__(self, input_size: int, hidden_size: int, bptt_steps: int | None = None, impl: str = "auto",
+                 **cell_kwargs):  # fmt: skip
         super().__init__()
         if bptt_steps is not None and bptt_steps < 1:
             raise ConfigError("bptt_steps", f"must be >= 1 or null (full BPTT), got {bptt_steps}")
+        if impl not in IMPLS or (impl == "fused" and cell_kwargs.get("solver", "rk4") not in FUSED_SOLVERS):
+            raise ConfigError("impl", f"must be one of {IMPLS} (fused: fixed-step solvers only), got {impl!r}")
         self.cell = LiquidCell(input_size, hidden_size, **cell_kwargs)
-        self.bptt_steps = bptt_steps
+        self.bptt_steps, self.impl = bptt_steps, impl
+
+    def fused(self) -> bool:
+        if self.impl == "auto":
+            return self.cell.solver in FUSED_SOLVERS and not tracing()
+        return self.impl == "fused"
 
     def forward(self, x: Tensor, h: Tensor | None = None, dt: Tensor | float | None = None):
         batch, steps, _ = x.shape
@@ -31,6 +51,11 @@ class LiquidLayer(nn.Module):
             h = self.cell.initial_state(batch, x)
         u = self.cell.project_input(x)  # input-only terms, once for the whole sequence
         dt = as_step_dt(dt, batch, steps, x)
+        if self.fused():
+            c = self.cell
+            out, taus = fused_sequence(u, c.recurrent.weight, h, dt, c.solver, c.unfolds, c.tau_min, c.tau_max,
+                                       self.bptt_steps)  # fmt: skip
+            return out, out[:, -1], taus
         outputs, taus = [], []
         for t in range(steps):
             if self.bptt_steps and t and t % self.bptt_steps == 0:
@@ -56,6 +81,7 @@ class LiquidStack(nn.Module):
         num_layers: int = 4,
         norm: bool = True,
         bptt_steps: int | None = None,
+        impl: str = "auto",
         **cell_kwargs,
     ):
         super().__init__()
@@ -63,7 +89,7 @@ class LiquidStack(nn.Module):
             raise ConfigError("num_layers", f"must be >= 1, got {num_layers}")
         sizes = [input_size] + [hidden_size] * num_layers
         self.layers = nn.ModuleList(
-            LiquidLayer(sizes[i], hidden_size, bptt_steps=bptt_steps, **cell_kwargs) for i in range(num_layers)
+            LiquidLayer(sizes[i], hidden_size, bptt_steps=bptt_steps, impl=impl, **cell_kwargs) for i in range(num_layers)
         )
         self.norms = nn.ModuleList(nn.LayerNorm(hidden_size) if norm else nn.Identity() for _ in range(num_layers))
         self.hidden_size = hidden_size

@@ -5,9 +5,9 @@ width 256 with one τ per sample; heads 128→64). Two changes, both for clickin
 
 * the seed pooled the CNN map to one vector, which throws away *where* things are; here the map keeps
   its positions (coordinates appended as two channels) and is read by attention: the instruction
-  picks what to pool, and the click head scores every map cell against a query from the liquid
-  state, so `coords` is a soft-argmax over the screen (in [0, 1] by construction) and
-  `click_logits` can be trained with a cross-entropy on the target cell;
+  picks what to pool, and the click head scores every map cell for the liquid state (`CellScorer`),
+  so `coords` is a soft-argmax over the screen (in [0, 1] by construction) and `click_logits` can
+  be trained on the probability of clicking inside the target box;
 * the instruction reaches the model as hashed words (`text.py`), not only a task id, so the target
   can depend on what the instruction says.
 
@@ -34,6 +34,22 @@ def unflatten(x: Tensor, real: Tensor | None, batch: int, steps: int) -> Tensor:
     if real is not None:
         x = x.new_zeros(batch * steps, *x.shape[1:]).index_copy(0, real, x)
     return x.view(batch, steps, *x.shape[1:])
+
+
+class CellScorer(nn.Module):
+    """Scores every cell of a feature map for a query: the query scales and shifts the cell features
+    (FiLM), then a small per-cell MLP scores them. Nonlinear, so a query can ask for a conjunction —
+    "red" and "square" — that no single feature channel holds."""
+
+    def __init__(self, map_channels: int, query_size: int, hidden: int = 64):
+        super().__init__()
+        self.film = nn.Linear(query_size, 2 * map_channels)
+        self.mlp = nn.Sequential(nn.Conv1d(map_channels, hidden, 1), nn.ReLU(), nn.Conv1d(hidden, 1, 1))
+
+    def forward(self, feats: Tensor, query: Tensor) -> Tensor:
+        """feats (N, C, cells), query (N, Q) -> scores (N, cells)."""
+        gamma, beta = self.film(query).unsqueeze(-1).chunk(2, 1)
+        return self.mlp(feats * (1 + gamma) + beta).squeeze(1)
 
 
 class FeedForwardStack(nn.Module):
@@ -73,7 +89,7 @@ class VisionLNNLite(nn.Module):
         hidden_size: int = 256,
         num_layers: int = 4,
         head_size: int = 128,
-        key_size: int = 32,
+        scorer_size: int = 64,
         core: str = "liquid",
         tau_min: float = 1.0,
         tau_max: float = 10.0,
@@ -110,8 +126,7 @@ class VisionLNNLite(nn.Module):
         self.register_buffer("cell_xy", torch.stack([xs, ys]).flatten(1), persistent=False)  # (2, cells), in (0, 1)
 
         self.words = nn.Embedding(instruction_buckets, instruction_dim, padding_idx=0)
-        self.pool_query = nn.Linear(instruction_dim, key_size)
-        self.pool_keys = nn.Conv2d(c_map, key_size, 1)
+        self.pool_scorer = CellScorer(c_map, instruction_dim, scorer_size)  # what the instruction looks at
         self.image_proj = nn.Linear(2 * c_map, feature_size)
         self.input_proj = nn.Linear(feature_size + instruction_dim, hidden_size)
         stack = LiquidStack if core == "liquid" else FeedForwardStack
@@ -121,9 +136,7 @@ class VisionLNNLite(nn.Module):
         )  # fmt: skip
         self.head = nn.Sequential(nn.Linear(hidden_size, head_size), nn.ReLU())
         self.action_head = nn.Sequential(nn.Linear(head_size, 64), nn.ReLU(), nn.Linear(64, num_actions))
-        self.click_query = nn.Linear(head_size, key_size)
-        self.click_keys = nn.Conv2d(c_map, key_size, 1)
-        self.key_scale = 1 / math.sqrt(key_size)
+        self.click_scorer = CellScorer(c_map, head_size, scorer_size)  # where to click, given the state
 
     # --- pieces ---------------------------------------------------------------------------------
     def tokenize(self, tasks: list[str], instructions: list[str]) -> Tensor:
@@ -142,13 +155,6 @@ class VisionLNNLite(nn.Module):
         xy = self.cell_xy.to(features.dtype).expand(features.shape[0], -1, -1)
         return torch.cat([features, xy], 1)
 
-    def attend(self, keys: Tensor, query: Tensor) -> Tensor:
-        """Scores of every cell: keys (N, K, cells) · query (N, K) -> (N, cells)."""
-        return torch.einsum("nkc,nk->nc", keys, query) * self.key_scale
-
-    def _conv1x1(self, conv: nn.Conv2d, feats: Tensor) -> Tensor:
-        return conv(feats.unsqueeze(-1)).squeeze(-1)
-
     # --- the policy -----------------------------------------------------------------------------
     def forward(self, images: Tensor, tokens: Tensor, state: list[Tensor] | None = None, dt=None,
                 mask: Tensor | None = None) -> dict:  # fmt: skip
@@ -165,14 +171,14 @@ class VisionLNNLite(nn.Module):
         feats = self.encode_frames(frames)  # (N, C+2, cells), N = real frames
         words = self.encode_instruction(tokens)  # (N, D)
 
-        pool = torch.softmax(self.attend(self._conv1x1(self.pool_keys, feats), self.pool_query(words)), -1)
+        pool = torch.softmax(self.pool_scorer(feats, words), -1)
         seen = torch.cat([feats.mean(-1), torch.einsum("ncp,np->nc", feats, pool)], -1)
         x = self.input_proj(torch.cat([torch.relu(self.image_proj(seen)), words], -1))
 
         out, state, taus = self.core(unflatten(x, real, batch, steps), state, dt)
         z = self.head(out).flatten(0, 1)
         z_real = z if real is None else z[real]
-        click_logits = self.attend(self._conv1x1(self.click_keys, feats), self.click_query(z_real))
+        click_logits = self.click_scorer(feats, z_real)
         coords = torch.softmax(click_logits, -1) @ self.cell_xy.T.to(click_logits.dtype)
         return {
             "action_logits": self.action_head(z).view(batch, steps, -1),

@@ -1,0 +1,236 @@
+// In-page helpers of lnn's MiniWoB env, installed as window.lnn after a task page loads.
+// Shared DOM helpers first, then the per-task oracles built on them (lnn.oracle(task)).
+// Geometry is normalised to the task area, the viewport's top-left 160x210 CSS px where #wrap sits (as in
+// MiniWoB's own env, what the agent sees and where it clicks stay the same even if the page scrolls):
+// (0, 0) top-left, (1, 1) bottom-right.
+(() => {
+  const state = {};  // last return value of each hooked task function, cleared at every reset
+
+  // Wrap the task page's global function `name` so that its return value lands in state[name]. Task
+  // pages call these helpers by global name from genProblem, so the wrapper sees every episode; the
+  // answer many tasks keep in local variables (the number of sides drawn, the shape asked for) is then
+  // readable without changing the task's code.
+  function hook(name) {
+    const f = window[name];
+    if (typeof f !== 'function') throw new Error(`cannot hook ${name}: not a global function`);
+    if (f.lnnHooked) return;
+    const wrapped = function () {
+      const result = f.apply(this, arguments);
+      state[name] = result;
+      return result;
+    };
+    wrapped.lnnHooked = true;
+    window[name] = wrapped;
+  }
+
+  const AREA = { left: 0, top: 0, right: 160, bottom: 210, width: 160, height: 210 };
+  const q = (selector) => document.querySelector(selector);
+  const qa = (selector) => Array.from(document.querySelectorAll(selector));
+  const text = (el) => el.textContent.replace(/\s+/g, ' ').trim();
+  const query = () => text(q('#query'));
+  // The text between the first pair of double quotes in the instruction: most tasks quote their target.
+  const quoted = () => { const m = /"([^"]*)"/.exec(q('#query').textContent); return m ? m[1] : null; };
+  const bold = () => { const b = q('#query .bold'); return b ? text(b) : null; };
+
+  function visible(el) {
+    if (!el) return false;
+    const r = el.getBoundingClientRect();
+    if (r.width < 1 || r.height < 1) return false;
+    const style = getComputedStyle(el);
+    return style.visibility !== 'hidden' && style.display !== 'none' && el.getClientRects().length > 0;
+  }
+  const firstVisible = (els) => els.find(visible) || null;
+  const byText = (selector, wanted) => firstVisible(qa(selector).filter((el) => text(el) === wanted));
+
+  // The element's box in task-area coordinates, clipped to the task area.
+  function box(el) {
+    const w = AREA, r = el.getBoundingClientRect();
+    const clip = (v) => Math.min(1, Math.max(0, v));
+    return [clip((r.left - w.left) / w.width), clip((r.top - w.top) / w.height),
+            clip((r.right - w.left) / w.width), clip((r.bottom - w.top) / w.height)];
+  }
+
+  // A point of the element that a real click would hit (the element or one of its descendants is on
+  // top there): the centre when possible, else the nearest such point of a 9x9 grid over its box.
+  // Null when the element is covered everywhere or outside the task area.
+  function hitPoint(el) {
+    const w = AREA, r = el.getBoundingClientRect();
+    const x0 = Math.max(r.left, w.left), x1 = Math.min(r.right, w.right);
+    const y0 = Math.max(r.top, w.top), y1 = Math.min(r.bottom, w.bottom);
+    if (x1 - x0 < 1 || y1 - y0 < 1) return null;
+    const hits = (x, y) => { const e = document.elementFromPoint(x, y); return e !== null && (e === el || el.contains(e)); };
+    const cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
+    const candidates = [];
+    for (let i = 1; i < 10; i++) for (let j = 1; j < 10; j++) {
+      candidates.push([x0 + (x1 - x0) * i / 10, y0 + (y1 - y0) * j / 10]);
+    }
+    candidates.sort((a, b) => Math.hypot(a[0] - cx, a[1] - cy) - Math.hypot(b[0] - cx, b[1] - cy));
+    const p = candidates.find(([x, y]) => hits(x, y));
+    return p ? [(p[0] - w.left) / w.width, (p[1] - w.top) / w.height] : null;
+  }
+
+  // Resolves once every image the page can show is loaded, so the first screenshot of an episode does
+  // not miss an icon still on its way: <img> elements, and the url(...) images of the task's style sheets
+  // (those load only when an element first uses them, e.g. navigate-tree's folder icons). The style
+  // sheets are scanned once per page load.
+  let styleImages = null;
+  function loadStyleImages() {
+    const urls = new Set();
+    for (const sheet of Array.from(document.styleSheets)) {
+      let rules;
+      try { rules = Array.from(sheet.cssRules); } catch (e) { continue; }  // not readable: skip
+      for (const rule of rules) {
+        for (const m of (rule.cssText || '').matchAll(/url\(["']?([^"')]+)["']?\)/g)) {
+          if (!m[1].startsWith('data:')) urls.add(new URL(m[1], sheet.href || location.href).href);
+        }
+      }
+    }
+    return Promise.all(Array.from(urls).map((url) => { const img = new Image(); img.src = url; return img.decode().catch(() => null); }));
+  }
+  function imagesLoaded() {
+    styleImages = styleImages || loadStyleImages();
+    const pending = Array.from(document.images).filter((img) => !img.complete).map((img) => new Promise((done) => {
+      img.addEventListener('load', done, { once: true });
+      img.addEventListener('error', done, { once: true });
+    }));
+    return Promise.all([styleImages, ...pending]).then(() => pending.length);
+  }
+
+  // What the env reads after every action.
+  const utterance = () => { const u = core.getUtterance(); return typeof u === 'string' ? u : u.utterance; };
+  const status = () => ({
+    done: WOB_DONE_GLOBAL, raw: WOB_RAW_REWARD_GLOBAL, reward: WOB_REWARD_GLOBAL,
+    reason: WOB_REWARD_REASON === null ? null : String(WOB_REWARD_REASON), ready: WOB_TASK_READY !== false,
+    utterance: utterance(),
+  });
+
+  // Start a seeded episode: stop a running one (its end-of-episode timer included), seed Math.random,
+  // then generate the problem the way the task's START cover does.
+  function reset(seed, maxTimeMs) {
+    if (core.EP_TIMER !== null) core.endEpisode(0, false, 'reset');
+    // the last episode's focus would show as a focus ring or caret in this one
+    if (document.activeElement && document.activeElement !== document.body) document.activeElement.blur();
+    for (const k of Object.keys(state)) delete state[k];
+    core.EPISODE_MAX_TIME = maxTimeMs;
+    Math.seedrandom(seed);
+    core.startEpisodeReal();
+    return status();
+  }
+
+  // After reset: wait until the task is ready (a few load assets first) and its images are loaded.
+  async function settle() {
+    while (WOB_TASK_READY === false) await new Promise((r) => setTimeout(r, 20));
+    await imagesLoaded();
+    return status();
+  }
+
+  // ---------------------------------------------------------------------------------------------
+  // Oracles: task -> function returning the element the next click must land on. They read the
+  // ground truth from the DOM and the instruction, or from `state` where the task keeps the answer in
+  // JS only (hooks lists the global functions to wrap for that). Multi-step tasks look at the current
+  // page and return the next step's target, so one function serves every step.
+
+  const ORDINALS = { '1st': 1, '2nd': 2, '3rd': 3 };
+
+  // The outermost collapsed folder above `el` in the file tree, as the span a click toggles.
+  const folderToExpand = (el) => {
+    const folders = [];  // the <li> of each enclosing folder, outermost first
+    for (let li = el.closest('li').parentElement.closest('li'); li; li = li.parentElement.closest('li')) {
+      folders.unshift(li);
+    }
+    const collapsed = folders.find((li) => !visible(li.querySelector(':scope > ul')));
+    return collapsed ? collapsed.querySelector(':scope > span') : null;
+  };
+
+  const oracles = {
+    // the button, wherever it is
+    'click-test': () => q('#subbtn'),
+    'click-test-2': () => q('#subbtn'),        // "Click button ONE."; #subbtn is ONE
+    'focus-text': () => q('#tt'),
+    'focus-text-2': () => q('#tt' + ORDINALS[/(\d(st|nd|rd))/.exec(query())[1]]),
+
+    // the element labelled with the quoted text
+    'click-button': () => byText('#area button', quoted()),
+    'unicode-test': () => byText('#area button', quoted()),
+    'click-link': () => byText('#area .alink', quoted()),
+    'click-tab': () => byText('#area ul a', /Tab #\d/.exec(query())[0]),
+    'click-dialog': () => q('.ui-dialog-titlebar button'),  // the "x"
+    'click-dialog-2': () => quoted() === 'x' ? q('.ui-dialog-titlebar button')
+                                             : byText('.ui-dialog-buttonpane button', quoted()),
+    'click-widget': () => firstVisible(qa(`#area [data-type="${quoted()}"]`)),
+    'grid-coordinate': () => document.getElementById(bold()),  // circles have ids like "(1,-2)"
+    'email-inbox-delete': () => {
+      const thread = qa('#main .email-thread').find((t) => text(t.querySelector('.email-sender')) === bold());
+      return thread.querySelector('.trash');
+    },
+    'click-color': () => {
+      // the colour is named in bold, or shown as a swatch whose style holds it
+      const swatch = q('#query-color');
+      const color = swatch ? /background-color: ([^;]+);/.exec(swatch.getAttribute('style'))[1] : bold();
+      return q(`#area .color[data-color="${color}"]`);
+    },
+
+    // answers kept in JS state
+    'click-shape': () => {
+      const grid = state.createShapes, wanted = state.chooseShape;
+      return grid.shapes.find((s) => shapes.shapeMatchesText(s, wanted)).svg_shape.node();
+    },
+    'count-shape': () => byText('#count-buttons button', String(state.chooseShape.gtshapes.length)),
+    'count-sides': () => q(`#form button[data-sides="${state.drawShape}"]`),
+    'identify-shape': () => q(`#area-buttons button[data-type="${state.drawShapes}"]`),
+
+    // several steps: the target when it is reachable, else what reveals it
+    'navigate-tree': () => {
+      const named = qa('#tree span').filter((s) => text(s) === quoted());
+      return firstVisible(named) || folderToExpand(named[0]);
+    },
+    'click-option': () => {
+      const radio = q('#ch' + state.createElements.index);
+      return radio.checked ? q('#subbtn') : radio;
+    },
+    'click-collapsible-nodelay': () => visible(q('#area .ui-accordion-content')) ? q('#subbtn')
+                                                                                 : q('#area h3'),
+    'click-tab-2-easy': () => {
+      const link = byText('#area .alink', quoted());
+      if (link) return link;
+      const panel = qa('#area .alink').find((a) => text(a) === quoted()).closest('[id^=tabs-]');
+      return q(`#area ul a[href="#${panel.id}"]`);
+    },
+    'click-pie-nodelay': () => {
+      const { items: wheel, problemSet, expectedItem } = state.createItems;
+      const index = problemSet.indexOf(expectedItem);
+      // The wheel starts with item 0 selected, and a selected item re-renders under the pointer on
+      // every mouse event, so real clicks never reach it (probed point by point): those seeds (~1 in
+      // 5) cannot be solved by clicking. Say so rather than click in vain.
+      if (index === wheel.selectedNavItemIndex) throw new Error('the item asked for is the pre-selected one, which ignores real clicks');
+      // collapsed, the slices are a dot under the spreader button
+      const expanded = q(`#wheelnav-divWheel-slice-${index}`).getBoundingClientRect().width > 10;
+      // the item's label, not its slice: a hovered slice changes shape, its label stays inside it
+      return expanded ? q(`#wheelnav-divWheel-title-${index}`) : q('#wheelnav-divWheel-spreader');
+    },
+  };
+
+  // The global task functions whose results the oracles above read from `state`.
+  const hooks = {
+    'click-shape': ['createShapes', 'chooseShape'],
+    'count-shape': ['chooseShape'],
+    'count-sides': ['drawShape'],
+    'identify-shape': ['drawShapes'],
+    'click-option': ['createElements'],
+    'click-pie-nodelay': ['createItems'],
+  };
+
+  function install(task) { (hooks[task] || []).forEach(hook); }
+
+  // The next click of task's oracle: {box, point} in task-area coordinates.
+  function oracle(task) {
+    const oracleFn = oracles[task];
+    if (!oracleFn) throw new Error(`no oracle for task ${task}`);
+    const el = oracleFn();
+    if (!el) throw new Error(`the ${task} oracle found no target`);
+    return { box: box(el), point: hitPoint(el), tag: el.tagName };
+  }
+
+  window.lnn = { state, hook, install, reset, settle, status, oracle, oracleTasks: Object.keys(oracles),
+                 box, hitPoint, visible, text, quoted, bold };
+})();

@@ -1,0 +1,203 @@
+"""MiniWobEnv in real headless Chromium. Run with `python -m pytest -m browser tests/envs/test_miniwob_env.py`.
+
+One browser serves the whole module (launching costs ~1 s); the fault tests restart it on purpose.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import numpy as np
+import pytest
+
+from lnn.envs.base import Action
+from lnn.errors import ConfigError
+
+pytest.importorskip("miniwob", reason="the MiniWoB++ task pages come from the miniwob package (pip install miniwob)")
+
+from lnn.envs.miniwob import (  # noqa: E402
+    ORACLE_KINDS,
+    ORACLE_TASKS,
+    BrowserMissingError,
+    EpisodeAborted,
+    MiniWobEnv,
+    run_oracle_episode,
+)
+from lnn.envs.miniwob.browser import DEFAULT_CHROMIUM  # noqa: E402
+
+needs_chromium = pytest.mark.skipif(
+    not os.path.exists(DEFAULT_CHROMIUM) or importlib.util.find_spec("playwright") is None,
+    reason=f"needs Chromium at {DEFAULT_CHROMIUM} (apt-get install -y chromium fonts-liberation) and playwright",
+)
+
+TASKS = ["click-button", "click-test-2", "grid-coordinate", "count-sides", "click-option", "navigate-tree", "click-tab",
+         "enter-text"]
+
+
+@pytest.fixture(scope="module")
+def env():
+    with MiniWobEnv(TASKS, step_timeout_s=10) as env:
+        yield env
+
+
+# ------------------------------------------------------------------ no browser needed
+
+
+def test_unknown_task_is_a_config_error_naming_the_available_ones():
+    with pytest.raises(ConfigError) as e:
+        MiniWobEnv(["click-button", "click-buton"])
+    assert e.value.key == "tasks"
+    assert "unknown MiniWoB task 'click-buton'" in str(e.value) and "click-button" in str(e.value)
+
+
+def test_missing_chromium_says_how_to_install_it():
+    with pytest.raises(BrowserMissingError, match="apt-get install -y chromium fonts-liberation"):
+        MiniWobEnv(["click-test"], executable_path="/nonexistent/chromium")
+
+
+def test_registry_only_lists_tasks_with_an_oracle():
+    assert set(ORACLE_TASKS) <= set(ORACLE_KINDS)
+    assert set(ORACLE_TASKS.values()) <= {"single-click", "two-click"}
+
+
+# ------------------------------------------------------------------ in Chromium
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_same_seed_same_episode(env):
+    first = env.reset(3, "click-button")
+    assert first.screenshot.shape == (210, 160, 3) and first.screenshot.dtype == np.uint8
+    assert first.task == "click-button" and first.instruction.startswith("Click on the")
+    other = env.reset(4, "click-button")
+    again = env.reset(3, "click-button")
+    assert again.instruction == first.instruction
+    np.testing.assert_array_equal(again.screenshot, first.screenshot)
+    assert (other.instruction, other.screenshot.tobytes()) != (first.instruction, first.screenshot.tobytes())
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_same_seed_same_episode_in_a_fresh_browser(env):
+    # a fresh page has not loaded the tree's icons yet, and a used one has focus and hover left over
+    for seed in range(3):
+        run_oracle_episode(env, seed, "navigate-tree")
+    used = env.reset(7, "navigate-tree")
+    with MiniWobEnv(["navigate-tree"]) as fresh_env:
+        fresh = fresh_env.reset(7)
+    assert used.instruction == fresh.instruction
+    np.testing.assert_array_equal(used.screenshot, fresh.screenshot)
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_python_registry_matches_the_page_oracles(env):
+    env.reset(0, "click-button")
+    assert set(env._page.evaluate("lnn.oracleTasks")) == set(ORACLE_KINDS)
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_task_defaults_to_seed_modulo_tasks(env):
+    assert env.reset(len(TASKS) + 1).task == TASKS[1]
+
+
+@pytest.mark.browser
+@needs_chromium
+@pytest.mark.parametrize("task", ["click-button", "count-sides", "click-option", "navigate-tree", "click-tab"])
+def test_oracle_solves_the_task(env, task):
+    for seed in range(3):
+        episode = run_oracle_episode(env, seed, task)
+        assert episode.success, (task, seed, episode.reason)
+        for _obs, step in episode.steps:
+            x0, y0, x1, y1 = step.target_box
+            assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
+            assert x0 <= step.action.x <= x1 and y0 <= step.action.y <= y1
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_wrong_clicks_do_not_succeed(env):
+    # a click on the instruction does nothing; "done" then ends the episode without success
+    env.reset(0, "click-button")
+    _, reward, done, info = env.step(Action("click", 0.5, 0.05))
+    assert (reward, done, info["success"]) == (0.0, False, False)
+    _, reward, done, info = env.step(Action("done"))
+    assert (reward, done, info["success"], info["reason"]) == (0.0, True, False, "agent-done")
+
+    # the circle next to the right one on grid-coordinate's 30 px grid: the task answers -1
+    env.reset(0, "grid-coordinate")
+    right = env.oracle().action
+    dx = 30 / 160 if right.x < 0.5 else -30 / 160
+    _, reward, done, info = env.step(Action("click", right.x + dx, right.y))
+    assert done and reward == -1.0 and not info["success"]
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_other_actions_run_and_keep_the_episode_going(env):
+    env.reset(1, "click-button")
+    for action in [Action("type", text="hello"), Action("key", text="Tab"), Action("scroll", 0.5, 0.5, "down"),
+                   Action("navigate", text="http://example.com")]:
+        obs, reward, done, info = env.step(action)
+        assert not done and reward == 0.0
+    assert info["ignored"]  # navigate
+    assert "unknown key" in env.step(Action("key", text="NoSuchKey"))[3]["ignored"]  # the browser lives on
+    assert env.step(Action("done"))[2]
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.step(Action("click", 0.5, 0.5))
+
+
+def _click_on(env, selector: str) -> Action:
+    """A click at the centre of the element (read from the page: enter-text has no oracle)."""
+    x0, y0, x1, y1 = env._page.evaluate("s => lnn.box(document.querySelector(s))", selector)
+    return Action("click", (x0 + x1) / 2, (y0 + y1) / 2)
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_typing_and_keys_reach_the_page(env):
+    obs = env.reset(2, "enter-text")
+    name = obs.instruction.split('"')[1]
+    for action in [_click_on(env, "#tt"), Action("type", text=name + "x"), Action("key", text="Backspace"),
+                   _click_on(env, "#subbtn")]:
+        _, reward, done, info = env.step(action)
+    assert done and reward == 1.0 and info["success"]
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_image_size_stretches_to_a_square(env):
+    env.image_size = 64
+    try:
+        assert env.reset(0, "click-tab").screenshot.shape == (64, 64, 3)
+    finally:
+        env.image_size = None
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_killed_browser_aborts_the_episode_and_the_env_recovers(env):
+    env.reset(5, "click-button")
+    restarts, old_pid = env.restarts, env.browser_pid
+    os.kill(old_pid, 9)
+    with pytest.raises(EpisodeAborted, match="browser crashed") as e:
+        env.step(Action("click", 0.5, 0.5))
+    assert e.value.reason
+    assert env.restarts == restarts + 1 and env.browser_pid != old_pid
+    assert run_oracle_episode(env, 5, "click-button").success
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_hung_page_times_out_and_the_env_recovers(env):
+    env.reset(6, "click-test-2")
+    env.step_timeout_s = 2.0
+    try:
+        env._page.evaluate("setTimeout(() => { while (true) {} }, 0)")  # the page's main thread never returns
+        with pytest.raises(EpisodeAborted, match="exceeded step_timeout_s=2"):
+            env.step(Action("click", 0.5, 0.5))
+    finally:
+        env.step_timeout_s = 10.0
+    assert run_oracle_episode(env, 6, "click-test-2").success

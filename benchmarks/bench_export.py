@@ -176,7 +176,7 @@ def main() -> None:
         "date": time.strftime("%Y-%m-%d %H:%M"), "machine": f"{platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} cores, shared (1-min load average at each round: {', '.join(map(str, loads))})",
         "chromium": version, "onnxruntime_web": manifest["web"]["onnxruntime_web"], "onnxruntime": ort.__version__,
-        "torch": torch.__version__, "model": manifest["model"], "image_size": manifest["preprocessing"]["image"]["size"],
+        "torch": torch.__version__, "model": manifest["architecture"], "image_size": manifest["preprocessing"]["image"]["size"],
         "weights": "random (default Lite config)" if random_weights else str(source.checkpoint),
         "export_seconds": round(export_seconds, 1), "sizes_bytes": sizes | {f"int8-{other}": sizes_other},
         "sizes_bytes_without_fold": sizes_unfolded, "int8_scheme": manifest["int8_scheme"],
@@ -189,8 +189,8 @@ def main() -> None:
     }  # fmt: skip
     lines = [
         f"# Export benchmark — {results['date']}", "",
-        f"Default Lite ({manifest['model']['parameters']:,} parameters, input {results['image_size']}px, "
-        f"{manifest['model']['liquid_layers']} liquid layers, rk4), weights: {results['weights']}.",
+        f"Default Lite ({manifest['architecture']['parameters']:,} parameters, input {results['image_size']}px, "
+        f"{manifest['architecture']['liquid_layers']} liquid layers, rk4), weights: {results['weights']}.",
         f"Machine: {results['machine']}; Chromium {version}, onnxruntime-web {results['onnxruntime_web']} (wasm, 1 thread, "
         f"no cross-origin isolation), onnxruntime {ort.__version__} (1 thread), torch {torch.__version__} (1 thread).", "",
         "| file | bytes | MB | without the input-projection fold | goal |", "|---|---:|---:|---:|---|",

@@ -25,6 +25,10 @@ def test_export_directory_has_every_file(tiny_export):
 
 def test_manifest_describes_the_model(tiny_export, tiny_run):
     m = json.loads((tiny_export / "manifest.json").read_text())
+    # the keys a runtime reads first (lnn.agent's OnnxPolicy among them)
+    assert m["model"] == "model.onnx" and m["image_size"] == 32 and m["instruction_buckets"] == 64
+    assert m["max_tokens"] == 24 and m["tokenizer"] == {"buckets": 64, "max_tokens": 24}
+    assert m["architecture"]["liquid_layers"] == 2 and m["architecture"]["hidden_size"] == 32
     assert [i["name"] for i in m["inputs"]] == ["image", "tokens", "state_0", "state_1"]
     assert [o["name"] for o in m["outputs"]] == ["action_logits", "coords", "tau_0", "tau_1", "new_state_0", "new_state_1"]
     assert m["inputs"][0]["shape"] == ["batch", 3, 32, 32] and m["inputs"][1]["dtype"] == "int64"

@@ -316,8 +316,14 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
     return {
         "format": "lnn-export/1",
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        # what a reader of the model needs first (lnn.agent's OnnxPolicy reads these keys)
+        "model": FILES["fp32"],
+        "image_size": model.image_size,
+        "instruction_buckets": model.instruction_buckets,
+        "max_tokens": model.max_tokens,
+        "tokenizer": {"buckets": model.instruction_buckets, "max_tokens": model.max_tokens},
         "source": source.describe(),
-        "model": {
+        "architecture": {
             "class": str(cfg.model.get("_target_", type(model).__name__)),
             "parameters": sum(p.numel() for p in model.parameters()),
             "core": str(cfg.model.get("core", "liquid")), "liquid_layers": layers, "hidden_size": hidden,

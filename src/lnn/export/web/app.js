@@ -189,7 +189,7 @@ function referenceDiff(record, step) {
 function drawTau() {
   const tau = app.manifest.tau;
   const container = $("tau");
-  const layers = app.manifest.model.liquid_layers;
+  const layers = app.manifest.architecture.liquid_layers;
   if (container.children.length !== layers) {
     container.innerHTML = "";
     for (let i = 0; i < layers; i++) {
@@ -306,7 +306,7 @@ function describeModel() {
   const m = app.manifest;
   const solver = m.solver ? `${m.solver.exported.solver} × ${m.solver.exported.unfolds}` + (m.solver.substitution ? ` (trained: ${m.solver.trained.solver})` : "") : "none";
   const tau = m.tau ? `τ ∈ [${m.tau.min}, ${m.tau.max}] per ${m.tau.per}` : "no τ";
-  $("model-info").textContent = `${m.model.class.split(".").pop()} · ${m.model.parameters.toLocaleString()} parameters · ${m.model.liquid_layers} liquid layers × ${m.model.hidden_size} · ${tau} · solver ${solver} · input ${m.preprocessing.image.size}×${m.preprocessing.image.size}`;
+  $("model-info").textContent = `${m.architecture.class.split(".").pop()} · ${m.architecture.parameters.toLocaleString()} parameters · ${m.architecture.liquid_layers} liquid layers × ${m.architecture.hidden_size} · ${tau} · solver ${solver} · input ${m.preprocessing.image.size}×${m.preprocessing.image.size}`;
   const source = m.source.metric && m.source.metric.value != null ? ` · ${m.source.metric.name} = ${Number(m.source.metric.value).toFixed(3)}` : "";
   $("source-info").textContent = `from ${m.source.checkpoint}${source}`;
   const p = m.parity;

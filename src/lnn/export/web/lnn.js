@@ -99,8 +99,8 @@ export class StepModel {
     this.session = session;
     this.manifest = manifest;
     this.size = manifest.preprocessing.image.size;
-    this.layers = manifest.model.liquid_layers;
-    this.hidden = manifest.model.hidden_size;
+    this.layers = manifest.architecture.liquid_layers;
+    this.hidden = manifest.architecture.hidden_size;
     this.maxTokens = manifest.preprocessing.tokens.max_tokens;
   }
 

@@ -173,6 +173,54 @@ def strip_metadata(proto) -> None:
     proto.doc_string = ""
 
 
+def minify(proto) -> None:
+    """Short names for every internal tensor and node (graph inputs and outputs keep theirs), no
+    intermediate shape annotations (onnxruntime infers them), nodes in topological order: ~25 kB less
+    per file here, the same graph."""
+    graph = proto.graph
+    keep = {i.name for i in graph.input} | {o.name for o in graph.output}
+    names: dict[str, str] = {}
+
+    def short(name: str) -> str:
+        if not name or name in keep:
+            return name
+        return names.setdefault(name, f"t{len(names)}")
+
+    for init in graph.initializer:
+        init.name = short(init.name)
+    for i, node in enumerate(graph.node):
+        node.name = f"n{i}"
+        node.input[:] = [short(x) for x in node.input]
+        node.output[:] = [short(x) for x in node.output]
+    del graph.value_info[:]
+    # topological order (the fp16 converter inserts its casts out of order; onnxruntime copes, the checker not)
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(x in available for x in n.input)]
+        if not ready:
+            raise RuntimeError("the exported graph has a cycle or a dangling input")
+        for node in ready:
+            available.update(node.output)
+        ordered += ready
+        ready_ids = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in ready_ids]
+    nodes = [type(n)() for n in ordered]
+    for dst, src in zip(nodes, ordered):
+        dst.CopyFrom(src)
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
+def save(proto, path: Path) -> None:
+    """Minified, checked, one self-contained file."""
+    import onnx
+
+    minify(proto)
+    onnx.checker.check_model(proto)
+    onnx.save_model(proto, str(path), save_as_external_data=False)
+
+
 @contextlib.contextmanager
 def quiet():
     """torch.onnx prints progress and warnings of its own; keep the export's output to our lines."""
@@ -210,8 +258,7 @@ def export_fp32(model: nn.Module, path: Path, opset: int = OPSET):
         raise RuntimeError(f"torch.onnx.export failed: {first[:300]}") from e
     proto = program.model_proto
     strip_metadata(proto)
-    onnx.checker.check_model(proto)
-    onnx.save_model(proto, str(path), save_as_external_data=False)
+    save(proto, path)
     return proto
 
 
@@ -222,7 +269,7 @@ def convert_fp16(src: Path, dst: Path) -> None:
 
     with quiet():
         proto = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
-    onnx.save_model(proto, str(dst), save_as_external_data=False)
+    save(proto, dst)
 
 
 INT8_SCHEMES = ("weights", "dynamic")
@@ -235,8 +282,11 @@ def convert_int8(src: Path, dst: Path, scheme: str = "weights") -> None:
     elif scheme == "dynamic":
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        import onnx
+
         with quiet():
             quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+        save(onnx.load(str(dst)), dst)
     else:
         raise ConfigError("int8", f"unknown scheme {scheme!r}; choose one of {', '.join(INT8_SCHEMES)}")
 
@@ -305,5 +355,4 @@ def quantize_weights_int8(src: Path, dst: Path, min_elements: int = 1024) -> Non
     nodes = dequantize + list(graph.node)
     del graph.node[:]
     graph.node.extend(nodes)
-    onnx.checker.check_model(model)
-    onnx.save_model(model, str(dst), save_as_external_data=False)
+    save(model, dst)

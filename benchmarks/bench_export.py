@@ -122,7 +122,7 @@ def main() -> None:
     unfolded = work / "unfolded"
     unfolded.mkdir()
     onnx_step.export_fp32(model, unfolded / "model.onnx")
-    onnx_step.convert_fp16(unfolded / "model.onnx", unfolded / "model.fp16.onnx")
+    onnx_step.convert_fp16(unfolded / "model.onnx", unfolded / "model.fp16.onnx", manifest["fp16_scheme"]["name"])
     onnx_step.convert_int8(unfolded / "model.onnx", unfolded / "model.int8.onnx", manifest["int8_scheme"]["name"])
     sizes = {m["precision"]: m["bytes"] for m in manifest["files"].values()}
     sizes_unfolded = {p: (unfolded / n).stat().st_size for p, n in
@@ -138,11 +138,16 @@ def main() -> None:
     options_ort.inter_op_num_threads = 1
     for key, value in manifest["session_config"].items():
         options_ort.add_session_config_entry(key, value)
-    # the other int8 scheme, for comparison: int8 arithmetic (onnxruntime's dynamic quantisation)
-    other = "dynamic" if manifest["int8_scheme"]["name"] == "weights" else "weights"
-    onnx_step.convert_int8(out / "model.onnx", out / f"model.int8-{other}.onnx", other)
-    sizes_other = (out / f"model.int8-{other}.onnx").stat().st_size
-    files = {m["precision"]: name for name, m in manifest["files"].items()} | {f"int8-{other}": f"model.int8-{other}.onnx"}
+    # the other fp16 and int8 schemes, for comparison (fp16 / int8 arithmetic by default)
+    others = {}
+    for precision, schemes, convert in (("fp16", onnx_step.FP16_SCHEMES, onnx_step.convert_fp16),
+                                        ("int8", onnx_step.INT8_SCHEMES, onnx_step.convert_int8)):  # fmt: skip
+        other = next(x for x in schemes if x != manifest[f"{precision}_scheme"]["name"])
+        name = f"model.{precision}-{other}.onnx"
+        convert(out / "model.onnx", out / name, other)
+        others[f"{precision}-{other}"] = name
+    sizes_other = {p: (out / name).stat().st_size for p, name in others.items()}
+    files = {m["precision"]: name for name, m in manifest["files"].items()} | others
     sessions = {p: ort.InferenceSession(str(out / name), options_ort, providers=["CPUExecutionProvider"])
                 for p, name in files.items()}  # fmt: skip
 
@@ -163,7 +168,7 @@ def main() -> None:
             for p, session in sessions.items():
                 times[f"ort_{p}"] += ort_round(session, frames, tokens.numpy(), layers, hidden, args.steps)
             for p in sessions:
-                res = page.evaluate(f"window.lnnPage.benchmark('{files[p] if p.startswith('int8-') else p}', "
+                res = page.evaluate(f"window.lnnPage.benchmark('{files[p] if p in others else p}', "
                                     f"{args.steps}, 20, true)")  # fmt: skip
                 times[f"browser_{p}"] += res.pop("step_ms")
                 browser_detail[p].append(res)
@@ -178,8 +183,9 @@ def main() -> None:
         "chromium": version, "onnxruntime_web": manifest["web"]["onnxruntime_web"], "onnxruntime": ort.__version__,
         "torch": torch.__version__, "model": manifest["architecture"], "image_size": manifest["preprocessing"]["image"]["size"],
         "weights": "random (default Lite config)" if random_weights else str(source.checkpoint),
-        "export_seconds": round(export_seconds, 1), "sizes_bytes": sizes | {f"int8-{other}": sizes_other},
-        "sizes_bytes_without_fold": sizes_unfolded, "int8_scheme": manifest["int8_scheme"],
+        "export_seconds": round(export_seconds, 1), "sizes_bytes": sizes | sizes_other,
+        "sizes_bytes_without_fold": sizes_unfolded, "fp16_scheme": manifest["fp16_scheme"],
+        "int8_scheme": manifest["int8_scheme"],
         "parity": {p: manifest["parity"][p] for p in ("fp32", "fp16", "int8")},
         "latency": stats, "browser_rounds": browser_detail,
         "goals": {"fp16_mb": [sizes["fp16"] / 1e6, GOALS["fp16_mb"], sizes["fp16"] / 1e6 <= GOALS["fp16_mb"]],
@@ -198,8 +204,10 @@ def main() -> None:
     for p, name in (("fp32", "model.onnx"), ("fp16", "model.fp16.onnx"), ("int8", "model.int8.onnx")):
         goal = {"fp16": "≤ 1.6 MB", "int8": "≤ 0.9 MB"}.get(p, "")
         lines.append(f"| {name} | {sizes[p]:,} | {sizes[p] / 1e6:.3f} | {sizes_unfolded[p] / 1e6:.3f} MB | {goal} |")
-    lines.append(f"| model.int8-{other}.onnx (not exported; for comparison) | {sizes_other:,} | {sizes_other / 1e6:.3f} | | |")
-    lines += ["", f"int8 scheme exported: {manifest['int8_scheme']['name']} — {manifest['int8_scheme']['about']}."]
+    for p, name in others.items():
+        lines.append(f"| {name} (the other scheme, for comparison) | {sizes_other[p]:,} | {sizes_other[p] / 1e6:.3f} | | |")
+    lines += ["", f"Schemes exported: fp16 {manifest['fp16_scheme']['name']} — {manifest['fp16_scheme']['about']}; "
+              f"int8 {manifest['int8_scheme']['name']} — {manifest['int8_scheme']['about']}."]  # fmt: skip
     lines += ["", f"Step latency, batch 1, median over {args.rounds} × {args.steps} steps (p10–p90), "
               "image → outputs including preprocessing:", "",
               "| engine | precision | median ms | p10–p90 ms | vs PyTorch | vs onnxruntime (same precision) |",

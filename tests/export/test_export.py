@@ -37,6 +37,7 @@ def test_manifest_describes_the_model(tiny_export, tiny_run):
     assert m["actions"] == ["click", "type", "navigate", "scroll", "key", "done"]
     assert m["tau"] == {"min": 0.5, "max": 8.0, "per": "neuron", "size": 32, "unit": "input steps (dt = 1 per frame)"}
     assert m["solver"]["exported"] == {"solver": "rk4", "unfolds": 1} and m["solver"]["substitution"] is None
+    assert m["fp16_scheme"]["name"] == "weights" and m["int8_scheme"]["name"] == "weights"
     assert m["source"]["checkpoint"].endswith("checkpoints/best.ckpt") and m["source"]["metric"]["value"] == 0.5
     for name, info in m["files"].items():
         assert info["bytes"] == (tiny_export / name).stat().st_size
@@ -120,25 +121,36 @@ def test_folding_the_input_projection_is_exact():
     assert fold_input_projection(VisionLNNLite(image_size=32, core="feedforward"))[1] == []
 
 
-def test_int8_schemes(tiny_export, tmp_path):
-    """weights: int8 storage restored to float32 (the default); dynamic: int8 arithmetic. Both run in onnxruntime."""
-    from lnn.export.onnx_step import convert_int8
+def test_fp16_and_int8_schemes(tiny_export, tmp_path):
+    """weights: compact storage restored to float32 (the defaults); full fp16 / dynamic int8: reduced-precision
+    arithmetic. All run in onnxruntime; the stored weights are fp16 / int8."""
+    from lnn.export.onnx_step import convert_fp16, convert_int8
     from lnn.export.pipeline import SESSION_CONFIG
 
-    proto = onnx.load(str(tiny_export / "model.int8.onnx"))
-    ops = {n.op_type for n in proto.graph.node}
-    assert "DequantizeLinear" in ops and "MatMulInteger" not in ops
-    assert sum(i.data_type == onnx.TensorProto.INT8 for i in proto.graph.initializer) >= 5
+    def dtypes(path):
+        return {i.data_type for i in onnx.load(str(path)).graph.initializer if np.prod(i.dims) >= 1024}
+
+    def ops(path):
+        return {n.op_type for n in onnx.load(str(path)).graph.node}
+
+    assert dtypes(tiny_export / "model.fp16.onnx") == {onnx.TensorProto.FLOAT16} and "Cast" in ops(tiny_export / "model.fp16.onnx")
+    assert dtypes(tiny_export / "model.int8.onnx") == {onnx.TensorProto.INT8}
+    assert "DequantizeLinear" in ops(tiny_export / "model.int8.onnx") and "MatMulInteger" not in ops(tiny_export / "model.int8.onnx")
+    convert_fp16(tiny_export / "model.onnx", tmp_path / "full.onnx", "full")
     convert_int8(tiny_export / "model.onnx", tmp_path / "dynamic.onnx", "dynamic")
-    assert "DynamicQuantizeLinear" in {n.op_type for n in onnx.load(str(tmp_path / "dynamic.onnx")).graph.node}
+    assert dtypes(tmp_path / "full.onnx") == {onnx.TensorProto.FLOAT16}
+    assert "DynamicQuantizeLinear" in ops(tmp_path / "dynamic.onnx")
     options = ort.SessionOptions()
     for key, value in SESSION_CONFIG.items():
         options.add_session_config_entry(key, value)
     feeds = {"image": np.random.rand(2, 3, 32, 32).astype(np.float32), "tokens": np.ones((2, 24), np.int64),
              "state_0": np.zeros((2, 32), np.float32), "state_1": np.zeros((2, 32), np.float32)}  # fmt: skip
     ref = ort.InferenceSession(str(tiny_export / "model.onnx")).run(None, feeds)
-    for path in (tiny_export / "model.int8.onnx", tmp_path / "dynamic.onnx"):
+    for path, atol in ((tiny_export / "model.fp16.onnx", 1e-2), (tmp_path / "full.onnx", 1e-2),
+                       (tiny_export / "model.int8.onnx", 0.1), (tmp_path / "dynamic.onnx", 0.1)):  # fmt: skip
         out = ort.InferenceSession(str(path), options).run(None, feeds)
-        assert np.abs(out[0] - ref[0]).max() < 0.1
+        assert all(np.abs(a - b).max() < atol for a, b in zip(out[:4], ref[:4])), path.name
     with pytest.raises(ConfigError, match="unknown scheme"):
         convert_int8(tiny_export / "model.onnx", tmp_path / "x.onnx", "int4")
+    with pytest.raises(ConfigError, match="unknown scheme"):
+        convert_fp16(tiny_export / "model.onnx", tmp_path / "x.onnx", "bf16")

@@ -262,27 +262,45 @@ def export_fp32(model: nn.Module, path: Path, opset: int = OPSET):
     return proto
 
 
-def convert_fp16(src: Path, dst: Path) -> None:
-    """fp16 weights and arithmetic, float32 inputs and outputs (so the page feeds the same arrays)."""
-    import onnx
-    from onnxruntime.transformers.float16 import convert_float_to_float16
-
-    with quiet():
-        proto = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
-    save(proto, dst)
-
-
+FP16_SCHEMES = ("weights", "full")
 INT8_SCHEMES = ("weights", "dynamic")
+
+
+def convert_fp16(src: Path, dst: Path, scheme: str = "weights") -> None:
+    """fp16 weights: `weights` (stored fp16, computed in float32) or `full` (fp16 arithmetic as well).
+
+    `full` is onnxruntime.transformers' converter with float32 inputs and outputs kept. On the wasm and
+    CPU backends it is slower (they have no fp16 kernels and cast around every op) and its rounding of
+    every activation compounds over the recurrent steps: τ, spanning τ_max − τ_min, drifts by ~1e-2 for
+    τ_max = 20. `weights` rounds only the weights; onnxruntime folds the Casts back to float32 at load.
+    """
+    if scheme == "weights":
+        import numpy as np
+
+        def to_fp16(name, w, uses):
+            if w.size < 16:  # biases of a handful of values: not worth a node
+                return None
+            return [(f"{name}__fp16", w.astype(np.float16))], ("Cast", [f"{name}__fp16"], {"to": 1})  # 1: FLOAT
+
+        _store_weights(src, dst, to_fp16)
+    elif scheme == "full":
+        import onnx
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        with quiet():
+            proto = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+        save(proto, dst)
+    else:
+        raise ConfigError("fp16", f"unknown scheme {scheme!r}; choose one of {', '.join(FP16_SCHEMES)}")
 
 
 def convert_int8(src: Path, dst: Path, scheme: str = "weights") -> None:
     """int8 weights: `weights` (stored int8, computed in float32) or `dynamic` (int8 arithmetic)."""
     if scheme == "weights":
-        quantize_weights_int8(src, dst)
+        _store_weights(src, dst, _to_int8)
     elif scheme == "dynamic":
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
         import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
 
         with quiet():
             quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
@@ -307,13 +325,37 @@ def _weight_axis(uses: list, ndim: int) -> int | None:
     return axes.pop() if len(axes) == 1 else None
 
 
-def quantize_weights_int8(src: Path, dst: Path, min_elements: int = 1024) -> None:
-    """Weight-only int8 (W8A32): every float32 weight of >= min_elements values is stored as int8 with a
-    symmetric scale per output channel, and a DequantizeLinear node restores it to float32.
+def _to_int8(name, w, uses, min_elements: int = 1024):
+    """Symmetric int8 with one scale per output channel, restored by DequantizeLinear (W8A32).
 
-    The file is ~4× smaller than fp32 (as dynamic quantisation's); arithmetic stays float32, so it runs as
-    fast as fp32 — onnxruntime folds the DequantizeLinear of constants at load when the session sets
+    The file is ~4× smaller than fp32 (as dynamic quantisation's); arithmetic stays float32, so it runs
+    as fast as fp32 — onnxruntime folds the DequantizeLinear of constants at load when the session sets
     `session.disable_quant_qdq=1` (the page does) — and is more accurate than int8 arithmetic.
+    """
+    import numpy as np
+
+    if w.size < min_elements:
+        return None
+    axis = _weight_axis(uses, w.ndim)
+    if axis is None:
+        scale = np.array(max(float(np.abs(w).max()), 1e-12) / 127, np.float32)
+        q = w / scale
+    else:
+        reduce = tuple(i for i in range(w.ndim) if i != axis)
+        scale = (np.abs(w).max(axis=reduce) / 127).astype(np.float32)
+        scale[scale == 0] = 1.0
+        shape = [1] * w.ndim
+        shape[axis] = -1
+        q = w / scale.reshape(shape)
+    q = np.clip(np.round(q), -127, 127).astype(np.int8)
+    stored = [(f"{name}__int8", q), (f"{name}__scale", scale), (f"{name}__zero", np.zeros(scale.shape, np.int8))]
+    return stored, ("DequantizeLinear", [s[0] for s in stored], {} if axis is None else {"axis": axis})
+
+
+def _store_weights(src: Path, dst: Path, transform) -> None:
+    """Replace float32 weights by a compact form and a node that restores them to float32.
+
+    transform(name, array, uses) -> None (keep the weight) or ([(initializer name, array)], (op, inputs, attrs)).
     """
     import numpy as np
     import onnx
@@ -325,34 +367,19 @@ def quantize_weights_int8(src: Path, dst: Path, min_elements: int = 1024) -> Non
     for node in graph.node:
         for slot, name in enumerate(node.input):
             uses.setdefault(name, []).append((node, slot))
-    kept, dequantize = [], []
+    kept, restore = [], []
     for init in graph.initializer:
         w = numpy_helper.to_array(init)
-        if w.dtype != np.float32 or w.size < min_elements or init.name not in uses:
+        replaced = transform(init.name, w, uses[init.name]) if w.dtype == np.float32 and init.name in uses else None
+        if replaced is None:
             kept.append(init)
             continue
-        axis = _weight_axis(uses[init.name], w.ndim)
-        if axis is None:
-            scale = np.array(max(float(np.abs(w).max()), 1e-12) / 127, np.float32)
-            q = w / scale
-        else:
-            reduce = tuple(i for i in range(w.ndim) if i != axis)
-            scale = (np.abs(w).max(axis=reduce) / 127).astype(np.float32)
-            scale[scale == 0] = 1.0
-            shape = [1] * w.ndim
-            shape[axis] = -1
-            q = w / scale.reshape(shape)
-        q = np.clip(np.round(q), -127, 127).astype(np.int8)
-        zero = np.zeros(scale.shape, np.int8)
-        name = init.name
-        kept += [numpy_helper.from_array(q, f"{name}__int8"), numpy_helper.from_array(scale, f"{name}__scale"),
-                 numpy_helper.from_array(zero, f"{name}__zero")]  # fmt: skip
-        attrs = {} if axis is None else {"axis": axis}
-        dequantize.append(helper.make_node("DequantizeLinear", [f"{name}__int8", f"{name}__scale", f"{name}__zero"],
-                                           [name], name=f"{name}__dequantize", **attrs))  # fmt: skip
+        stored, (op, inputs, attrs) = replaced
+        kept += [numpy_helper.from_array(array, name) for name, array in stored]
+        restore.append(helper.make_node(op, inputs, [init.name], name=f"{init.name}__restore", **attrs))
     del graph.initializer[:]
     graph.initializer.extend(kept)
-    nodes = dequantize + list(graph.node)
+    nodes = restore + list(graph.node)
     del graph.node[:]
     graph.node.extend(nodes)
     save(model, dst)

@@ -1,7 +1,8 @@
 """One export: a checkpoint -> an export directory, written into a temporary directory next to the target
 and renamed into place at the end (a failure, parity included, leaves nothing behind).
 
-    model.onnx, model.fp16.onnx, model.int8.onnx   the streaming step (see onnx_step.py)
+    model.onnx, model.fp16.onnx, model.int8.onnx   the streaming step (see onnx_step.py); fp16 and int8 store
+                                                   the weights compactly (schemes: `fp16=`, `int8=`)
     manifest.json                                  inputs/outputs, preprocessing, actions, τ, solver, source,
                                                    file sizes, parity figures
     config.yaml                                    the training config of the checkpoint
@@ -39,6 +40,10 @@ INT8_ABOUT = {
                "arithmetic — onnxruntime folds them to float32 at load with session.disable_quant_qdq=1",
     "dynamic": "onnxruntime quantize_dynamic: int8 weights, activations quantised on the fly, int8 arithmetic",
 }
+FP16_ABOUT = {
+    "weights": "fp16 weights restored to float32 by Cast; float32 arithmetic (onnxruntime folds the Casts at load)",
+    "full": "fp16 weights and arithmetic (onnxruntime.transformers float16 converter), float32 inputs and outputs",
+}
 
 
 @dataclass
@@ -54,6 +59,7 @@ class ExportOptions:
     fp32_atol: float = 1e-4
     fp16_atol: float = 1e-2
     int8_min_agreement: float = 0.95
+    fp16: str = "weights"  # weights: fp16 storage, float32 arithmetic | full: fp16 arithmetic too
     int8: str = "weights"  # weights: int8 storage, float32 arithmetic | dynamic: int8 arithmetic (slower here)
     plots: bool = True
     web: bool = True
@@ -226,6 +232,8 @@ def export(source: Source, opts: ExportOptions | None = None, log=print) -> Path
     opts = opts or ExportOptions()
     if opts.steps < 1 or opts.streams_per_task < 1:
         raise ConfigError("parity.steps" if opts.steps < 1 else "parity.streams_per_task", "must be >= 1")
+    if opts.fp16 not in onnx_step.FP16_SCHEMES:
+        raise ConfigError("fp16", f"unknown scheme {opts.fp16!r}; choose one of {', '.join(onnx_step.FP16_SCHEMES)}")
     if opts.int8 not in onnx_step.INT8_SCHEMES:
         raise ConfigError("int8", f"unknown scheme {opts.int8!r}; choose one of {', '.join(onnx_step.INT8_SCHEMES)}")
     if opts.unfolds is not None and not (isinstance(opts.unfolds, int) and opts.unfolds >= 1):
@@ -282,7 +290,7 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
     paths = {p: tmp / name for p, name in FILES.items()}
     t0 = time.time()
     onnx_step.export_fp32(graph_model, paths["fp32"])
-    onnx_step.convert_fp16(paths["fp32"], paths["fp16"])
+    onnx_step.convert_fp16(paths["fp32"], paths["fp16"], opts.fp16)
     onnx_step.convert_int8(paths["fp32"], paths["int8"], opts.int8)
     log(f"onnx: exported in {time.time() - t0:.1f} s — " + ", ".join(
         f"{name} {paths[p].stat().st_size / 1e6:.3f} MB" for p, name in FILES.items()))  # fmt: skip
@@ -346,6 +354,7 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
                                            "size": cell.tau_size, "unit": "input steps (dt = 1 per frame)"},
         "solver": solver_info,
         "files": {name: _file_info(paths[p], p) for p, name in FILES.items()},
+        "fp16_scheme": {"name": opts.fp16, "about": FP16_ABOUT[opts.fp16]},
         "int8_scheme": {"name": opts.int8, "about": INT8_ABOUT[opts.int8]},
         "session_config": SESSION_CONFIG,
         "parity": parity,

@@ -8,10 +8,12 @@ action_logits, coords, τ of every layer, new state out; dynamic batch axis.
     action_logits (batch, 6), coords (batch, 2) in [0, 1], tau_i (batch, k) (k = 1 per sample, or H per
     neuron), new_state_i (batch, H)
 
-The export goes through torch.onnx's dynamo exporter and writes one self-contained file (no `.data`
-side file), with per-node metadata stripped. fp16 converts weights and arithmetic with
-onnxruntime.transformers' converter (inputs and outputs stay float32); int8 is onnxruntime's dynamic
-quantisation (int8 weights, activations quantised on the fly).
+The export goes through torch.onnx's dynamo exporter (tracing the liquid layers' plain reference loop)
+and writes one self-contained file (no `.data` side file), per-node metadata stripped, names minified.
+fp16 and int8 store the weights as fp16 / per-channel int8 and restore them to float32 in the graph
+(`weights` schemes, the defaults: float32 arithmetic, as fast as fp32); `fp16=full` (fp16 arithmetic,
+onnxruntime.transformers' converter) and `int8=dynamic` (onnxruntime's dynamic quantisation, int8
+arithmetic) are the alternatives.
 
 Two graph-level choices, both checked by the parity figures against the unmodified PyTorch model:
 * `fold_linear`: the Lite model's `input_proj` and the first liquid layer's input projection are two
@@ -239,8 +241,6 @@ def quiet():
 
 def export_fp32(model: nn.Module, path: Path, opset: int = OPSET):
     """Write the step of `model` (eval, float32, CPU) to `path` as one ONNX file; returns the ModelProto."""
-    import onnx
-
     graph = StepGraph(reference_path(model)).eval()
     layers, hidden, size = graph.layers, hidden_size(model), model.image_size
     batch = 2  # >= 2, or the exporter specialises the batch axis to 1

@@ -249,6 +249,22 @@ def plot_sweep(rows: list[dict], best: BestJob | None, path: Path) -> None:
 
 
 class SweepSummary(Callback):
+    def on_job_end(self, config: DictConfig, job_return=None, **kwargs) -> None:
+        """Keep the summary current after every job of a sweep: it exists even if the sweep itself dies
+        (Optuna's sweeper raises at the end when every trial failed)."""
+        from lnn.training.cli import in_multirun
+
+        if not in_multirun():
+            return
+        sweep_dir = Path(config.hydra.sweep.dir)
+        if sweep_dir.exists():
+            try:
+                write_summary(sweep_dir)
+            except Exception as e:  # a summary must never fail a job
+                import logging
+
+                logging.getLogger("lnn").warning(f"sweep summary not updated: {e}")
+
     def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.exists():

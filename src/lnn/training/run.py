@@ -94,10 +94,23 @@ def train(cfg: DictConfig, overrides: str = "") -> dict:
 
 
 def best_checkpoint(trainer: pl.Trainer) -> str | None:
+    cb = best_checkpoint_callback(trainer)
+    return cb.best_model_path if cb is not None else None
+
+
+def best_checkpoint_callback(trainer: pl.Trainer):
     for cb in trainer.checkpoint_callbacks:
         if getattr(cb, "monitor", None) and cb.best_model_path:
-            return cb.best_model_path
+            return cb
     return None
+
+
+def best_score(trainer: pl.Trainer) -> dict:
+    """The monitored metric and the best checkpoint's value of it (what a sweep ranks jobs by)."""
+    cb = best_checkpoint_callback(trainer)
+    if cb is None or cb.best_model_score is None:
+        return {}
+    return {"monitor": cb.monitor, "best_score": float(cb.best_model_score)}
 
 
 def final_evaluation(cfg, trainer, module, datamodule, out: Path) -> dict:
@@ -116,4 +129,4 @@ def final_evaluation(cfg, trainer, module, datamodule, out: Path) -> dict:
         logger.log_metrics(metrics, step=trainer.global_step)
         logger.save()
     log.info("closed-loop success on test seeds:\n" + (out / "eval" / "success.md").read_text())
-    return metrics | {"best_checkpoint": best or ""}
+    return metrics | {"best_checkpoint": best or ""} | best_score(trainer)

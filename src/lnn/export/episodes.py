@@ -1,0 +1,152 @@
+"""Recorded streams of frames, and the step model run over them in PyTorch and in onnxruntime.
+
+A *stream* is `steps` consecutive frames of one task family, driven by the env's oracle (so every frame
+of a multi-step or memory episode appears, whatever the model would do), episodes of the family
+following each other on successive test seeds until the stream is full. Frames are stored as uint8 at
+the model's input size, exactly what the page and the parity checks feed the model (x / 255).
+
+Both runners carry the recurrent state through all steps of a stream (the strictest test of a streaming
+step); `reset_at_new_episode=True` zeroes it where a new env episode starts instead (the page's default).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from lnn.agent import screenshots_to_tensor
+from lnn.envs.registry import ENVS, make_env
+
+
+@dataclass
+class Stream:
+    task: str
+    frames: np.ndarray  # (T, S, S, 3) uint8
+    instructions: list[str]
+    new_episode: list[bool]  # True where an env episode starts
+    seeds: list[int]
+    truth: list[dict] = field(default_factory=list)  # per step: action, x, y, box (the oracle's)
+
+    def __len__(self) -> int:
+        return len(self.instructions)
+
+
+def _env_accepts_image_size(env_name: str) -> bool:
+    from importlib import import_module
+
+    module, cls, _ = ENVS[env_name]
+    return "image_size" in inspect.signature(getattr(import_module(module), cls)).parameters
+
+
+def record_streams(env_name: str, tasks, image_size: int, steps: int = 16, per_task: int = 1,
+                   seed_base: int = 20_000_000, env_kwargs: dict | None = None) -> list[Stream]:  # fmt: skip
+    """`per_task` oracle-driven streams of `steps` frames for each task family."""
+    kwargs = dict(env_kwargs or {})
+    if _env_accepts_image_size(env_name):
+        kwargs.setdefault("image_size", image_size)  # render at the model's size: no resampling
+    env = make_env(env_name, tasks=list(tasks), **kwargs)
+    streams = []
+    try:
+        for task in tasks:
+            seed = seed_base
+            for _ in range(per_task):
+                frames, instructions, new, seeds, truth = [], [], [], [], []
+                obs, fresh = env.reset(seed, task), True
+                while len(frames) < steps:
+                    frames.append(obs.screenshot)
+                    instructions.append(obs.instruction)
+                    new.append(fresh)
+                    seeds.append(seed)
+                    oracle = env.oracle()
+                    a = oracle.action
+                    truth.append({"action": a.type, "x": a.x, "y": a.y,
+                                  "box": list(oracle.target_box) if oracle.target_box else None})  # fmt: skip
+                    obs, _, done, _ = env.step(a)
+                    fresh = done
+                    if done:
+                        seed += 1
+                        obs = env.reset(seed, task)
+                if fresh is False:  # the stream cut an episode: the next stream starts a fresh one
+                    seed += 1
+                pixels = screenshots_to_tensor(frames, image_size)
+                frames_u8 = (pixels * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+                streams.append(Stream(task, frames_u8, instructions, new, seeds, truth))
+    finally:
+        env.close()
+    return streams
+
+
+def stream_inputs(model, streams: list[Stream]) -> tuple[np.ndarray, np.ndarray]:
+    """images (T, B, 3, S, S) float32 in [0, 1] and tokens (T, B, L) int64 for a batch of equal-length streams."""
+    steps = len(streams[0])
+    images = np.stack([s.frames for s in streams], 1).transpose(0, 1, 4, 2, 3).astype(np.float32) / 255
+    tokens = np.stack([model.tokenize([s.task] * steps, s.instructions).numpy() for s in streams], 1)
+    return images, tokens.astype(np.int64)
+
+
+def reset_mask(streams: list[Stream], reset_at_new_episode: bool) -> np.ndarray:
+    """(T, B) bool: where the state is zeroed before the step (never at step 0: it starts at zeros)."""
+    mask = np.array([s.new_episode for s in streams]).T.copy()
+    mask[0] = False
+    return mask if reset_at_new_episode else np.zeros_like(mask)
+
+
+@dataclass
+class Trace:
+    """Outputs per step: action_logits (T,B,A), coords (T,B,2), tau [per layer (T,B,k)], state [(T,B,H)]."""
+
+    action_logits: np.ndarray
+    coords: np.ndarray
+    tau: list[np.ndarray]
+    state: list[np.ndarray]
+
+    def taus(self) -> np.ndarray:
+        """(T, B, layers, k); zero layers gives (T, B, 0, 1)."""
+        if not self.tau:
+            return np.zeros(self.coords.shape[:2] + (0, 1), np.float32)
+        return np.stack(self.tau, 2)
+
+
+@torch.no_grad()
+def run_torch(model, images: np.ndarray, tokens: np.ndarray, resets: np.ndarray | None = None) -> Trace:
+    """The model's own step API over (T, B, ...) inputs, state carried (zeroed where `resets`)."""
+    steps, batch = images.shape[:2]
+    state = model.initial_state(batch)
+    out_steps = []
+    for t in range(steps):
+        if resets is not None and resets[t].any():
+            keep = torch.from_numpy(~resets[t]).float().unsqueeze(1)
+            state = [h * keep for h in state]
+        out = model.step(torch.from_numpy(images[t]), torch.from_numpy(tokens[t]), state)
+        state = out["state"]
+        out_steps.append(out)
+    return Trace(
+        np.stack([o["action_logits"].numpy() for o in out_steps]),
+        np.stack([o["coords"].numpy() for o in out_steps]),
+        [np.stack([o["tau_values"][i].numpy() for o in out_steps]) for i in range(len(out_steps[0]["tau_values"]))],
+        [np.stack([o["state"][i].numpy() for o in out_steps]) for i in range(len(out_steps[0]["state"]))],
+    )
+
+
+def run_onnx(session, images: np.ndarray, tokens: np.ndarray, layers: int, hidden: int,
+             resets: np.ndarray | None = None) -> Trace:  # fmt: skip
+    """An onnxruntime session of the exported step over (T, B, ...) inputs, feeding its state back."""
+    steps, batch = images.shape[:2]
+    state = [np.zeros((batch, hidden), np.float32) for _ in range(layers)]
+    logits, coords, taus, states = [], [], [], []
+    for t in range(steps):
+        if resets is not None and resets[t].any():
+            keep = (~resets[t]).astype(np.float32)[:, None]
+            state = [h * keep for h in state]
+        feeds = {"image": images[t], "tokens": tokens[t]} | {f"state_{i}": h for i, h in enumerate(state)}
+        out = session.run(None, feeds)
+        logits.append(out[0])
+        coords.append(out[1])
+        taus.append(out[2 : 2 + layers])
+        state = list(out[2 + layers : 2 + 2 * layers])
+        states.append(state)
+    return Trace(np.stack(logits), np.stack(coords), [np.stack([t[i] for t in taus]) for i in range(layers)],
+                 [np.stack([s[i] for s in states]) for i in range(layers)])  # fmt: skip

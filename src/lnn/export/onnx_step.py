@@ -1,0 +1,385 @@
+"""The policy's single step as an ONNX graph: image + tokens + state of every liquid layer in ->
+action_logits, coords, τ of every layer, new state out; dynamic batch axis.
+
+    image      (batch, 3, S, S) float32 in [0, 1]   RGB; the model normalises inside the graph
+    tokens     (batch, 24) int64                   hashed words of "<task> <instruction>" (lnn.models.text)
+    state_i    (batch, H) float32                  layer i's state; zeros start an episode
+  ->
+    action_logits (batch, 6), coords (batch, 2) in [0, 1], tau_i (batch, k) (k = 1 per sample, or H per
+    neuron), new_state_i (batch, H)
+
+The export goes through torch.onnx's dynamo exporter (tracing the liquid layers' plain reference loop)
+and writes one self-contained file (no `.data` side file), per-node metadata stripped, names minified.
+fp16 and int8 store the weights as fp16 / per-channel int8 and restore them to float32 in the graph
+(`weights` schemes, the defaults: float32 arithmetic, as fast as fp32); `fp16=full` (fp16 arithmetic,
+onnxruntime.transformers' converter) and `int8=dynamic` (onnxruntime's dynamic quantisation, int8
+arithmetic) are the alternatives.
+
+Two graph-level choices, both checked by the parity figures against the unmodified PyTorch model:
+* `fold_linear`: the Lite model's `input_proj` and the first liquid layer's input projection are two
+  linear maps in a row; their product is one (exact up to float rounding), which saves a 256×256
+  matrix (0.26 MB fp32) and a matmul per step;
+* the ODE solver: a fixed-step solver with `unfolds` sub-steps replaces dopri5 (adaptive, not
+  exportable), or any solver the user asks for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from lnn.errors import ConfigError
+from lnn.liquid import SOLVERS
+
+FIXED_SOLVERS = tuple(SOLVERS)
+OPSET = 18
+
+
+def liquid_cells(model: nn.Module) -> list[nn.Module]:
+    layers = getattr(getattr(model, "core", None), "layers", None)
+    if layers is None:
+        return []
+    return [layer.cell for layer in layers if hasattr(layer, "cell")]
+
+
+def num_layers(model: nn.Module) -> int:
+    return len(liquid_cells(model))
+
+
+def hidden_size(model: nn.Module) -> int:
+    cells = liquid_cells(model)
+    return cells[0].hidden_size if cells else 0
+
+
+def solver_of(model: nn.Module) -> tuple[str, int] | None:
+    cells = liquid_cells(model)
+    return (cells[0].solver, cells[0].unfolds) if cells else None
+
+
+def with_solver(model: nn.Module, solver: str, unfolds: int) -> nn.Module:
+    """A copy of the model whose liquid cells integrate with `solver` in `unfolds` sub-steps."""
+    if solver not in FIXED_SOLVERS:
+        raise ConfigError("solver", f"{solver!r} cannot be exported; choose a fixed-step solver: {', '.join(FIXED_SOLVERS)}")
+    if not (isinstance(unfolds, int) and unfolds >= 1):
+        raise ConfigError("unfolds", f"must be an integer >= 1, got {unfolds!r}")
+    model = copy.deepcopy(model)
+    for cell in liquid_cells(model):
+        cell.solver, cell.unfolds = solver, unfolds
+    return model
+
+
+def fold_input_projection(model: nn.Module) -> tuple[nn.Module, list[str]]:
+    """A copy with `input_proj` folded into the first liquid cell's input projection (see the module doc).
+
+    Returns the model and what was folded ([] when the model has no such pair, e.g. the feed-forward core).
+    """
+    cells = liquid_cells(model)
+    first, proj = (cells[0] if cells else None), getattr(model, "input_proj", None)
+    if first is None or not isinstance(proj, nn.Linear) or not isinstance(getattr(first, "input_proj", None), nn.Linear):
+        return model, []
+    model = copy.deepcopy(model)
+    first, proj = liquid_cells(model)[0], model.input_proj
+    inner = first.input_proj
+    with torch.no_grad():
+        w = inner.weight.double() @ proj.weight.double()  # (H + k, D_in)
+        b = inner.weight.double() @ proj.bias.double() + inner.bias.double()
+        folded = nn.Linear(proj.in_features, inner.out_features)
+        folded.weight.copy_(w.float())
+        folded.bias.copy_(b.float())
+    first.input_proj = folded
+    model.input_proj = nn.Identity()
+    return model, ["input_proj → core.layers.0.cell.input_proj"]
+
+
+def reference_path(model: nn.Module) -> nn.Module:
+    """A copy whose liquid layers run their plain reference loop (no fused custom-autograd fast path):
+    the loop of ordinary torch ops is what the ONNX exporter can trace. Layers without the switch
+    (`impl`) are plain loops already."""
+    model = copy.deepcopy(model)
+    for module in model.modules():
+        if hasattr(module, "impl") and callable(getattr(module, "fused", None)):
+            module.impl = "reference"
+    return model
+
+
+class StepGraph(nn.Module):
+    """model.step with flat tensors in and out: the signature the ONNX graph gets."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.layers = num_layers(model)
+
+    def forward(self, image, tokens, *state):
+        out = self.model.step(image, tokens, list(state) if state else None)
+        return (out["action_logits"], out["coords"], *out["tau_values"], *out["state"])
+
+
+def io_names(layers: int) -> tuple[list[str], list[str]]:
+    inputs = ["image", "tokens"] + [f"state_{i}" for i in range(layers)]
+    outputs = ["action_logits", "coords"] + [f"tau_{i}" for i in range(layers)] + [f"new_state_{i}" for i in range(layers)]
+    return inputs, outputs
+
+
+def io_spec(model: nn.Module) -> dict:
+    """Inputs and outputs with shapes (`batch` is dynamic) and dtypes, for the manifest."""
+    layers, hidden, size = num_layers(model), hidden_size(model), model.image_size
+    tau = liquid_cells(model)[0].tau_size if layers else 0
+    per = "neuron" if layers and tau > 1 else "sample"
+    inputs = [
+        {"name": "image", "shape": ["batch", 3, size, size], "dtype": "float32",
+         "description": "RGB frame resized to image_size, values in [0, 1] (uint8 / 255), channels first"},
+        {"name": "tokens", "shape": ["batch", model.max_tokens], "dtype": "int64",
+         "description": "hashed word ids of '<task> <instruction>' (see preprocessing.tokens); 0 pads"},
+    ] + [{"name": f"state_{i}", "shape": ["batch", hidden], "dtype": "float32",
+          "description": f"liquid layer {i}'s state from the previous step (new_state_{i}); zeros start an episode"}
+         for i in range(layers)]  # fmt: skip
+    outputs = [
+        {"name": "action_logits", "shape": ["batch", model.num_actions], "dtype": "float32",
+         "description": "unnormalised scores of the actions (argmax = the chosen action)"},
+        {"name": "coords", "shape": ["batch", 2], "dtype": "float32",
+         "description": "click point (x, y) as fractions of the frame's width and height"},
+    ] + [{"name": f"tau_{i}", "shape": ["batch", tau], "dtype": "float32",
+          "description": f"layer {i}'s time constant τ at this step (one per {per}), in [tau_min, tau_max]"}
+         for i in range(layers)] + [
+        {"name": f"new_state_{i}", "shape": ["batch", hidden], "dtype": "float32",
+         "description": f"layer {i}'s state after this step: feed it back as state_{i}"} for i in range(layers)
+    ]
+    return {"inputs": inputs, "outputs": outputs}
+
+
+def strip_metadata(proto) -> None:
+    """Drop per-node metadata and doc strings (source locations etc.): a smaller file, same graph."""
+    graphs = [proto.graph]
+    while graphs:
+        graph = graphs.pop()
+        graph.doc_string = ""
+        for node in graph.node:
+            del node.metadata_props[:]
+            node.doc_string = ""
+            for attr in node.attribute:
+                if attr.g is not None and attr.g.node:
+                    graphs.append(attr.g)
+                graphs.extend(g for g in attr.graphs)
+        for value in list(graph.value_info) + list(graph.input) + list(graph.output):
+            del value.metadata_props[:]
+            value.doc_string = ""
+    del proto.metadata_props[:]
+    proto.doc_string = ""
+
+
+def minify(proto) -> None:
+    """Short names for every internal tensor and node (graph inputs and outputs keep theirs), no
+    intermediate shape annotations (onnxruntime infers them), nodes in topological order: ~25 kB less
+    per file here, the same graph."""
+    graph = proto.graph
+    keep = {i.name for i in graph.input} | {o.name for o in graph.output}
+    names: dict[str, str] = {}
+
+    def short(name: str) -> str:
+        if not name or name in keep:
+            return name
+        return names.setdefault(name, f"t{len(names)}")
+
+    for init in graph.initializer:
+        init.name = short(init.name)
+    for i, node in enumerate(graph.node):
+        node.name = f"n{i}"
+        node.input[:] = [short(x) for x in node.input]
+        node.output[:] = [short(x) for x in node.output]
+    del graph.value_info[:]
+    # topological order (the fp16 converter inserts its casts out of order; onnxruntime copes, the checker not)
+    available = {i.name for i in graph.input} | {i.name for i in graph.initializer} | {""}
+    pending, ordered = list(graph.node), []
+    while pending:
+        ready = [n for n in pending if all(x in available for x in n.input)]
+        if not ready:
+            raise RuntimeError("the exported graph has a cycle or a dangling input")
+        for node in ready:
+            available.update(node.output)
+        ordered += ready
+        ready_ids = {id(n) for n in ready}
+        pending = [n for n in pending if id(n) not in ready_ids]
+    nodes = [type(n)() for n in ordered]
+    for dst, src in zip(nodes, ordered):
+        dst.CopyFrom(src)
+    del graph.node[:]
+    graph.node.extend(nodes)
+
+
+def save(proto, path: Path) -> None:
+    """Minified, checked, one self-contained file."""
+    import onnx
+
+    minify(proto)
+    onnx.checker.check_model(proto)
+    onnx.save_model(proto, str(path), save_as_external_data=False)
+
+
+@contextlib.contextmanager
+def quiet():
+    """torch.onnx prints progress and warnings of its own; keep the export's output to our lines."""
+    loggers = [logging.getLogger(n) for n in ("torch.onnx", "onnxscript", "torch.export", "torch._export", "root")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def export_fp32(model: nn.Module, path: Path, opset: int = OPSET):
+    """Write the step of `model` (eval, float32, CPU) to `path` as one ONNX file; returns the ModelProto."""
+    graph = StepGraph(reference_path(model)).eval()
+    layers, hidden, size = graph.layers, hidden_size(model), model.image_size
+    batch = 2  # >= 2, or the exporter specialises the batch axis to 1
+    args = (torch.rand(batch, 3, size, size), torch.randint(0, 2, (batch, model.max_tokens)))
+    args += tuple(torch.zeros(batch, hidden) for _ in range(layers))
+    inputs, outputs = io_names(layers)
+    dim = torch.export.Dim("batch")
+    dynamic = {"image": {0: dim}, "tokens": {0: dim}, "state": tuple({0: dim} for _ in range(layers))}
+    try:
+        with quiet(), torch.no_grad():
+            program = torch.onnx.export(graph, args, dynamo=True, input_names=inputs, output_names=outputs,
+                                        dynamic_shapes=dynamic, opset_version=opset, verbose=False)  # fmt: skip
+    except Exception as e:  # the exporter's errors are long; the first line says what failed
+        first = next((line for line in str(e).splitlines() if line.strip()), type(e).__name__)
+        raise RuntimeError(f"torch.onnx.export failed: {first[:300]}") from e
+    proto = program.model_proto
+    strip_metadata(proto)
+    save(proto, path)
+    return proto
+
+
+FP16_SCHEMES = ("weights", "full")
+INT8_SCHEMES = ("weights", "dynamic")
+
+
+def convert_fp16(src: Path, dst: Path, scheme: str = "weights") -> None:
+    """fp16 weights: `weights` (stored fp16, computed in float32) or `full` (fp16 arithmetic as well).
+
+    `full` is onnxruntime.transformers' converter with float32 inputs and outputs kept. On the wasm and
+    CPU backends it is slower (they have no fp16 kernels and cast around every op) and its rounding of
+    every activation compounds over the recurrent steps: τ, spanning τ_max − τ_min, drifts by ~1e-2 for
+    τ_max = 20. `weights` rounds only the weights; onnxruntime folds the Casts back to float32 at load.
+    """
+    if scheme == "weights":
+        import numpy as np
+
+        def to_fp16(name, w, uses):
+            if w.size < 16:  # biases of a handful of values: not worth a node
+                return None
+            return [(f"{name}__fp16", w.astype(np.float16))], ("Cast", [f"{name}__fp16"], {"to": 1})  # 1: FLOAT
+
+        _store_weights(src, dst, to_fp16)
+    elif scheme == "full":
+        import onnx
+        from onnxruntime.transformers.float16 import convert_float_to_float16
+
+        with quiet():
+            proto = convert_float_to_float16(onnx.load(str(src)), keep_io_types=True)
+        save(proto, dst)
+    else:
+        raise ConfigError("fp16", f"unknown scheme {scheme!r}; choose one of {', '.join(FP16_SCHEMES)}")
+
+
+def convert_int8(src: Path, dst: Path, scheme: str = "weights") -> None:
+    """int8 weights: `weights` (stored int8, computed in float32) or `dynamic` (int8 arithmetic)."""
+    if scheme == "weights":
+        _store_weights(src, dst, _to_int8)
+    elif scheme == "dynamic":
+        import onnx
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+
+        with quiet():
+            quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8)
+        save(onnx.load(str(dst)), dst)
+    else:
+        raise ConfigError("int8", f"unknown scheme {scheme!r}; choose one of {', '.join(INT8_SCHEMES)}")
+
+
+def _weight_axis(uses: list, ndim: int) -> int | None:
+    """The output-channel axis of a weight for every node that reads it, or None (one scale per tensor)."""
+    axes = set()
+    for node, slot in uses:
+        if (node.op_type == "Gather" and slot == 0) or (node.op_type == "Conv" and slot == 1):
+            axes.add(0)  # embedding rows; conv output channels
+        elif node.op_type == "MatMul" and slot == 1 and ndim == 2:
+            axes.add(1)
+        elif node.op_type == "Gemm" and slot == 1:
+            trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
+            axes.add(0 if trans_b else 1)
+        else:
+            axes.add(None)
+    return axes.pop() if len(axes) == 1 else None
+
+
+def _to_int8(name, w, uses, min_elements: int = 1024):
+    """Symmetric int8 with one scale per output channel, restored by DequantizeLinear (W8A32).
+
+    The file is ~4× smaller than fp32 (as dynamic quantisation's); arithmetic stays float32, so it runs
+    as fast as fp32 — onnxruntime folds the DequantizeLinear of constants at load when the session sets
+    `session.disable_quant_qdq=1` (the page does) — and is more accurate than int8 arithmetic.
+    """
+    import numpy as np
+
+    if w.size < min_elements:
+        return None
+    axis = _weight_axis(uses, w.ndim)
+    if axis is None:
+        scale = np.array(max(float(np.abs(w).max()), 1e-12) / 127, np.float32)
+        q = w / scale
+    else:
+        reduce = tuple(i for i in range(w.ndim) if i != axis)
+        scale = (np.abs(w).max(axis=reduce) / 127).astype(np.float32)
+        scale[scale == 0] = 1.0
+        shape = [1] * w.ndim
+        shape[axis] = -1
+        q = w / scale.reshape(shape)
+    q = np.clip(np.round(q), -127, 127).astype(np.int8)
+    stored = [(f"{name}__int8", q), (f"{name}__scale", scale), (f"{name}__zero", np.zeros(scale.shape, np.int8))]
+    return stored, ("DequantizeLinear", [s[0] for s in stored], {} if axis is None else {"axis": axis})
+
+
+def _store_weights(src: Path, dst: Path, transform) -> None:
+    """Replace float32 weights by a compact form and a node that restores them to float32.
+
+    transform(name, array, uses) -> None (keep the weight) or ([(initializer name, array)], (op, inputs, attrs)).
+    """
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(src))
+    graph = model.graph
+    uses: dict[str, list] = {}
+    for node in graph.node:
+        for slot, name in enumerate(node.input):
+            uses.setdefault(name, []).append((node, slot))
+    kept, restore = [], []
+    for init in graph.initializer:
+        w = numpy_helper.to_array(init)
+        replaced = transform(init.name, w, uses[init.name]) if w.dtype == np.float32 and init.name in uses else None
+        if replaced is None:
+            kept.append(init)
+            continue
+        stored, (op, inputs, attrs) = replaced
+        kept += [numpy_helper.from_array(array, name) for name, array in stored]
+        restore.append(helper.make_node(op, inputs, [init.name], name=f"{init.name}__restore", **attrs))
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = restore + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    save(model, dst)

@@ -1,0 +1,363 @@
+"""One export: a checkpoint -> an export directory, written into a temporary directory next to the target
+and renamed into place at the end (a failure, parity included, leaves nothing behind).
+
+    model.onnx, model.fp16.onnx, model.int8.onnx   the streaming step (see onnx_step.py); fp16 and int8 store
+                                                   the weights compactly (schemes: `fp16=`, `int8=`)
+    manifest.json                                  inputs/outputs, preprocessing, actions, τ, solver, source,
+                                                   file sizes, parity figures
+    config.yaml                                    the training config of the checkpoint
+    plots/*.png                                    τ dynamics (see plots.py)
+    web/, episodes/                                the page and its recorded episodes (see bundle.py)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lnn.errors import ConfigError
+from lnn.export import onnx_step
+from lnn.export.episodes import Stream, Trace, record_streams, reset_mask, run_onnx, run_torch, stream_inputs
+from lnn.export.parity import check, compare, format_figure
+from lnn.export.source import Source, build_model, checkpoint_score
+
+FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
+AUTO_UNFOLDS = (1, 2, 4, 8, 16, 32)
+# onnxruntime session settings the models are checked (and the page runs) with: fold the int8 weights'
+# DequantizeLinear into float32 constants at load, rather than keep them as QDQ groups
+SESSION_CONFIG = {"session.disable_quant_qdq": "1"}
+INT8_ABOUT = {
+    "weights": "int8 weights (symmetric, one scale per output channel) restored by DequantizeLinear; float32 "
+               "arithmetic — onnxruntime folds them to float32 at load with session.disable_quant_qdq=1",
+    "dynamic": "onnxruntime quantize_dynamic: int8 weights, activations quantised on the fly, int8 arithmetic",
+}
+FP16_ABOUT = {
+    "weights": "fp16 weights restored to float32 by Cast; float32 arithmetic (onnxruntime folds the Casts at load)",
+    "full": "fp16 weights and arithmetic (onnxruntime.transformers float16 converter), float32 inputs and outputs",
+}
+
+
+@dataclass
+class ExportOptions:
+    out: str | None = None  # None: <run or sweep dir>/export
+    overwrite: bool = True  # replace an existing export at `out` (atomically)
+    solver: str | None = None  # exported fixed-step solver; None: the trained one (dopri5 -> rk4)
+    unfolds: int | None = None  # sub-steps; None: the trained number (a substituted solver: the fewest that fit)
+    solver_tolerance: float = 1e-3  # max |Δ| of a substituted solver vs the trained model
+    fold_linear: bool = True
+    steps: int = 16  # steps per parity stream
+    streams_per_task: int = 2
+    fp32_atol: float = 1e-4
+    fp16_atol: float = 1e-2
+    int8_min_agreement: float = 0.95
+    fp16: str = "weights"  # weights: fp16 storage, float32 arithmetic | full: fp16 arithmetic too
+    int8: str = "weights"  # weights: int8 storage, float32 arithmetic | dynamic: int8 arithmetic (slower here)
+    plots: bool = True
+    web: bool = True
+    ort_dist: str | None = None
+
+
+@contextlib.contextmanager
+def one_torch_thread():
+    """Small models at batch ~20 gain nothing from threads, and on a busy machine lose a lot (10x here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def default_out(source: Source) -> Path:
+    base = source.given if source.given.is_dir() else source.run_dir
+    return base / "export"
+
+
+def _prepare_target(target: Path, overwrite: bool) -> tuple[Path, list[Path]]:
+    """A fresh temporary directory beside `target` (so the final rename is atomic); folders created for it."""
+    if target.exists() and not target.is_dir():
+        raise ConfigError("out", f"{target} exists and is not a directory; choose another out=")
+    if target.exists() and not overwrite:
+        raise ConfigError("out", f"{target} already exists; pass overwrite=true to replace it, or another out=")
+    created, parent = [], target.parent
+    missing = []
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    try:
+        for folder in reversed(missing):
+            folder.mkdir()
+            created.append(folder)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.partial-", dir=target.parent))
+    except OSError as e:
+        _remove_created(created)
+        raise ConfigError("out", f"cannot write the export to {target} ({e.strerror or e}: {e.filename or parent}); "
+                          "choose a writable out=") from None  # fmt: skip
+    return tmp, created
+
+
+def _remove_created(created: list[Path]) -> None:
+    for folder in reversed(created):
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
+
+
+def _commit(tmp: Path, target: Path) -> bool:
+    """Move the finished export into place; returns whether an older export was replaced."""
+    replaced = target.exists()
+    if replaced:
+        old = target.with_name(f".{target.name}.old-{int(time.time() * 1000)}")
+        target.rename(old)
+        tmp.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        tmp.rename(target)
+    return replaced
+
+
+def _file_info(path: Path, precision: str) -> dict:
+    data = path.read_bytes()
+    return {"precision": precision, "bytes": len(data), "megabytes": round(len(data) / 1e6, 3),
+            "sha256": hashlib.sha256(data).hexdigest()}  # fmt: skip
+
+
+def _session(path: Path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    for key, value in SESSION_CONFIG.items():
+        options.add_session_config_entry(key, value)
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def choose_solver(model, trained: tuple[str, int], opts: ExportOptions, inputs, log) -> tuple[object, dict]:
+    """The model to export (solver substituted where needed) and the manifest's solver section."""
+    solver, unfolds = trained
+    want = opts.solver or (solver if solver in onnx_step.FIXED_SOLVERS else "rk4")
+    info = {"trained": {"solver": solver, "unfolds": unfolds}}
+    if want == solver and (opts.unfolds in (None, unfolds)):
+        info |= {"exported": {"solver": solver, "unfolds": unfolds}, "substitution": None}
+        return model, info
+    if want not in onnx_step.FIXED_SOLVERS:
+        raise ConfigError("solver", f"{want!r} cannot be exported; choose one of {', '.join(onnx_step.FIXED_SOLVERS)}")
+    images, tokens = inputs
+    reference = run_torch(model, images, tokens)
+    candidates = [opts.unfolds] if opts.unfolds is not None else [u for u in AUTO_UNFOLDS if want != solver or u > unfolds]
+    tried = []
+    for u in candidates:
+        candidate = onnx_step.with_solver(model, want, u)
+        figure = compare(reference, run_torch(candidate, images, tokens))
+        worst = max(figure["max_abs_diff"][k] for k in ("action_logits", "coords", "tau"))
+        tried.append((u, worst))
+        if worst <= opts.solver_tolerance:
+            figure |= {"against": f"the trained model ({solver}, {unfolds} unfold(s)) in PyTorch",
+                       "tolerance": opts.solver_tolerance, "passed": True, "unfolds_tried": [t[0] for t in tried]}  # fmt: skip
+            info |= {"exported": {"solver": want, "unfolds": u}, "substitution": figure}
+            log(f"solver: trained with {solver} ({unfolds} unfold(s)); exporting {want} with {u} unfold(s) — "
+                + format_figure(f"vs {solver}", figure))  # fmt: skip
+            return candidate, info
+    shown = ", ".join(f"{u} unfold(s): {w:.2g}" for u, w in tried)
+    key = "unfolds" if opts.unfolds is not None else "solver"
+    raise ConfigError(key, f"the model was trained with {solver}; {want} differs from it by more than "
+                      f"solver_tolerance={opts.solver_tolerance:g} ({shown}); pass solver=<{'|'.join(onnx_step.FIXED_SOLVERS)}> "
+                      "unfolds=<n>, or a larger solver_tolerance")  # fmt: skip
+
+
+def _records(streams: list[Stream], trace: Trace, columns: list[int]):
+    from lnn.envs import ACTIONS
+    from lnn.export.plots import EpisodeRecord
+
+    records = []
+    for b in columns:
+        s = streams[b]
+        ids = trace.action_logits[:, b].argmax(-1)
+        actions, points, correct = [], [], []
+        for t, a in enumerate(ids):
+            name = ACTIONS[a] if a < len(ACTIONS) else str(a)
+            x, y = (float(v) for v in trace.coords[t, b])
+            truth = s.truth[t]
+            ok = name == truth["action"]
+            if ok and name == "click" and truth.get("box"):
+                x0, y0, x1, y1 = truth["box"]
+                ok = x0 <= x <= x1 and y0 <= y <= y1
+            actions.append(name)
+            points.append((x, y) if name == "click" else None)
+            correct.append(ok)
+        seeds = sorted(set(s.seeds))
+        records.append(EpisodeRecord(
+            task=s.task, frames=list(s.frames), tau=trace.taus()[:, b], actions=actions, points=points, correct=correct,
+            new_episode=list(s.new_episode), states=np.stack([h[:, b] for h in trace.state], 1) if trace.state else None,
+            label=f"{len(seeds)} episode(s), test seeds {seeds[0]}–{seeds[-1]}",
+        ))  # fmt: skip
+    return records
+
+
+def write_plots(out: Path, streams, trace: Trace, tau_bounds, log) -> list[str]:
+    from lnn.export import plots
+
+    if not trace.tau:
+        log("plots: skipped (the model has no liquid layers, so no τ)")
+        return []
+    folder = out / "plots"
+    folder.mkdir()
+    first = [next(b for b, s in enumerate(streams) if s.task == task) for task in dict.fromkeys(s.task for s in streams)]
+    every = list(range(len(streams)))
+    shown = _records(streams, trace, first)
+    everything = _records(streams, trace, every)
+    plots.plot_tau_steps(shown, tau_bounds, folder / "tau_over_steps.png",
+                         "τ of each liquid layer over 16 steps of each task family (state reset at each new episode)")  # fmt: skip
+    plots.plot_tau_by_task(everything, tau_bounds, folder / "tau_by_task.png")
+    plots.plot_trajectories(everything, folder / "hidden_trajectories.png")
+    names = ["plots/tau_over_steps.png", "plots/tau_by_task.png", "plots/hidden_trajectories.png"]
+    log(f"plots: {', '.join(names)}")
+    return names
+
+
+def export(source: Source, opts: ExportOptions | None = None, log=print) -> Path:
+    """Export `source` as described in the module doc; returns the export directory."""
+    opts = opts or ExportOptions()
+    if opts.steps < 1 or opts.streams_per_task < 1:
+        raise ConfigError("parity.steps" if opts.steps < 1 else "parity.streams_per_task", "must be >= 1")
+    if opts.fp16 not in onnx_step.FP16_SCHEMES:
+        raise ConfigError("fp16", f"unknown scheme {opts.fp16!r}; choose one of {', '.join(onnx_step.FP16_SCHEMES)}")
+    if opts.int8 not in onnx_step.INT8_SCHEMES:
+        raise ConfigError("int8", f"unknown scheme {opts.int8!r}; choose one of {', '.join(onnx_step.INT8_SCHEMES)}")
+    if opts.unfolds is not None and not (isinstance(opts.unfolds, int) and opts.unfolds >= 1):
+        raise ConfigError("unfolds", f"must be an integer >= 1 or null, got {opts.unfolds!r}")
+    ort_dist = None
+    if opts.web:
+        from lnn.export.bundle import require_ort_dist
+
+        ort_dist = require_ort_dist(opts.ort_dist)  # before any work
+    target = Path(opts.out) if opts.out else default_out(source)
+    model = build_model(source)  # bad checkpoints stop here, before anything is written
+    tmp, created = _prepare_target(target, opts.overwrite)
+    try:
+        with one_torch_thread():
+            manifest = _export_into(tmp, source, model, opts, ort_dist, log)
+        manifest["export_dir"] = str(target.resolve())
+        (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+        replaced = _commit(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        _remove_created(created)
+        raise
+    log(f"{'replaced' if replaced else 'wrote'} {target}")
+    return target
+
+
+def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist, log) -> dict:
+    from lnn.envs import ACTIONS
+    from lnn.envs.registry import env_tasks
+
+    cfg = source.config
+    log(f"checkpoint: {source.checkpoint}\n  chosen because: {source.reason}")
+    if source.score is None and source.checkpoint.name == "best.ckpt":
+        source.score = checkpoint_score(source.checkpoint, source.monitor)
+    layers, hidden = onnx_step.num_layers(model), onnx_step.hidden_size(model)
+
+    # streams of recorded frames: the parity episodes, the plots' and the page's episodes
+    env_name = str(cfg.data.get("env", "gui"))
+    tasks = list(cfg.data.get("tasks") or env_tasks(env_name))
+    env_kwargs = dict(cfg.data.get("env_kwargs") or {})
+    streams = record_streams(env_name, tasks, model.image_size, opts.steps, opts.streams_per_task, env_kwargs=env_kwargs)
+    images, tokens = stream_inputs(model, streams)
+
+    trained = onnx_step.solver_of(model)
+    solver_info = None
+    if trained is not None:
+        model, solver_info = choose_solver(model, trained, opts, (images, tokens), log)
+
+    carry = run_torch(model, images, tokens)  # the reference: state carried through all 16 steps
+    resets = reset_mask(streams, True)
+    reset = run_torch(model, images, tokens, resets)  # as the page plays episodes by default
+
+    graph_model, folded = onnx_step.fold_input_projection(model) if opts.fold_linear else (model, [])
+    paths = {p: tmp / name for p, name in FILES.items()}
+    t0 = time.time()
+    onnx_step.export_fp32(graph_model, paths["fp32"])
+    onnx_step.convert_fp16(paths["fp32"], paths["fp16"], opts.fp16)
+    onnx_step.convert_int8(paths["fp32"], paths["int8"], opts.int8)
+    log(f"onnx: exported in {time.time() - t0:.1f} s — " + ", ".join(
+        f"{name} {paths[p].stat().st_size / 1e6:.3f} MB" for p, name in FILES.items()))  # fmt: skip
+
+    parity = {"episodes": len(streams), "steps": opts.steps, "state": "carried through every step of each episode",
+              "reference": "PyTorch, model.step (float32), the same frames and tokens",
+              "episodes_from": f"{env_name} env, oracle-driven, test seeds"}  # fmt: skip
+    bounds = {"fp32": {"atol": opts.fp32_atol}, "fp16": {"atol": opts.fp16_atol},
+              "int8": {"min_agreement": opts.int8_min_agreement}}  # fmt: skip
+    for precision, path in paths.items():
+        trace = run_onnx(_session(path), images, tokens, layers, hidden)
+        parity[precision] = check(precision, compare(carry, trace), **bounds[precision])
+        log("parity " + format_figure(precision, parity[precision]))
+
+    plot_files = write_plots(tmp, streams, reset, (model.core.layers[0].cell.tau_min, model.core.layers[0].cell.tau_max)
+                             if layers else (0, 1), log) if opts.plots else []  # fmt: skip
+
+    web = None
+    if opts.web:
+        from lnn.export.bundle import copy_page, ort_version, write_episodes
+
+        copy_page(tmp, ort_dist)
+        columns = [next(b for b, s in enumerate(streams) if s.task == t) for t in dict.fromkeys(s.task for s in streams)]
+        count = write_episodes(tmp, streams, tokens, reset, carry, columns)
+        web = {"page": "web/index.html", "onnxruntime_web": ort_version(ort_dist), "episodes": "episodes/index.json",
+               "episode_count": count, "serve": f"python -m lnn.export.serve {Path(opts.out or default_out(source))}"}  # fmt: skip
+        log(f"web page: web/index.html with {count} recorded episodes (onnxruntime-web {web['onnxruntime_web']})")
+
+    (tmp / "config.yaml").write_text((source.config_path).read_text())
+    cell = onnx_step.liquid_cells(model)[0] if layers else None
+    return {
+        "format": "lnn-export/1",
+        "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+        # what a reader of the model needs first (lnn.agent's OnnxPolicy reads these keys)
+        "model": FILES["fp32"],
+        "image_size": model.image_size,
+        "instruction_buckets": model.instruction_buckets,
+        "max_tokens": model.max_tokens,
+        "tokenizer": {"buckets": model.instruction_buckets, "max_tokens": model.max_tokens},
+        "source": source.describe(),
+        "architecture": {
+            "class": str(cfg.model.get("_target_", type(model).__name__)),
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "core": str(cfg.model.get("core", "liquid")), "liquid_layers": layers, "hidden_size": hidden,
+            "graph_simplifications": folded,
+        },
+        **onnx_step.io_spec(model),
+        "preprocessing": {
+            "image": {"size": model.image_size, "layout": "NCHW: (batch, 3 RGB channels, height, width)",
+                      "scale": "uint8 / 255, giving [0, 1]",
+                      "resize": f"to {model.image_size}×{model.image_size} (the env renders at this size)",
+                      "normalisation": "none outside: the graph applies (x − 0.5) · 4 itself"},
+            "tokens": {"scheme": "hashed words (lnn.models.text; the page's lnn.js is the same)",
+                       "text": "'<task> <instruction>'; an empty instruction gives all padding",
+                       "lowercase": True, "word_pattern": "[a-z0-9]+", "hash": "FNV-1a, 32 bit, over UTF-8 bytes",
+                       "id": "1 + hash mod (buckets − 1); 0 pads", "buckets": model.instruction_buckets,
+                       "max_tokens": model.max_tokens},
+        },
+        "actions": list(ACTIONS[: model.num_actions]),
+        "tau": None if cell is None else {"min": cell.tau_min, "max": cell.tau_max, "per": cell.tau_per,
+                                           "size": cell.tau_size, "unit": "input steps (dt = 1 per frame)"},
+        "solver": solver_info,
+        "files": {name: _file_info(paths[p], p) for p, name in FILES.items()},
+        "fp16_scheme": {"name": opts.fp16, "about": FP16_ABOUT[opts.fp16]},
+        "int8_scheme": {"name": opts.int8, "about": INT8_ABOUT[opts.int8]},
+        "session_config": SESSION_CONFIG,
+        "parity": parity,
+        "plots": plot_files,
+        "web": web,
+    }

@@ -1,0 +1,131 @@
+// The exported policy in the browser: the tokenizer (the same as lnn/models/text.py), frames -> input
+// tensors, and one streaming step through onnxruntime-web. No DOM work here beyond a canvas for pixels,
+// and no import of onnxruntime itself (the caller passes it in), so node can load this file in tests.
+
+export const FNV_OFFSET = 0x811c9dc5;
+export const FNV_PRIME = 0x01000193;
+const encoder = new TextEncoder();
+
+/** FNV-1a, 32 bit, over the UTF-8 bytes of `word` (unsigned). */
+export function fnv1a(word) {
+  let h = FNV_OFFSET;
+  for (const byte of encoder.encode(word)) {
+    h = Math.imul(h ^ byte, FNV_PRIME) >>> 0;
+  }
+  return h >>> 0;
+}
+
+/** What the model reads: "<task> <instruction>"; an empty instruction is all padding. */
+export function instructionText(task, instruction) {
+  return instruction ? `${task} ${instruction}` : "";
+}
+
+/** Lower-cased runs of [a-z0-9] -> 1 + fnv1a(word) mod (buckets - 1), padded with 0 to maxTokens. */
+export function tokenize(text, buckets, maxTokens) {
+  const words = text.toLowerCase().match(/[a-z0-9]+/g) || [];
+  const ids = words.slice(0, maxTokens).map((w) => 1 + (fnv1a(w) % (buckets - 1)));
+  while (ids.length < maxTokens) ids.push(0);
+  return ids;
+}
+
+/** Token ids of (task, instruction) as the model's int64 input. */
+export function tokensFor(manifest, task, instruction) {
+  const spec = manifest.preprocessing.tokens;
+  return tokenize(instructionText(task, instruction), spec.buckets, spec.max_tokens);
+}
+
+/**
+ * An image (ImageBitmap, <img>, canvas) -> Float32Array (3 * S * S), channels first, values uint8 / 255.
+ * Images of another size are resized with the canvas's smoothing (training frames are rendered at S).
+ */
+export function pixelsOf(image, size, canvas) {
+  canvas = canvas || (typeof OffscreenCanvas !== "undefined" ? new OffscreenCanvas(size, size) : document.createElement("canvas"));
+  canvas.width = size;
+  canvas.height = size;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true, colorSpace: "srgb" });
+  ctx.imageSmoothingEnabled = true;
+  ctx.imageSmoothingQuality = "high";
+  ctx.clearRect(0, 0, size, size);
+  ctx.drawImage(image, 0, 0, size, size);
+  const rgba = ctx.getImageData(0, 0, size, size).data;
+  const plane = size * size;
+  const out = new Float32Array(3 * plane);
+  for (let i = 0; i < plane; i++) {
+    out[i] = rgba[4 * i] / 255;
+    out[plane + i] = rgba[4 * i + 1] / 255;
+    out[2 * plane + i] = rgba[4 * i + 2] / 255;
+  }
+  return out;
+}
+
+/** Decode an image URL exactly (no colour conversion, no premultiplication). */
+export async function loadBitmap(url) {
+  const blob = await (await fetch(url)).blob();
+  return createImageBitmap(blob, { colorSpaceConversion: "none", premultiplyAlpha: "none" });
+}
+
+export function softmax(logits) {
+  const max = Math.max(...logits);
+  const exps = Array.from(logits, (v) => Math.exp(v - max));
+  const sum = exps.reduce((a, b) => a + b, 0);
+  return exps.map((v) => v / sum);
+}
+
+export function argmax(values) {
+  let best = 0;
+  for (let i = 1; i < values.length; i++) if (values[i] > values[best]) best = i;
+  return best;
+}
+
+/** One exported model (one precision): a single step with explicit state, batch 1. */
+export class StepModel {
+  static async load(ort, url, manifest) {
+    // manifest.session_config: the settings the export checked parity with (e.g. fold int8 weights at load)
+    const extra = {};
+    for (const [key, value] of Object.entries(manifest.session_config || {})) {
+      const [group, name] = key.split(".");
+      (extra[group] = extra[group] || {})[name] = value;
+    }
+    const session = await ort.InferenceSession.create(url, {
+      executionProviders: ["wasm"],
+      graphOptimizationLevel: "all",
+      extra,
+    });
+    return new StepModel(ort, session, manifest);
+  }
+
+  constructor(ort, session, manifest) {
+    this.ort = ort;
+    this.session = session;
+    this.manifest = manifest;
+    this.size = manifest.preprocessing.image.size;
+    this.layers = manifest.architecture.liquid_layers;
+    this.hidden = manifest.architecture.hidden_size;
+    this.maxTokens = manifest.preprocessing.tokens.max_tokens;
+  }
+
+  initialState() {
+    return Array.from({ length: this.layers }, () => new Float32Array(this.hidden));
+  }
+
+  /** pixels: Float32Array(3*S*S); tokens: array of ints; state: [Float32Array(H)] -> outputs and ms. */
+  async step(pixels, tokens, state) {
+    const T = this.ort.Tensor;
+    const feeds = {
+      image: new T("float32", pixels, [1, 3, this.size, this.size]),
+      tokens: new T("int64", BigInt64Array.from(tokens, (v) => BigInt(v)), [1, this.maxTokens]),
+    };
+    state.forEach((h, i) => (feeds[`state_${i}`] = new T("float32", h, [1, this.hidden])));
+    const start = performance.now();
+    const out = await this.session.run(feeds);
+    const ms = performance.now() - start;
+    const plain = (name) => Float32Array.from(out[name].data); // float32 outputs (fp16 models keep float32 I/O)
+    return {
+      logits: plain("action_logits"),
+      coords: plain("coords"),
+      tau: Array.from({ length: this.layers }, (_, i) => plain(`tau_${i}`)),
+      state: Array.from({ length: this.layers }, (_, i) => plain(`new_state_${i}`)),
+      ms,
+    };
+  }
+}

@@ -1,0 +1,133 @@
+"""The exported page in headless Chromium (onnxruntime-web, wasm) against PyTorch over 16-step episodes.
+
+Run by CI (`-m browser`); needs Debian's chromium, Playwright (python) and onnxruntime-web (`npm ci`).
+"""
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from lnn.export.bundle import find_ort_dist
+from lnn.export.episodes import run_torch
+from lnn.export.serve import serve_in_thread
+from lnn.export.source import build_model, resolve_source
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = os.environ.get("LNN_CHROMIUM", "/usr/bin/chromium")
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+        "--disable-extensions", "--no-first-run", "--mute-audio", "--hide-scrollbars"]  # fmt: skip
+
+
+def _skip_reason() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "playwright (python) is not installed"
+    if not Path(CHROMIUM).exists() and shutil.which(CHROMIUM) is None:
+        return f"no chromium at {CHROMIUM} (scripts/install_system_deps.sh installs Debian's; or set LNN_CHROMIUM)"
+    if find_ort_dist() is None:
+        return "onnxruntime-web is not installed: run `npm ci` in the repository root (make setup-dev does)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def page(tiny_export):
+    reason = _skip_reason()
+    if reason:
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    server, url = serve_in_thread(tiny_export)
+    errors = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        tab = browser.new_page()
+        tab.on("pageerror", lambda e: errors.append(str(e)))
+        tab.goto(url)
+        tab.evaluate("window.lnnPage.ready")
+        yield tab
+        assert not errors, errors
+        browser.close()
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture(scope="module")
+def episodes(tiny_export, tiny_run):
+    """The bundled episodes' frames and tokens as PyTorch sees them, and the model."""
+    index = json.loads((tiny_export / "episodes" / "index.json").read_text())["episodes"]
+    model = build_model(resolve_source(run=str(tiny_run)))
+    data = []
+    for ep in index:
+        frames = np.stack([np.array(Image.open(tiny_export / s["frame"]).convert("RGB")) for s in ep["steps"]])
+        images = (frames.transpose(0, 3, 1, 2).astype(np.float32) / 255)[:, None]  # (T, 1, 3, S, S)
+        tokens = model.tokenize([ep["task"]] * len(frames), [s["instruction"] for s in ep["steps"]]).numpy()[:, None]
+        new = np.array([s["new_episode"] for s in ep["steps"]])[:, None]
+        new[0] = False
+        data.append((images, tokens, new))
+    return model, data
+
+
+def page_trace(records):
+    return (np.array([r["logits"] for r in records]), np.array([r["coords"] for r in records]),
+            np.array([r["tau"] for r in records]))  # fmt: skip
+
+
+def max_diffs(records, ref):
+    logits, coords, tau = page_trace(records)
+    ref_tau = ref.taus()[:, 0]  # (T, layers, k)
+    return (np.abs(logits - ref.action_logits[:, 0]).max(), np.abs(coords - ref.coords[:, 0]).max(),
+            np.abs(tau - ref_tau).max())  # fmt: skip
+
+
+@pytest.mark.parametrize("precision, atol", [("fp32", 1e-4), ("fp16", 1e-2)])
+def test_sixteen_step_episodes_match_pytorch(page, episodes, precision, atol):
+    model, data = episodes
+    for i, (images, tokens, _) in enumerate(data):
+        records = page.evaluate(f"window.lnnPage.runEpisode({i}, {{precision: '{precision}', reset: false}})")
+        assert len(records) == 16 and all(r["tokensMatch"] for r in records)  # the JS tokenizer == Python's
+        ref = run_torch(model, images, tokens)  # state carried through all 16 steps
+        logits, coords, tau = max_diffs(records, ref)
+        assert max(logits, coords, tau) <= atol, (precision, i, logits, coords, tau)
+
+
+def test_state_reset_at_new_episodes_matches_pytorch(page, episodes):
+    model, data = episodes
+    images, tokens, new = data[0]
+    assert new.any(), "the first bundled episode should chain several env episodes"
+    records = page.evaluate("window.lnnPage.runEpisode(0, {precision: 'fp32', reset: true})")
+    assert max(max_diffs(records, run_torch(model, images, tokens, new))) <= 1e-4
+
+
+def test_int8_runs_in_wasm_and_mostly_agrees(page, episodes):
+    model, data = episodes
+    same = []
+    for i, (images, tokens, _) in enumerate(data):
+        records = page.evaluate(f"window.lnnPage.runEpisode({i}, {{precision: 'int8', reset: false}})")
+        ref = run_torch(model, images, tokens)
+        same += list(np.array([r["action"] for r in records]) == ref.action_logits[:, 0].argmax(-1))
+    assert np.mean(same) >= 0.95
+
+
+def test_dropped_screenshots_play_as_an_episode(page, episodes, tiny_export, tmp_path):
+    model, data = episodes
+    images = data[1][0][:3]  # three frames, dropped as files (the same pixels: no resize at this size)
+    paths = []
+    for t, image in enumerate(images):
+        paths.append(tmp_path / f"shot-{t}.png")
+        Image.fromarray((image[0].transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(paths[-1])
+    page.set_input_files("#files", [str(p) for p in paths])
+    page.wait_for_function("window.lnnPage.app.episodes.length === 3 && window.lnnPage.app.episode.custom")
+    records = page.evaluate("window.lnnPage.runEpisode(2, {precision: 'fp32'})")
+    assert len(records) == 3
+    task = page.evaluate("window.lnnPage.app.episode.task")
+    tokens = model.tokenize([task] * 3, [""] * 3).numpy()[:, None]  # no instruction typed: all padding
+    assert max(max_diffs(records, run_torch(model, images, tokens))) <= 1e-4
+    assert page.locator("#latency").inner_text().startswith("step ")
+    assert page.locator("#tau canvas").count() == 2

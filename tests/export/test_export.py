@@ -1,0 +1,156 @@
+"""The export of a (tiny) checkpoint: files, manifest, the ONNX step itself, solver choice, atomicity."""
+
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+
+from lnn.errors import ConfigError
+from lnn.export.parity import ParityError
+from lnn.export.pipeline import ExportOptions, export
+from lnn.export.source import build_model, resolve_source
+from tests.export.conftest import make_run
+
+
+def test_export_directory_has_every_file(tiny_export):
+    for name in ("model.onnx", "model.fp16.onnx", "model.int8.onnx", "manifest.json", "config.yaml",
+                 "plots/tau_over_steps.png", "plots/tau_by_task.png", "plots/hidden_trajectories.png"):  # fmt: skip
+        assert (tiny_export / name).is_file(), name
+    assert not list(tiny_export.rglob("*.data")), "weights must be inside the .onnx files"
+    assert not [p for p in tiny_export.parent.iterdir() if p.name.startswith(".")], "temporary directories left"
+
+
+def test_manifest_describes_the_model(tiny_export, tiny_run):
+    m = json.loads((tiny_export / "manifest.json").read_text())
+    # the keys a runtime reads first (lnn.agent's OnnxPolicy among them)
+    assert m["model"] == "model.onnx" and m["image_size"] == 32 and m["instruction_buckets"] == 64
+    assert m["max_tokens"] == 24 and m["tokenizer"] == {"buckets": 64, "max_tokens": 24}
+    assert m["architecture"]["liquid_layers"] == 2 and m["architecture"]["hidden_size"] == 32
+    assert [i["name"] for i in m["inputs"]] == ["image", "tokens", "state_0", "state_1"]
+    assert [o["name"] for o in m["outputs"]] == ["action_logits", "coords", "tau_0", "tau_1", "new_state_0", "new_state_1"]
+    assert m["inputs"][0]["shape"] == ["batch", 3, 32, 32] and m["inputs"][1]["dtype"] == "int64"
+    assert m["outputs"][2]["shape"] == ["batch", 32]  # τ per neuron in this model
+    assert m["preprocessing"]["image"]["size"] == 32 and m["preprocessing"]["tokens"]["buckets"] == 64
+    assert m["actions"] == ["click", "type", "navigate", "scroll", "key", "done"]
+    assert m["tau"] == {"min": 0.5, "max": 8.0, "per": "neuron", "size": 32, "unit": "input steps (dt = 1 per frame)"}
+    assert m["solver"]["exported"] == {"solver": "rk4", "unfolds": 1} and m["solver"]["substitution"] is None
+    assert m["fp16_scheme"]["name"] == "weights" and m["int8_scheme"]["name"] == "weights"
+    assert m["source"]["checkpoint"].endswith("checkpoints/best.ckpt") and m["source"]["metric"]["value"] == 0.5
+    for name, info in m["files"].items():
+        assert info["bytes"] == (tiny_export / name).stat().st_size
+    p = m["parity"]
+    assert p["steps"] == 16 and p["episodes"] == 4
+    assert p["fp32"]["passed"] and max(p["fp32"]["max_abs_diff"][k] for k in ("action_logits", "coords", "tau")) <= 1e-4
+    assert p["fp16"]["passed"] and max(p["fp16"]["max_abs_diff"][k] for k in ("action_logits", "coords", "tau")) <= 1e-2
+    assert p["int8"]["passed"] and p["int8"]["action_agreement"] >= 0.95
+
+
+def test_onnx_step_streams_state_with_any_batch(tiny_export, tiny_run):
+    proto = onnx.load(str(tiny_export / "model.onnx"))
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # a named, dynamic batch axis
+    session = ort.InferenceSession(str(tiny_export / "model.onnx"), providers=["CPUExecutionProvider"])
+    model = build_model(resolve_source(run=str(tiny_run)))
+    torch.manual_seed(1)
+    batch = 3
+    state = model.initial_state(batch)
+    feeds_state = [np.zeros((batch, 32), np.float32) for _ in state]
+    for _ in range(5):
+        image = torch.rand(batch, 3, 32, 32)
+        tokens = torch.randint(0, 64, (batch, 24))
+        with torch.no_grad():
+            ref = model.step(image, tokens, state)
+        out = session.run(None, {"image": image.numpy(), "tokens": tokens.numpy(),
+                                 "state_0": feeds_state[0], "state_1": feeds_state[1]})  # fmt: skip
+        state, feeds_state = ref["state"], out[4:6]
+        np.testing.assert_allclose(out[0], ref["action_logits"].numpy(), atol=1e-4)
+        np.testing.assert_allclose(out[1], ref["coords"].numpy(), atol=1e-4)
+        np.testing.assert_allclose(out[2], ref["tau_values"][0].numpy(), atol=1e-4)
+        np.testing.assert_allclose(out[5], ref["state"][1].numpy(), atol=1e-4)
+        assert (out[2] >= 0.5).all() and (out[2] <= 8.0).all()
+
+
+def test_dopri5_model_exports_with_a_fixed_step_solver(tmp_path):
+    run = make_run(tmp_path / "run", solver="dopri5")
+    out = export(resolve_source(run=str(run)), ExportOptions(out=str(tmp_path / "e"), plots=False, web=False,
+                                                             streams_per_task=1), log=lambda line: None)  # fmt: skip
+    solver = json.loads((out / "manifest.json").read_text())["solver"]
+    assert solver["trained"]["solver"] == "dopri5" and solver["exported"]["solver"] == "rk4"
+    sub = solver["substitution"]
+    assert sub["passed"] and max(sub["max_abs_diff"][k] for k in ("action_logits", "coords", "tau")) <= 1e-3
+    assert sub["unfolds_tried"][-1] == solver["exported"]["unfolds"]
+
+
+def test_a_solver_that_cannot_match_stops_with_one_line_and_writes_nothing(tmp_path):
+    run = make_run(tmp_path / "run", solver="dopri5")
+    options = ExportOptions(out=str(tmp_path / "e"), solver="euler", unfolds=1, solver_tolerance=1e-9, web=False)
+    with pytest.raises(ConfigError) as e:
+        export(resolve_source(run=str(run)), options, log=lambda line: None)
+    assert e.value.key == "unfolds" and "dopri5" in e.value.message and "\n" not in e.value.message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]
+
+
+def test_dopri5_cannot_be_the_exported_solver(tiny_run, tmp_path):
+    with pytest.raises(ConfigError, match="cannot be exported"):
+        export(resolve_source(run=str(tiny_run)), ExportOptions(out=str(tmp_path / "e"), solver="dopri5", web=False))
+
+
+def test_failed_parity_fails_the_export_and_leaves_no_files(tiny_run, tmp_path):
+    out = tmp_path / "nested" / "export"
+    options = ExportOptions(out=str(out), fp16_atol=1e-9, plots=False, web=False, streams_per_task=1)
+    with pytest.raises(ParityError, match="parity failed for fp16"):
+        export(resolve_source(run=str(tiny_run)), options, log=lambda line: None)
+    assert list(tmp_path.iterdir()) == []  # not even the parent it created
+
+
+def test_folding_the_input_projection_is_exact():
+    from lnn.export.onnx_step import fold_input_projection
+    from lnn.models import VisionLNNLite
+
+    model = VisionLNNLite(image_size=32, channels=(8, 16, 32), hidden_size=24, feature_size=20, instruction_dim=12).eval()
+    folded, what = fold_input_projection(model)
+    assert what and isinstance(folded.input_proj, torch.nn.Identity)
+    assert sum(p.numel() for p in folded.parameters()) < sum(p.numel() for p in model.parameters())
+    image, tokens = torch.rand(2, 3, 32, 32), torch.randint(0, 512, (2, 24))
+    with torch.no_grad():
+        a, b = model.step(image, tokens), folded.step(image, tokens)
+    for key in ("action_logits", "coords"):
+        torch.testing.assert_close(a[key], b[key], atol=1e-5, rtol=0)
+    assert fold_input_projection(VisionLNNLite(image_size=32, core="feedforward"))[1] == []
+
+
+def test_fp16_and_int8_schemes(tiny_export, tmp_path):
+    """weights: compact storage restored to float32 (the defaults); full fp16 / dynamic int8: reduced-precision
+    arithmetic. All run in onnxruntime; the stored weights are fp16 / int8."""
+    from lnn.export.onnx_step import convert_fp16, convert_int8
+    from lnn.export.pipeline import SESSION_CONFIG
+
+    def dtypes(path):
+        return {i.data_type for i in onnx.load(str(path)).graph.initializer if np.prod(i.dims) >= 1024}
+
+    def ops(path):
+        return {n.op_type for n in onnx.load(str(path)).graph.node}
+
+    assert dtypes(tiny_export / "model.fp16.onnx") == {onnx.TensorProto.FLOAT16} and "Cast" in ops(tiny_export / "model.fp16.onnx")
+    assert dtypes(tiny_export / "model.int8.onnx") == {onnx.TensorProto.INT8}
+    assert "DequantizeLinear" in ops(tiny_export / "model.int8.onnx") and "MatMulInteger" not in ops(tiny_export / "model.int8.onnx")
+    convert_fp16(tiny_export / "model.onnx", tmp_path / "full.onnx", "full")
+    convert_int8(tiny_export / "model.onnx", tmp_path / "dynamic.onnx", "dynamic")
+    assert dtypes(tmp_path / "full.onnx") == {onnx.TensorProto.FLOAT16}
+    assert "DynamicQuantizeLinear" in ops(tmp_path / "dynamic.onnx")
+    options = ort.SessionOptions()
+    for key, value in SESSION_CONFIG.items():
+        options.add_session_config_entry(key, value)
+    feeds = {"image": np.random.rand(2, 3, 32, 32).astype(np.float32), "tokens": np.ones((2, 24), np.int64),
+             "state_0": np.zeros((2, 32), np.float32), "state_1": np.zeros((2, 32), np.float32)}  # fmt: skip
+    ref = ort.InferenceSession(str(tiny_export / "model.onnx")).run(None, feeds)
+    for path, atol in ((tiny_export / "model.fp16.onnx", 1e-2), (tmp_path / "full.onnx", 1e-2),
+                       (tiny_export / "model.int8.onnx", 0.1), (tmp_path / "dynamic.onnx", 0.1)):  # fmt: skip
+        out = ort.InferenceSession(str(path), options).run(None, feeds)
+        assert all(np.abs(a - b).max() < atol for a, b in zip(out[:4], ref[:4])), path.name
+    with pytest.raises(ConfigError, match="unknown scheme"):
+        convert_int8(tiny_export / "model.onnx", tmp_path / "x.onnx", "int4")
+    with pytest.raises(ConfigError, match="unknown scheme"):
+        convert_fp16(tiny_export / "model.onnx", tmp_path / "x.onnx", "bf16")

@@ -1,0 +1,61 @@
+"""The page's JavaScript against Python: the tokenizer (node, fast) and the served bundle (no browser)."""
+
+import json
+import shutil
+import subprocess
+import urllib.request
+
+import pytest
+
+from lnn.export.bundle import WEB_SOURCES
+from lnn.export.serve import serve_in_thread
+from lnn.models.text import tokenize
+
+TEXTS = [
+    "click-color Click the red square",
+    "enter-text Type \"hello\" into the box and press Enter",
+    "ÉCOLE naïve café — Straße 42! ünïcödé",
+    "MiXeD-CaSe_words,with;punctuation... 123abc ABC123",
+    "",
+    "   ",
+    "K İstanbul ǅ ﬁ",  # Kelvin sign, dotted I, titlecase digraph, ligature: lower() must agree in both
+    ("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
+     "seventeen eighteen nineteen twenty twentyone twentytwo twentythree twentyfour twentyfive twentysix"),
+    "emoji 😀 tokens 🚀 ok",
+]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed (the page's tokenizer is JavaScript)")
+@pytest.mark.parametrize("buckets", [512, 64, 2])
+def test_javascript_tokenizer_equals_python(buckets):
+    script = (
+        f"import {{ tokenize }} from '{(WEB_SOURCES / 'lnn.js').as_uri()}';"
+        f"const texts = {json.dumps(TEXTS)};"
+        f"console.log(JSON.stringify(texts.map((t) => tokenize(t, {buckets}, 24))));"
+    )
+    result = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [tokenize(t, buckets) for t in TEXTS]
+
+
+def test_server_serves_the_bundle_with_the_right_types(tiny_export):
+    if not (tiny_export / "web").exists():
+        pytest.skip("onnxruntime-web not installed (run `npm ci`): the export has no web page")
+    server, url = serve_in_thread(tiny_export)
+    try:
+        with urllib.request.urlopen(url) as page:
+            assert b"app.js" in page.read()
+        with urllib.request.urlopen(url + "ort/ort-wasm-simd-threaded.wasm") as wasm:
+            assert wasm.headers["Content-Type"] == "application/wasm"
+        with urllib.request.urlopen(url + "app.js") as js:
+            assert js.headers["Content-Type"].startswith("text/javascript")
+        with urllib.request.urlopen(url.replace("/web/", "/manifest.json")) as manifest:
+            assert json.loads(manifest.read())["format"] == "lnn-export/1"
+        index = json.loads((tiny_export / "episodes" / "index.json").read_text())
+        assert len(index["episodes"]) == 2 and len(index["episodes"][0]["steps"]) == 16
+        with urllib.request.urlopen(url.replace("/web/", "/") + index["episodes"][0]["steps"][0]["frame"]) as frame:
+            assert frame.read(8) == b"\x89PNG\r\n\x1a\n"
+    finally:
+        server.shutdown()
+        server.server_close()

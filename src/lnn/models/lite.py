@@ -37,19 +37,29 @@ def unflatten(x: Tensor, real: Tensor | None, batch: int, steps: int) -> Tensor:
 
 
 class CellScorer(nn.Module):
-    """Scores every cell of a feature map for a query: the query scales and shifts the cell features
-    (FiLM), then a small per-cell MLP scores them. Nonlinear, so a query can ask for a conjunction —
-    "red" and "square" — that no single feature channel holds."""
+    """Scores every cell of a feature map for a query: a per-cell MLP whose hidden units the query
+    scales and shifts (FiLM). Nonlinear, so a query can ask for a conjunction — "red" and "square",
+    or "at the remembered place" — that no single feature channel holds."""
 
     def __init__(self, map_channels: int, query_size: int, hidden: int = 64):
         super().__init__()
-        self.film = nn.Linear(query_size, 2 * map_channels)
-        self.mlp = nn.Sequential(nn.Conv1d(map_channels, hidden, 1), nn.ReLU(), nn.Conv1d(hidden, 1, 1))
+        self.cells = nn.Conv1d(map_channels, hidden, 1)
+        self.film = nn.Linear(query_size, 2 * hidden)
+        self.score = nn.Conv1d(hidden, 1, 1)
 
     def forward(self, feats: Tensor, query: Tensor) -> Tensor:
         """feats (N, C, cells), query (N, Q) -> scores (N, cells)."""
         gamma, beta = self.film(query).unsqueeze(-1).chunk(2, 1)
-        return self.mlp(feats * (1 + gamma) + beta).squeeze(1)
+        return self.score(torch.relu(self.cells(feats) * (1 + gamma) + beta)).squeeze(1)
+
+
+def position_features(xy: Tensor, frequencies: int) -> Tensor:
+    """(2, cells) positions in (0, 1) -> (2 + 4·frequencies, cells): x, y and sin/cos(π·k·x), ... .
+
+    With them "the cell at the place I remember" is a dot product, which the scorers learn quickly."""
+    k = torch.arange(1, frequencies + 1, dtype=xy.dtype).view(-1, 1, 1) * torch.pi
+    waves = torch.cat([torch.sin(k * xy), torch.cos(k * xy)]).flatten(0, 1)
+    return torch.cat([xy, waves])
 
 
 class FeedForwardStack(nn.Module):
@@ -83,13 +93,14 @@ class VisionLNNLite(nn.Module):
         num_actions: int = 6,
         image_size: int = 224,
         channels: tuple[int, ...] = (32, 64, 128),
-        feature_size: int = 192,
-        instruction_buckets: int = 512,
+        feature_size: int = 128,
+        instruction_buckets: int = 256,
         instruction_dim: int = 64,
         hidden_size: int = 256,
         num_layers: int = 4,
         head_size: int = 128,
         scorer_size: int = 64,
+        position_frequencies: int = 2,
         core: str = "liquid",
         tau_min: float = 1.0,
         tau_max: float = 10.0,
@@ -121,9 +132,10 @@ class VisionLNNLite(nn.Module):
         self.map_size = image_size
         for _ in channels:
             self.map_size = (self.map_size - 1) // 2 + 1
-        c_map = c_in + 2  # + (x, y) of each cell
         ys, xs = torch.meshgrid(*(2 * [(torch.arange(self.map_size) + 0.5) / self.map_size]), indexing="ij")
         self.register_buffer("cell_xy", torch.stack([xs, ys]).flatten(1), persistent=False)  # (2, cells), in (0, 1)
+        self.register_buffer("cell_position", position_features(self.cell_xy, position_frequencies), persistent=False)
+        c_map = c_in + len(self.cell_position)  # CNN features + where each cell is
 
         self.words = nn.Embedding(instruction_buckets, instruction_dim, padding_idx=0)
         self.pool_scorer = CellScorer(c_map, instruction_dim, scorer_size)  # what the instruction looks at
@@ -155,10 +167,10 @@ class VisionLNNLite(nn.Module):
         return (self.words(tokens) * mask).sum(-2) / mask.sum(-2).clamp(min=1)
 
     def encode_frames(self, images: Tensor) -> Tensor:
-        """(N, 3, S, S) in [0, 1] -> (N, C + 2, cells): CNN features with each cell's position."""
+        """(N, 3, S, S) in [0, 1] -> (N, C + P, cells): CNN features with each cell's position."""
         features = self.cnn((images - 0.5) * 4).flatten(2)
-        xy = self.cell_xy.to(features.dtype).expand(features.shape[0], -1, -1)
-        return torch.cat([features, xy], 1)
+        position = self.cell_position.to(features.dtype).expand(features.shape[0], -1, -1)
+        return torch.cat([features, position], 1)
 
     # --- the policy -----------------------------------------------------------------------------
     def forward(self, images: Tensor, tokens: Tensor, state: list[Tensor] | None = None, dt=None,
@@ -173,7 +185,7 @@ class VisionLNNLite(nn.Module):
         real = mask.flatten().nonzero().squeeze(1) if mask is not None else None
         if real is not None:
             frames, tokens = frames[real], tokens[real]
-        feats = self.encode_frames(frames)  # (N, C+2, cells), N = real frames
+        feats = self.encode_frames(frames)  # (N, C+P, cells), N = real frames
         words = self.encode_instruction(tokens)  # (N, D)
 
         pool = torch.softmax(self.pool_scorer(feats, words), -1)

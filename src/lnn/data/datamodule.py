@@ -30,6 +30,7 @@ class Episodes:
     action: torch.Tensor  # (rows,) long
     click: torch.Tensor  # (rows, 2)
     box: torch.Tensor  # (rows, 4)
+    focus: torch.Tensor  # (rows, 4)
     starts: np.ndarray  # first row of each episode
     lengths: np.ndarray
 
@@ -45,7 +46,7 @@ def load_episodes(path: Path, image_size: int) -> Episodes:
         ds = hf.load_from_disk(str(path))
         files = ", ".join(f["filename"] for f in ds.cache_files) or str(path)
         ds = ds.cast_column("screenshot", hf.Image(decode=False))
-        table = ds.select_columns(["episode", "step", "action", "click", "target_box"]).with_format("numpy")[:]
+        table = ds.select_columns(["episode", "step", "action", "click", "target_box", "focus_box"]).with_format("numpy")[:]
         text = ds.select_columns(["instruction", "task"])[:]
     except Exception as e:  # arrow / json errors: the files are not a readable dataset
         raise DataError(f"{path}: not a readable dataset ({type(e).__name__}: {e}); delete it to record it again") from e
@@ -79,6 +80,7 @@ def load_episodes(path: Path, image_size: int) -> Episodes:
         action=torch.as_tensor(table["action"], dtype=torch.long),
         click=torch.as_tensor(np.stack(table["click"]), dtype=torch.float32),
         box=torch.as_tensor(np.stack(table["target_box"]), dtype=torch.float32),
+        focus=torch.as_tensor(np.stack(table["focus_box"]), dtype=torch.float32),
         starts=starts,
         lengths=lengths,
     )
@@ -101,6 +103,7 @@ class EpisodeDataset(Dataset):
             "action": e.action[rows],
             "click": e.click[rows],
             "box": e.box[rows],
+            "focus": e.focus[rows],
         }
 
 
@@ -114,13 +117,14 @@ def collate_episodes(items: list[dict]) -> dict:
         "action": torch.full((batch, steps), IGNORE, dtype=torch.long),
         "click": torch.zeros(batch, steps, 2),
         "box": torch.full((batch, steps, 4), -1.0),
+        "focus": torch.full((batch, steps, 4), -1.0),
         "mask": torch.zeros(batch, steps, dtype=torch.bool),
         "instruction": [],
         "task": [item["task"] for item in items],
     }
     for b, item in enumerate(items):
         n = len(item["action"])
-        for key in ("images", "action", "click", "box"):
+        for key in ("images", "action", "click", "box", "focus"):
             out[key][b, :n] = item[key]
         out["mask"][b, :n] = True
         out["instruction"].append(list(item["instruction"]) + [""] * (steps - n))

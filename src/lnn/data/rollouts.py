@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from lnn.envs import ACTIONS, Env
 from lnn.envs.registry import make_env
 
-FORMAT_VERSION = 1  # bump when rows change meaning: old caches are then not reused
+FORMAT_VERSION = 2  # bump when rows change meaning: old caches are then not reused
 SPLITS = ("train", "val", "test")
 # Seeds of split s are SPLIT_SEED_BASE[s] + 0, 1, 2, ...: disjoint as long as a split has < 10M episodes.
 SPLIT_SEED_BASE = {"train": 0, "val": 10_000_000, "test": 20_000_000}
@@ -44,6 +44,7 @@ def features():
             "text": hf.Value("string"),  # typed text / key, "" otherwise
             "click": hf.Sequence(hf.Value("float32"), length=2),  # normalised (x, y); the oracle's point
             "target_box": hf.Sequence(hf.Value("float32"), length=4),  # (x0, y0, x1, y1), -1 when no click
+            "focus_box": hf.Sequence(hf.Value("float32"), length=4),  # what the step is about, -1 when nothing
         }
     )
 
@@ -91,6 +92,7 @@ def record_episode(env: Env, episode: int, task: str, seed: int) -> list[dict]:
                 "text": action.text,
                 "click": [action.x, action.y] if action.type == "click" else [-1.0, -1.0],
                 "target_box": list(oracle.target_box) if oracle.target_box else NO_BOX,
+                "focus_box": list(oracle.focus) if oracle.focus else NO_BOX,
             }
         )
         obs, reward, done, info = env.step(action)

@@ -34,10 +34,17 @@ class Observation:
 
 @dataclass(frozen=True)
 class OracleStep:
-    """The ground-truth next action and, for a click, the box a correct click lands in."""
+    """The ground-truth next action; for a click, the box a correct click lands in; and the element
+    the step is about (`focus_box`: the click target, the field typed into, the square to remember),
+    which a policy can be taught to look at."""
 
     action: Action
     target_box: Box | None = None
+    focus_box: Box | None = None
+
+    @property
+    def focus(self) -> Box | None:
+        return self.focus_box if self.focus_box is not None else self.target_box
 
 
 class Env(ABC):

@@ -139,8 +139,9 @@ class VisionLNNLite(nn.Module):
 
         self.words = nn.Embedding(instruction_buckets, instruction_dim, padding_idx=0)
         self.pool_scorer = CellScorer(c_map, instruction_dim, scorer_size)  # what the instruction looks at
-        self.seen_norm = nn.BatchNorm1d(2 * c_map)  # frames share most of what is seen: keep what differs
-        self.image_proj = nn.Linear(2 * c_map, feature_size)
+        seen_size = c_map
+        self.seen_norm = nn.BatchNorm1d(seen_size)  # frames share most of what is seen: keep what differs
+        self.image_proj = nn.Linear(seen_size, feature_size)
         self.input_proj = nn.Linear(feature_size + instruction_dim, hidden_size)
         stack = LiquidStack if core == "liquid" else FeedForwardStack
         self.core = stack(
@@ -188,8 +189,9 @@ class VisionLNNLite(nn.Module):
         feats = self.encode_frames(frames)  # (N, C+P, cells), N = real frames
         words = self.encode_instruction(tokens)  # (N, D)
 
-        pool = torch.softmax(self.pool_scorer(feats, words), -1)
-        seen = torch.cat([feats.mean(-1), torch.einsum("ncp,np->nc", feats, pool)], -1)
+        pool_logits = self.pool_scorer(feats, words)
+        pool = torch.softmax(pool_logits, -1)
+        seen = torch.einsum("ncp,np->nc", feats, pool)  # what the model looks at, and where it is
         x = self.input_proj(torch.cat([torch.relu(self.image_proj(self.seen_norm(seen))), words], -1))
 
         out, state, taus = self.core(unflatten(x, real, batch, steps), state, dt)
@@ -201,6 +203,7 @@ class VisionLNNLite(nn.Module):
             "action_logits": self.action_head(z).view(batch, steps, -1),
             "coords": unflatten(coords, real, batch, steps),
             "click_logits": unflatten(click_logits, real, batch, steps),
+            "look_logits": unflatten(pool_logits, real, batch, steps),
             "tau_values": taus,
             "state": state,
         }
@@ -225,7 +228,7 @@ class VisionLNNLite(nn.Module):
     def step(self, image: Tensor, tokens: Tensor, state: list[Tensor] | None = None, dt=None) -> dict:
         """One frame: image (B, 3, S, S), tokens (B, L), state per layer -> outputs without T."""
         out = self(image.unsqueeze(1), tokens.unsqueeze(1), state, dt)
-        for key in ("action_logits", "coords", "click_logits"):
+        for key in ("action_logits", "coords", "click_logits", "look_logits"):
             out[key] = out[key][:, 0]
         out["tau_values"] = [tau[:, 0] for tau in out["tau_values"]]
         return out

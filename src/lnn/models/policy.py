@@ -5,6 +5,7 @@ A policy maps a screenshot and an instruction (with its recurrent state) to an a
     tokenize(tasks, instructions) -> (N, L) int64      the model's own text encoding
     forward(images (B,T,3,S,S) in [0,1], tokens (B,T,L), state=None, dt=None, mask=None) -> dict:
         action_logits (B,T,6), coords (B,T,2) in [0,1], click_logits (B,T,cells),
+        look_logits (B,T,cells) — optional: where the model looks (trained towards the oracle's focus),
         tau_values [per liquid layer (B,T,τ)], state [per layer]
     step(image (B,3,S,S), tokens (B,L), state) -> the same without T   (agent, ONNX export)
     initial_state(batch) -> [per layer]

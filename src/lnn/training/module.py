@@ -50,11 +50,13 @@ class PolicyModule(pl.LightningModule):
         warmup_steps: int = 50,
         click_weight: float = 1.0,
         coord_weight: float = 1.0,
+        look_weight: float = 0.5,
     ):
         super().__init__()
         self.model = model
         self.optimizer_factory = optimizer
         self.warmup_steps, self.click_weight, self.coord_weight = warmup_steps, click_weight, coord_weight
+        self.look_weight = look_weight
         self.save_hyperparameters(ignore=["model", "optimizer"])
 
     def forward(self, batch: dict) -> dict:
@@ -83,6 +85,12 @@ class PolicyModule(pl.LightningModule):
             loss_coord = F.l1_loss(coords.float(), batch["click"][clicks])
             loss = loss + self.click_weight * loss_click + self.coord_weight * loss_coord
             metrics |= {"loss_click": loss_click, "click_acc": inside(coords, box).float().mean()}
+        looks = mask & (batch["focus"][..., 0] >= 0)
+        if self.look_weight and "look_logits" in out and looks.any():
+            # look where the oracle's step is about: the target, the field, the square to remember
+            loss_look = click_loss(out["look_logits"][looks], self.model.cell_xy, batch["focus"][looks])
+            loss = loss + self.look_weight * loss_look
+            metrics["loss_look"] = loss_look
         metrics["loss"] = loss
         for i, tau in enumerate(out["tau_values"]):
             metrics[f"tau_mean/{i}"] = tau[mask].mean()

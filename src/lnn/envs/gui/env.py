@@ -91,7 +91,7 @@ class GuiEnv(Env):
         if self._done:
             raise RuntimeError("the episode is over (or never started); call reset() first")
         step = self._steps[self._index]
-        return OracleStep(step.action, step.target)
+        return OracleStep(step.action, step.target, step.focus)
 
     @property
     def current_step(self) -> Step:

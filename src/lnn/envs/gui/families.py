@@ -97,6 +97,7 @@ class Step:
     action: Action  # the correct action; a click aims at the centre of `target`
     target: Box | None = None  # the box a correct click lands in (click steps only)
     candidates: tuple[Box, ...] = ()  # the boxes a click step chooses between, the target included
+    focus: Box | None = None  # what a non-click step is about: the lit square, the swatch, the field
 
 
 def click_step(scene: Scene, instruction: str, target: Box, candidates: tuple[Box, ...]) -> Step:
@@ -104,8 +105,8 @@ def click_step(scene: Scene, instruction: str, target: Box, candidates: tuple[Bo
     return Step(scene, instruction, Action("click", x, y), target, candidates)
 
 
-def key_step(scene: Scene, instruction: str) -> Step:
-    return Step(scene, instruction, Action("key", text=ENTER))
+def key_step(scene: Scene, instruction: str, focus: Box | None = None) -> Step:
+    return Step(scene, instruction, Action("key", text=ENTER), focus=focus)
 
 
 @dataclass(frozen=True)
@@ -279,7 +280,7 @@ class EnterText(Family):
         field = layout.elements[i]
         return [
             click_step(layout.scene(), instruction, field.box, layout.boxes),
-            Step(layout.scene({i: replace(field, focused=True)}), instruction, Action("type", text=word)),
+            Step(layout.scene({i: replace(field, focused=True)}), instruction, Action("type", text=word), focus=field.box),
             Step(layout.scene({i: replace(field, focused=True, text=word)}), instruction, Action("done")),
         ]
 
@@ -364,7 +365,7 @@ class RememberTarget(MemoryFamily):
     def script(self, layout, rng):
         i = rng.randrange(len(layout.elements))
         return [
-            key_step(self.lit(layout, i), "Remember the highlighted square"),
+            key_step(self.lit(layout, i), "Remember the highlighted square", focus=layout.boxes[i]),
             *self.waits(layout),
             click_step(
                 layout.scene(), "Click the square that was highlighted", layout.boxes[i], layout.boxes
@@ -392,7 +393,7 @@ class RememberColor(MemoryFamily):
         i = rng.randrange(len(layout.elements))
         cue = Scene(layout.background, (Element("square", self.SWATCH, layout.elements[i].fill),))
         return [
-            key_step(cue, "Remember this color"),
+            key_step(cue, "Remember this color", focus=self.SWATCH),
             *self.waits(layout),
             click_step(
                 layout.scene(), "Click the square with the color you saw", layout.boxes[i], layout.boxes
@@ -419,7 +420,7 @@ class ClickSequence(MemoryFamily):
         order = rng.sample(range(len(layout.elements)), self.difficulty.sequence_length)
         recall = "Click the squares in the order they lit up"
         return [
-            *(key_step(self.lit(layout, i), "Watch the squares light up") for i in order),
+            *(key_step(self.lit(layout, i), "Watch the squares light up", focus=layout.boxes[i]) for i in order),
             *self.waits(layout),
             *(click_step(layout.scene(), recall, layout.boxes[i], layout.boxes) for i in order),
         ]

@@ -28,6 +28,11 @@ def test_dataset_is_written_read_back_and_reused(tmp_path, monkeypatch):
     episodes = load_episodes(path, 64)
     assert len(episodes) == 12 and episodes.images.shape[1:] == (64, 64, 3)
     assert episodes.lengths.sum() == len(ds) and (episodes.lengths[6:] > 1).all()  # memory episodes: cue + click
+    # the oracle's focus: the click target on click steps, the lit square on the cue steps
+    click_rows = episodes.action == 0
+    assert torch.equal(episodes.focus[click_rows], episodes.box[click_rows])
+    cue_rows = torch.from_numpy(episodes.starts[6:])
+    assert (episodes.focus[cue_rows] >= 0).all() and (episodes.box[cue_rows] < 0).all()
     # the same settings reuse the files; other settings make another dataset
     import lnn.data.rollouts as rollouts
 

@@ -110,6 +110,7 @@ class VisionLNNLite(nn.Module):
         rtol: float = 1e-3,
         atol: float = 1e-4,
         bptt_steps: int | None = None,
+        impl: str = "auto",
     ):
         super().__init__()
         min_size = 4 * 2 ** len(channels)  # a map of at least 4 × 4 cells to click in
@@ -146,7 +147,7 @@ class VisionLNNLite(nn.Module):
         stack = LiquidStack if core == "liquid" else FeedForwardStack
         self.core = stack(
             hidden_size, hidden_size, num_layers, tau_min=tau_min, tau_max=tau_max, solver=solver,
-            unfolds=unfolds, tau_per=tau_per, rtol=rtol, atol=atol, bptt_steps=bptt_steps,
+            unfolds=unfolds, tau_per=tau_per, rtol=rtol, atol=atol, bptt_steps=bptt_steps, impl=impl,
         )  # fmt: skip
         self.head = nn.Sequential(nn.Linear(hidden_size, head_size), nn.ReLU())
         self.action_head = nn.Sequential(nn.Linear(head_size, 64), nn.ReLU(), nn.Linear(64, num_actions))

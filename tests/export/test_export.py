@@ -113,7 +113,7 @@ def test_folding_the_input_projection_is_exact():
     folded, what = fold_input_projection(model)
     assert what and isinstance(folded.input_proj, torch.nn.Identity)
     assert sum(p.numel() for p in folded.parameters()) < sum(p.numel() for p in model.parameters())
-    image, tokens = torch.rand(2, 3, 32, 32), torch.randint(0, 512, (2, 24))
+    image, tokens = torch.rand(2, 3, 32, 32), torch.randint(0, model.instruction_buckets, (2, 24))
     with torch.no_grad():
         a, b = model.step(image, tokens), folded.step(image, tokens)
     for key in ("action_logits", "coords"):

@@ -19,11 +19,16 @@ def closed_loop_jobs(tasks, split: str, episodes_per_task: int) -> list[tuple[st
 
 
 def evaluate_model(model, datamodule, jobs, parallel: int = 64, device=None, record: bool = False, desc="evaluating"):
-    """Run `model` on (task, seed) jobs in `parallel` envs of the datamodule's kind."""
+    """Run `model` on (task, seed) jobs in `parallel` envs of the datamodule's kind (at most its max_envs).
+
+    Every env is closed afterwards (MiniWoB: the browsers), also when the evaluation fails.
+    """
     device = device or next(model.parameters()).device
-    envs = [make_env(datamodule.env, tasks=list(datamodule.tasks), **datamodule.env_kwargs)
-            for _ in range(min(parallel, max(1, len(jobs))))]  # fmt: skip
+    limit = getattr(datamodule, "max_envs", None) or parallel
+    envs = []
     try:
+        for _ in range(min(parallel, limit, max(1, len(jobs)))):
+            envs.append(make_env(datamodule.env, tasks=list(datamodule.tasks), **datamodule.env_kwargs))
         return run_episodes(TorchPolicy(model, device), envs, jobs, record=record, desc=desc)
     finally:
         for env in envs:

@@ -14,6 +14,8 @@ import os
 import signal
 import threading
 
+from lnn.errors import SetupError
+
 # Flags that work headless as root in a container (see /work/shared/ANCHORS.md, "Web tasks: MiniWoB++").
 CHROMIUM_FLAGS = (
     "--no-sandbox",
@@ -34,7 +36,7 @@ DEFAULT_CHROMIUM = os.environ.get("LNN_CHROMIUM", "/usr/bin/chromium")
 INSTALL_HINT = "install it with: apt-get install -y chromium fonts-liberation"
 
 
-class BrowserMissingError(RuntimeError):
+class BrowserMissingError(SetupError):
     """Chromium (or the Playwright Python package that drives it) is not installed."""
 
 

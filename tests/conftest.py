@@ -30,6 +30,10 @@ def make_cfg(tmp_path):
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run an entry point as a user would, with LNN_ROOT (logs/, data_cache/) in cwd."""
-    full_env = {**os.environ, "LNN_ROOT": str(cwd), "PYTHONUNBUFFERED": "1", **(env or {})}
+    """Run an entry point as a user would, with LNN_ROOT (logs/, data_cache/) in cwd.
+
+    This checkout's src/ goes first on PYTHONPATH: an editable install may point at another checkout.
+    """
+    path = os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p)
+    full_env = {**os.environ, "LNN_ROOT": str(cwd), "PYTHONUNBUFFERED": "1", "PYTHONPATH": path, **(env or {})}
     return subprocess.run([sys.executable, *args], cwd=cwd, env=full_env, capture_output=True, text=True, timeout=timeout)

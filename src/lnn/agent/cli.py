@@ -118,7 +118,10 @@ def resolve_tasks(env: str, spec: str | None, default) -> tuple[str, ...]:
         return check_tasks(env, list(default))
     names = [t.strip() for t in spec.split(",") if t.strip()]
     if env != "miniwob":
-        return check_tasks(env, names)
+        try:
+            return check_tasks(env, names)
+        except ConfigError as e:
+            raise ConfigError("task", e.message) from None
     from lnn.envs.miniwob import available_tasks
 
     every, kinds = available_tasks(), set(task_kinds(env).values())

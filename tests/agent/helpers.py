@@ -1,0 +1,70 @@
+"""Small policies, runs and envs for the agent tests (no training, no browser)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import OmegaConf
+
+from lnn.envs.base import Action, Env, EpisodeAborted, Observation, OracleError, OracleStep
+from lnn.models import VisionLNNLite
+
+TINY = dict(image_size=32, channels=[8, 8, 8], feature_size=16, instruction_buckets=64, instruction_dim=8,
+            hidden_size=16, num_layers=2, head_size=16, key_size=8, solver="euler")  # fmt: skip
+
+
+def tiny_model(seed: int = 0) -> VisionLNNLite:
+    torch.manual_seed(seed)
+    return VisionLNNLite(**TINY).eval()
+
+
+def fake_run(root: Path, env: str = "gui", tasks=("click-color", "remember-target"), seed: int = 0) -> tuple[Path, VisionLNNLite]:
+    """A run directory as train.py leaves it: config.yaml + checkpoints/best.ckpt (Lightning layout)."""
+    model = tiny_model(seed)
+    run = root / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    cfg = {"model": {"_target_": "lnn.models.VisionLNNLite", **TINY},
+           "data": {"env": env, "tasks": list(tasks), "image_size": TINY["image_size"], "env_kwargs": {}}}  # fmt: skip
+    OmegaConf.save(OmegaConf.create(cfg), run / "config.yaml")
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    torch.save({"state_dict": state, "global_step": 1}, run / "checkpoints" / "best.ckpt")
+    return run, model
+
+
+class ScriptedEnv(Env):
+    """Episodes of `length` steps; success when the last action is a click. `faults` = {(seed, step):
+    "abort" | "oracle"} makes that step raise EpisodeAborted / the oracle fail."""
+
+    task_names = ("scripted",)
+
+    def __init__(self, tasks=None, image_size: int = 32, length: int = 2, faults: dict | None = None):
+        self.image_size, self.length, self.faults = image_size, length, dict(faults or {})
+        self.seed = self.t = None
+        self.closed = False
+
+    def _obs(self):
+        frame = np.full((self.image_size, self.image_size, 3), (self.seed * 37 + self.t) % 256, np.uint8)
+        return Observation(frame, f"click {self.t}", "scripted")
+
+    def reset(self, seed, task=None):
+        self.seed, self.t = seed, 0
+        return self._obs()
+
+    def step(self, action):
+        fault = self.faults.pop((self.seed, self.t), None)
+        if fault == "abort":
+            raise EpisodeAborted(f"browser crashed at seed {self.seed} step {self.t}")
+        self.t += 1
+        done = self.t >= self.length
+        reward = 1.0 if done and action.type == "click" else 0.0
+        return self._obs(), reward, done, {"success": reward > 0, "reason": None if reward else "wrong"}
+
+    def oracle(self):
+        if self.faults.get((self.seed, self.t)) == "oracle":
+            raise OracleError(f"no target at seed {self.seed}")
+        return OracleStep(Action("click", 0.25, 0.75), (0.1, 0.6, 0.4, 0.9))
+
+    def close(self):
+        self.closed = True

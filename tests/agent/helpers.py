@@ -68,3 +68,41 @@ class ScriptedEnv(Env):
 
     def close(self):
         self.closed = True
+
+
+def export_step_onnx(model: VisionLNNLite, out_dir: Path, manifest_style: str = "roles") -> Path:
+    """What the export is expected to write (model.onnx + manifest.json): the model's single step with
+    the state in and out, exported by torch.onnx (dynamo) with a dynamic batch axis."""
+    import json
+
+    layers = len(model.initial_state(1))
+
+    class Step(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def forward(self, image, tokens, state: list):
+            out = self.model.step(image, tokens, state)
+            return (out["action_logits"], out["coords"], *out["tau_values"], *out["state"])
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    s = model.image_size
+    state = model.initial_state(2)
+    args = (torch.rand(2, 3, s, s), torch.randint(0, model.instruction_buckets, (2, 24)), state)
+    names_in = ["image", "tokens", *[f"state_{i}" for i in range(layers)]]
+    names_out = ["action_logits", "coords", *[f"tau_{i}" for i in range(layers)], *[f"new_state_{i}" for i in range(layers)]]
+    batch = torch.export.Dim("batch")
+    program = torch.onnx.export(Step().eval(), args, dynamo=True, input_names=names_in, output_names=names_out,
+                                dynamic_shapes=({0: batch}, {0: batch}, [{0: batch}] * layers), verbose=False)  # fmt: skip
+    program.save(str(out_dir / "model.onnx"), external_data=False)
+    if manifest_style == "roles":
+        io = {"inputs": {"image": "image", "tokens": "tokens", "state": names_in[2:]},
+              "outputs": {"action_logits": "action_logits", "coords": "coords", "tau": names_out[2:2 + layers],
+                          "state": names_out[2 + layers:]}}  # fmt: skip
+    else:  # plain lists of names
+        io = {"inputs": names_in, "outputs": names_out}
+    manifest = {"model": "model.onnx", "image_size": s, "instruction_buckets": model.instruction_buckets,
+                "max_tokens": 24, **io}  # fmt: skip
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1))
+    return out_dir

@@ -33,14 +33,20 @@ def fake_run(root: Path, env: str = "gui", tasks=("click-color", "remember-targe
     return run, model
 
 
+SCRIPTED_TASKS = {"scripted": "single_step"}  # registered as env "scripted" by tests that need it
+
+
 class ScriptedEnv(Env):
-    """Episodes of `length` steps; success when the last action is a click. `faults` = {(seed, step):
-    "abort" | "oracle"} makes that step raise EpisodeAborted / the oracle fail."""
+    """Episodes of `length` steps; success when the last action is a click. `faults`: [seed, step, what]
+    triples (or {(seed, step): what}); what = "abort" raises EpisodeAborted from that step once per
+    triple, "oracle" makes the oracle fail there."""
 
     task_names = ("scripted",)
 
-    def __init__(self, tasks=None, image_size: int = 32, length: int = 2, faults: dict | None = None):
-        self.image_size, self.length, self.faults = image_size, length, dict(faults or {})
+    def __init__(self, tasks=None, image_size: int = 32, length: int = 2, faults=None):
+        self.image_size, self.length = image_size, length
+        triples = [(*k, v) for k, v in faults.items()] if isinstance(faults, dict) else list(faults or [])
+        self.faults = [tuple(f) for f in triples]
         self.seed = self.t = None
         self.closed = False
 
@@ -53,8 +59,8 @@ class ScriptedEnv(Env):
         return self._obs()
 
     def step(self, action):
-        fault = self.faults.pop((self.seed, self.t), None)
-        if fault == "abort":
+        if (self.seed, self.t, "abort") in self.faults:
+            self.faults.remove((self.seed, self.t, "abort"))
             raise EpisodeAborted(f"browser crashed at seed {self.seed} step {self.t}")
         self.t += 1
         done = self.t >= self.length
@@ -62,7 +68,7 @@ class ScriptedEnv(Env):
         return self._obs(), reward, done, {"success": reward > 0, "reason": None if reward else "wrong"}
 
     def oracle(self):
-        if self.faults.get((self.seed, self.t)) == "oracle":
+        if (self.seed, self.t, "oracle") in self.faults:
             raise OracleError(f"no target at seed {self.seed}")
         return OracleStep(Action("click", 0.25, 0.75), (0.1, 0.6, 0.4, 0.9))
 

@@ -175,7 +175,10 @@ def _record_shard(args) -> int:
     columns = {name: [row[name] for row in rows] for name in features()}
     tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")  # workers of two runs never share a temporary
     shutil.rmtree(tmp, ignore_errors=True)
-    hf.Dataset.from_dict(columns, features=features()).save_to_disk(str(tmp))
+    if rows:
+        hf.Dataset.from_dict(columns, features=features()).save_to_disk(str(tmp))
+    else:  # every episode skipped: only the notes (an empty dataset cannot be loaded back)
+        tmp.mkdir(parents=True)
     (tmp / NOTES).write_text(json.dumps(notes, indent=1))
     try:
         os.replace(tmp, out)
@@ -241,10 +244,11 @@ def build_dataset(spec: RolloutSpec, root: str | os.PathLike, workers: int = 1, 
     import datasets as hf
 
     hf.disable_progress_bars()  # ours above says what is happening
-    merged = hf.concatenate_datasets([hf.load_from_disk(str(p)) for p in shard_paths])
+    shards = [hf.load_from_disk(str(p)) for p in shard_paths if (p / "state.json").exists()]  # shards with rows
     notes = [note for p in shard_paths if (p / NOTES).exists() for note in json.loads((p / NOTES).read_text())]
-    if len(merged) == 0:
+    if not shards:
         raise DataError(f"{work}: every episode was skipped; first: {notes[0]['reason'] if notes else '?'}")
+    merged = hf.concatenate_datasets(shards)
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     merged.save_to_disk(str(tmp))

@@ -57,3 +57,15 @@ def test_success_table_has_a_mean_over_tasks_with_an_interval():
     assert rows["a"]["success"] == 0.8 and rows["[all]"]["success"] == 0.6 == pytest.approx(rows["[mean]"]["success"])
     assert rows["a"]["ci_low"] < 0.8 < rows["a"]["ci_high"] and (rows["[mean]"]["ci_low"], rows["[mean]"]["ci_high"]) == (rows["[all]"]["ci_low"], rows["[all]"]["ci_high"])
     assert "| [mean] | 20 | 60.0% |" in format_table(list(rows.values()))
+
+
+def test_closed_loop_evaluation_stops_episodes_that_never_end(monkeypatch):
+    from types import SimpleNamespace
+
+    from lnn.envs import registry
+    from lnn.training.closed_loop import evaluate_model
+
+    monkeypatch.setitem(registry.ENVS, "scripted", ("tests.agent.helpers", "ScriptedEnv", "SCRIPTED_TASKS"))
+    dm = SimpleNamespace(env="scripted", tasks=("scripted",), env_kwargs={"length": 10**6}, max_envs=2, max_steps=3)
+    results = evaluate_model(tiny_model(), dm, [("scripted", s) for s in range(3)], parallel=8)
+    assert [r.failure for r in results] == ["no end after 3 steps"] * 3

@@ -19,7 +19,8 @@ def closed_loop_jobs(tasks, split: str, episodes_per_task: int) -> list[tuple[st
 
 
 def evaluate_model(model, datamodule, jobs, parallel: int = 64, device=None, record: bool = False, desc="evaluating"):
-    """Run `model` on (task, seed) jobs in `parallel` envs of the datamodule's kind (at most its max_envs).
+    """Run `model` on (task, seed) jobs in `parallel` envs of the datamodule's kind (at most its max_envs),
+    each episode for at most the datamodule's max_steps actions.
 
     Every env is closed afterwards (MiniWoB: the browsers), also when the evaluation fails.
     """
@@ -29,7 +30,8 @@ def evaluate_model(model, datamodule, jobs, parallel: int = 64, device=None, rec
     try:
         for _ in range(min(parallel, limit, max(1, len(jobs)))):
             envs.append(make_env(datamodule.env, tasks=list(datamodule.tasks), **datamodule.env_kwargs))
-        return run_episodes(TorchPolicy(model, device), envs, jobs, record=record, desc=desc)
+        max_steps = getattr(datamodule, "max_steps", None)
+        return run_episodes(TorchPolicy(model, device), envs, jobs, record=record, desc=desc, max_steps=max_steps)
     finally:
         for env in envs:
             env.close()

@@ -72,15 +72,18 @@ def test_a_browser_killed_mid_episode_fails_that_episode_and_the_run_goes_on():
     assert env.restarts == 1 and pid_after
 
 
-def test_the_seeds_url_form_acts_on_a_local_page(tmp_path):
+def test_the_seeds_url_form_acts_on_a_local_page(tmp_path, monkeypatch, capsys):
     from lnn.agent.cli import run
     from tests.agent.helpers import fake_run
 
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     page = tmp_path / "page.html"
     page.write_text("<html><body style='margin:0'><button style='width:100%;height:100%'>OK</button></body></html>")
     run_dir, _ = fake_run(tmp_path, env="miniwob", tasks=["click-test"])
     out = run([f"ckpt={run_dir}", "--url", str(page), "--task", "Click the OK button", "--viewport", "320x240",
-               "--steps", "2", "--out", str(tmp_path / "out")])  # fmt: skip
+               "--steps", "2", "--out", str(tmp_path / "out"), "--headed"])  # fmt: skip
+    assert "no display" in capsys.readouterr().err  # asked for a window without a display: headless, saying so
     episode = json.loads((out / "episode.json").read_text())
     assert episode["instruction"] == "Click the OK button" and 1 <= episode["steps"] <= 2
     assert (out / "trace" / "web-seed0.gif").exists()

@@ -16,3 +16,7 @@ class ConfigError(ValueError):
 
 class DataError(ValueError):
     """Corrupt or unreadable data; the message names the file (and row where known)."""
+
+
+class SetupError(RuntimeError):
+    """Something the run needs is not installed (e.g. Chromium); the message says how to install it."""

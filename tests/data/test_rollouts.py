@@ -108,3 +108,42 @@ def test_unknown_task_is_refused_before_any_work(tmp_path):
         EpisodeDataModule(tasks=["click-colour"], data_dir=str(tmp_path))
     assert info.value.key == "tasks" and "click-color" in info.value.message
     assert not any(tmp_path.iterdir())
+
+
+@pytest.fixture
+def scripted_env(monkeypatch):
+    from lnn.envs import registry
+
+    monkeypatch.setitem(registry.ENVS, "scripted", ("tests.agent.helpers", "ScriptedEnv", "SCRIPTED_TASKS"))
+
+
+def test_aborted_episodes_are_retried_and_unsolvable_ones_skipped_with_a_note(tmp_path, scripted_env):
+    import json
+
+    # seed 1: aborted once at its second step (recorded again whole); seed 2: aborted 3 times (given up);
+    # seed 3: the oracle finds nothing
+    faults = [[1, 1, "abort"], [2, 0, "abort"], [2, 0, "abort"], [2, 0, "abort"], [3, 0, "oracle"]]
+    path = build_dataset(RolloutSpec("scripted", ("scripted",), 5, "train", {"faults": faults}), tmp_path, shard_episodes=2)
+    ds = hf.load_from_disk(str(path))
+    assert sorted(set(ds["seed"])) == [0, 1, 4] and len(ds) == 6  # two steps each, no partial episode
+    assert list(zip(ds["episode"], ds["step"])) == [(0, 0), (0, 1), (1, 0), (1, 1), (4, 0), (4, 1)]
+    notes = {n["seed"]: n["reason"] for n in json.loads((path / "notes.json").read_text())}
+    assert set(notes) == {2, 3}
+    assert notes[2].startswith("aborted 3 times, last: browser crashed at seed 2 step 0")
+    assert "no target at seed 3" in notes[3]
+    recording = json.loads((path / "recording.json").read_text())
+    assert recording["episodes"] == 5 and recording["skipped"] == 2 and recording["rows"] == 6
+
+
+def test_a_dataset_with_every_episode_skipped_is_a_data_error(tmp_path, scripted_env):
+    spec_ = RolloutSpec("scripted", ("scripted",), 2, "train", {"faults": [[0, 0, "oracle"], [1, 0, "oracle"]]})
+    with pytest.raises(DataError, match="every episode was skipped; first: .*no target at seed 0"):
+        build_dataset(spec_, tmp_path)
+
+
+def test_tasks_may_be_given_by_kind():
+    from lnn.envs.registry import check_tasks, task_kinds
+
+    memory = check_tasks("gui", ["memory"])
+    assert memory and all(task_kinds("gui")[t] == "memory" for t in memory)
+    assert check_tasks("gui", ["click-color", "memory", "click-color"]) == ("click-color", *memory)

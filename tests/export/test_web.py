@@ -22,6 +22,9 @@ TEXTS = [
     ("one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen "
      "seventeen eighteen nineteen twenty twentyone twentytwo twentythree twentyfour twentyfive twentysix"),
     "emoji 😀 tokens 🚀 ok",
+    "grid-coordinate Click on the grid coordinate (2,-1). -3 4-5 x-7",  # signed numbers, pairs keep order
+    "unicode-test Click on the \"♥♥\" button 确定 ΟΚ ①½ ٣",  # symbols, CJK, Greek, other numerals
+    "cafe\u0301 e\u0301",  # a combining accent is a symbol of its own in both
 ]
 
 

@@ -1,9 +1,14 @@
 """Trained policies acting in envs: the closed-loop runner, success tables, the agent CLI."""
 
-from lnn.agent.evaluate import EpisodeResult, format_table, run_episodes, success_table, wilson_interval
+from lnn.agent.evaluate import (
+    EpisodeResult, format_table, run_episodes, success_table, wilson_interval, write_success_report,
+)  # fmt: skip
+from lnn.agent.load import find_checkpoint, load_policy_model, load_run_config
+from lnn.agent.onnx_policy import OnnxPolicy
 from lnn.agent.policy import TorchPolicy, decode_action, screenshots_to_tensor
 
 __all__ = [
-    "EpisodeResult", "format_table", "run_episodes", "success_table", "wilson_interval",
-    "TorchPolicy", "decode_action", "screenshots_to_tensor",
+    "EpisodeResult", "format_table", "run_episodes", "success_table", "wilson_interval", "write_success_report",
+    "find_checkpoint", "load_policy_model", "load_run_config",
+    "OnnxPolicy", "TorchPolicy", "decode_action", "screenshots_to_tensor",
 ]

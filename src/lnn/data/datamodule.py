@@ -132,7 +132,12 @@ def collate_episodes(items: list[dict]) -> dict:
 
 
 class EpisodeDataModule(pl.LightningDataModule):
-    """Oracle episodes of an env, recorded on first use and cached under `data_dir`."""
+    """Oracle episodes of an env, recorded on first use and cached under `data_dir`.
+
+    `tasks` may name kinds (`single-click`) for all their tasks; `record_workers` processes record (one
+    env each); `max_envs` caps the envs closed-loop evaluation opens at once, `max_steps` its actions per
+    episode. Neither changes the recorded data.
+    """
 
     def __init__(
         self,
@@ -145,6 +150,8 @@ class EpisodeDataModule(pl.LightningDataModule):
         data_dir: str = "data_cache",
         record_workers: int = 1,
         env_kwargs: dict | None = None,
+        max_envs: int | None = None,
+        max_steps: int | None = None,
     ):
         super().__init__()
         self.tasks = tuple(check_tasks(env, tasks))
@@ -156,6 +163,15 @@ class EpisodeDataModule(pl.LightningDataModule):
                 raise ConfigError(f"episodes_per_task.{split}", f"must be an integer >= 1, got {n}")
         if batch_size < 1:
             raise ConfigError("batch_size", f"must be >= 1, got {batch_size}")
+        if max_envs is not None and max_envs < 1:
+            raise ConfigError("max_envs", f"must be null (no limit) or >= 1, got {max_envs}")
+        if record_workers < 1:
+            raise ConfigError("record_workers", f"must be >= 1, got {record_workers}")
+        if max_steps is not None and max_steps < 1:
+            raise ConfigError("max_steps", f"must be null (the env decides) or >= 1, got {max_steps}")
+        # the most envs closed-loop evaluation may open at once (MiniWoB: each is a Chromium), and the
+        # actions after which it counts an episode as failed (MiniWoB pages never end a wandering episode)
+        self.max_envs, self.max_steps = max_envs, max_steps
         self.env, self.image_size, self.batch_size, self.num_workers = env, image_size, batch_size, num_workers
         self.data_dir, self.record_workers = Path(data_dir), record_workers
         self.env_kwargs = {"image_size": image_size, **(env_kwargs or {})}

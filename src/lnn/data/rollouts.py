@@ -5,28 +5,42 @@ its directory, so the same settings reuse the same files and any change makes a 
 Episodes are recorded in shards; each shard is written under a temporary name and renamed when
 complete, and the final dataset likewise. A killed generation therefore leaves only complete shards
 (picked up by the next run, never recorded twice) and never a half-written dataset.
+
+A shard is one worker's unit: with `workers` > 1, shards are recorded by that many processes, each with
+its own env (for MiniWoB, its own Chromium). Rows of an episode are kept only once the episode is
+complete: an episode the env aborts (browser crash or hang) is recorded again from its seed, and one
+that still fails, or that the oracle cannot solve, is left out and listed in notes.json.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import multiprocessing as mp
 import os
 import shutil
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from queue import Empty
+
 import numpy as np
 from tqdm.auto import tqdm
 
-from lnn.envs import ACTIONS, Env
+from lnn.envs import ACTIONS, Env, EpisodeAborted, OracleError
 from lnn.envs.registry import make_env
+from lnn.errors import DataError
+
+log = logging.getLogger("lnn")
 
 FORMAT_VERSION = 2  # bump when rows change meaning: old caches are then not reused
 SPLITS = ("train", "val", "test")
 # Seeds of split s are SPLIT_SEED_BASE[s] + 0, 1, 2, ...: disjoint as long as a split has < 10M episodes.
 SPLIT_SEED_BASE = {"train": 0, "val": 10_000_000, "test": 20_000_000}
 NO_BOX = [-1.0, -1.0, -1.0, -1.0]
+NOTES = "notes.json"  # episodes left out of a dataset, and why
+RETRIES = 2  # an episode the env aborts (browser crash or hang) is recorded again from its seed this often
 
 
 def features():
@@ -73,11 +87,17 @@ class RolloutSpec:
         return [(episode, task, seed) for episode, (task, seed) in enumerate(jobs)]
 
 
-def record_episode(env: Env, episode: int, task: str, seed: int) -> list[dict]:
-    """Run the oracle for one episode; a row per step. Raises if the oracle fails (a bug in the env)."""
-    obs, rows, done, reward = env.reset(seed, task), [], False, 0.0
+def record_episode(env: Env, episode: int, task: str, seed: int, max_steps: int = 32) -> list[dict]:
+    """Run the oracle for one episode; a row per step.
+
+    Raises OracleError if the oracle finds no action, does not end the episode within max_steps, or ends
+    it without reward; EpisodeAborted if the env had to give up the episode (a browser fault).
+    """
+    obs, rows, done, reward, info = env.reset(seed, task), [], False, 0.0, {}
     step = 0
     while not done:
+        if step >= max_steps:
+            raise OracleError(f"the oracle did not finish {task} seed {seed} in {max_steps} steps")
         oracle = env.oracle()
         action = oracle.action
         rows.append(
@@ -98,35 +118,113 @@ def record_episode(env: Env, episode: int, task: str, seed: int) -> list[dict]:
         obs, reward, done, info = env.step(action)
         step += 1
     if reward <= 0:
-        raise RuntimeError(f"the oracle failed {task} seed {seed}: {info.get('failure', 'no reward')}")
+        why = info.get("failure") or info.get("reason") or "no reward"
+        raise OracleError(f"the oracle failed {task} seed {seed}: {why}")
     return rows
 
 
+# Set in each recording process: called with the number of episodes just finished (progress bar).
+_progress = None
+
+
+def _init_worker(queue) -> None:
+    global _progress
+    _progress = queue.put
+
+
+def _record_episode_or_note(env: Env, episode: int, task: str, seed: int, retries: int) -> tuple[list[dict], dict | None]:
+    """The episode's rows, or no rows and a note saying why it was skipped.
+
+    An episode the env aborted (browser crash or hang; the env has restarted its browser) is tried again
+    from its seed, up to `retries` times; one the oracle cannot solve is skipped at once.
+    """
+    for attempt in range(retries + 1):
+        try:
+            return record_episode(env, episode, task, seed), None
+        except EpisodeAborted as e:
+            reason = f"aborted {attempt + 1} times, last: {e.reason}"
+        except OracleError as e:
+            reason = str(e)
+            break
+    return [], {"episode": episode, "task": task, "seed": seed, "reason": reason}
+
+
 def _record_shard(args) -> int:
+    """Record one shard (a worker's unit): complete episodes only, written under a temporary name, renamed
+    when done. Episodes that were skipped are listed in the shard's notes.json."""
     spec, jobs, out = args
     import datasets as hf
     from PIL import Image
 
     hf.disable_progress_bars()
+    parent = os.getppid()
     env = make_env(spec.env, tasks=list(spec.tasks), **spec.env_kwargs)
-    rows = []
+    rows, notes = [], []
     try:
         for episode, task, seed in jobs:
-            for row in record_episode(env, episode, task, seed):
+            if mp.parent_process() is not None and os.getppid() != parent:
+                raise SystemExit("the recording process that started this worker is gone")
+            episode_rows, note = _record_episode_or_note(env, episode, task, seed, RETRIES)
+            for row in episode_rows:
                 row["screenshot"] = Image.fromarray(np.asarray(row["screenshot"]))
-                rows.append(row)
+            rows.extend(episode_rows)
+            if note:
+                notes.append(note)
+            if _progress is not None:
+                _progress(1)
     finally:
         env.close()
-    columns = {name: [row[name] for row in rows] for name in rows[0]}
-    tmp = out.with_name(out.name + ".tmp")
+    columns = {name: [row[name] for row in rows] for name in features()}
+    tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")  # workers of two runs never share a temporary
     shutil.rmtree(tmp, ignore_errors=True)
-    hf.Dataset.from_dict(columns, features=features()).save_to_disk(str(tmp))
-    os.replace(tmp, out)
+    if rows:
+        hf.Dataset.from_dict(columns, features=features()).save_to_disk(str(tmp))
+    else:  # every episode skipped: only the notes (an empty dataset cannot be loaded back)
+        tmp.mkdir(parents=True)
+    (tmp / NOTES).write_text(json.dumps(notes, indent=1))
+    try:
+        os.replace(tmp, out)
+    except OSError:  # another run finished the same shard first: keep theirs
+        shutil.rmtree(tmp, ignore_errors=True)
     return len(jobs)
 
 
+def _run_shards(todo: list, workers: int, bar) -> None:
+    """Record the shards, in `workers` processes when more than one; the bar advances per episode."""
+    global _progress
+    if workers <= 1 or len(todo) <= 1:
+        _progress = bar.update
+        try:
+            for args in todo:
+                _record_shard(args)
+        finally:
+            _progress = None
+        return
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    with ctx.Pool(min(workers, len(todo)), initializer=_init_worker, initargs=(queue,)) as pool:
+        result = pool.map_async(_record_shard, todo, chunksize=1)
+        while not result.ready():
+            try:
+                bar.update(queue.get(timeout=0.2))
+            except Empty:
+                pass
+        result.get()  # a worker's exception, raised here
+        while True:
+            try:
+                bar.update(queue.get(timeout=0.1))
+            except Empty:
+                break
+    queue.close()
+    queue.join_thread()
+
+
 def build_dataset(spec: RolloutSpec, root: str | os.PathLike, workers: int = 1, shard_episodes: int = 256) -> Path:
-    """The dataset for `spec` under `root`, recorded now if it is not there yet. Returns its path."""
+    """The dataset for `spec` under `root`, recorded now if it is not there yet. Returns its path.
+
+    Next to the rows: spec.json, notes.json (episodes skipped, and why) and recording.json (how long the
+    recording took, with how many workers).
+    """
     final = Path(root) / f"{spec.env}-{spec.split}-{spec.key()}"
     if final.exists():
         return final
@@ -140,23 +238,33 @@ def build_dataset(spec: RolloutSpec, root: str | os.PathLike, workers: int = 1, 
     todo = [(spec, chunk, path) for chunk, path in zip(chunks, shard_paths) if not path.exists()]
     done = len(jobs) - sum(len(chunk) for _, chunk, _ in todo)
 
-    with tqdm(total=len(jobs), initial=done, desc=f"recording {spec.env} {spec.split}", unit="ep") as bar:
-        if workers > 1 and len(todo) > 1:
-            with mp.get_context("spawn").Pool(min(workers, len(todo))) as pool:
-                for n in pool.imap_unordered(_record_shard, todo):
-                    bar.update(n)
-        else:
-            for args in todo:
-                bar.update(_record_shard(args))
+    started = time.perf_counter()
+    with tqdm(total=len(jobs), initial=done, desc=f"recording {spec.env} {spec.split}", unit="ep", smoothing=0.05) as bar:
+        _run_shards(todo, workers, bar)
+    seconds = time.perf_counter() - started
 
     import datasets as hf
 
     hf.disable_progress_bars()  # ours above says what is happening
-    merged = hf.concatenate_datasets([hf.load_from_disk(str(p)) for p in shard_paths])
+    shards = [hf.load_from_disk(str(p)) for p in shard_paths if (p / "state.json").exists()]  # shards with rows
+    notes = [note for p in shard_paths if (p / NOTES).exists() for note in json.loads((p / NOTES).read_text())]
+    if not shards:
+        raise DataError(f"{work}: every episode was skipped; first: {notes[0]['reason'] if notes else '?'}")
+    merged = hf.concatenate_datasets(shards)
     tmp = final.with_name(final.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     merged.save_to_disk(str(tmp))
     shutil.copy(work / "spec.json", tmp / "spec.json")
+    (tmp / NOTES).write_text(json.dumps(notes, indent=1))
+    recorded = sum(len(chunk) for _, chunk, _ in todo)
+    (tmp / "recording.json").write_text(json.dumps({
+        "episodes": len(jobs), "skipped": len(notes), "rows": len(merged), "workers": workers,
+        "episodes_recorded_now": recorded, "seconds": round(seconds, 1),
+        "episodes_per_s": round(recorded / seconds, 2) if recorded and seconds > 0 else None,
+    }, indent=1))  # fmt: skip
     os.replace(tmp, final)
     shutil.rmtree(work)
+    if notes:
+        log.warning(f"{spec.env} {spec.split}: skipped {len(notes)} of {len(jobs)} episodes (see {final / NOTES}); "
+                    f"first: {notes[0]['reason']}")  # fmt: skip
     return final

@@ -47,6 +47,22 @@ class OracleStep:
         return self.focus_box if self.focus_box is not None else self.target_box
 
 
+class EpisodeAborted(RuntimeError):
+    """The env could not finish the episode (a browser crashed, hung or broke mid-episode).
+
+    The env has already recovered: record the episode as failed with `reason` and call reset() for the
+    next one.
+    """
+
+    def __init__(self, reason: str):
+        self.reason = reason
+        super().__init__(f"episode aborted: {reason}")
+
+
+class OracleError(RuntimeError):
+    """The task has no oracle, or the oracle found no correct action in the current state."""
+
+
 class Env(ABC):
     """reset(seed) -> observation; step(action) -> observation, reward, done, info; oracle()."""
 

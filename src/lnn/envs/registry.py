@@ -1,4 +1,8 @@
-"""Envs by config name (`data.env=gui`), imported lazily: MiniWoB pulls in Playwright."""
+"""Envs by config name (`data.env=gui`, `data.env=miniwob`), imported lazily: MiniWoB pulls in Playwright.
+
+The tasks an env offers for data and training are those with a (validated) oracle; MiniWobEnv itself can
+open any MiniWoB++ page (the agent may run a policy on tasks without an oracle).
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,10 @@ from importlib import import_module
 from lnn.envs.base import Env
 from lnn.errors import ConfigError
 
-# name -> (module, Env class, the module's task registry: {task: spec with a .kind})
+# name -> (module, Env class, the module's task registry: {task: spec with a .kind, or the kind itself})
 ENVS = {
     "gui": ("lnn.envs.gui", "GuiEnv", "TASKS"),
+    "miniwob": ("lnn.envs.miniwob", "MiniWobEnv", "ORACLE_TASKS"),  # kinds: single-click, two-click
 }
 
 
@@ -26,21 +31,34 @@ def env_tasks(name: str) -> tuple[str, ...]:
 
 
 def task_kinds(name: str) -> dict[str, str]:
-    """{task: kind}, kind one of single_step, multi_step, memory (MiniWoB: single_click, two_click)."""
-    return {task: getattr(spec, "kind", "") for task, spec in _entry(name)[1].items()}
+    """{task: kind}, kind one of single_step, multi_step, memory (MiniWoB: single-click, two-click)."""
+    return {task: spec if isinstance(spec, str) else getattr(spec, "kind", "") for task, spec in _entry(name)[1].items()}
 
 
 def check_tasks(name: str, tasks) -> tuple[str, ...]:
-    """The tasks to use (all when None); an unknown one raises ConfigError listing the available."""
+    """The tasks to use (all when None); an unknown one raises ConfigError listing the available.
+
+    A kind in the list (e.g. `single-click` for MiniWoB, `memory` for gui) stands for all its tasks, in
+    registry order.
+    """
     available = env_tasks(name)
     if tasks is None:
         return available
+    if isinstance(tasks, str):
+        tasks = [tasks]
+    kinds = task_kinds(name)
+    chosen: list[str] = []
     for task in tasks:
-        if task not in available:
-            raise ConfigError("tasks", f"unknown task family {task!r}; available: {', '.join(available)}")
-    if not tasks:
+        if task in available:
+            chosen.append(task)
+        elif task in set(kinds.values()):
+            chosen += [t for t in available if kinds[t] == task]
+        else:
+            groups = ", ".join(sorted(set(kinds.values()) - {""}))
+            raise ConfigError("tasks", f"unknown task {task!r}; available: {', '.join(available)} (or a kind: {groups})")
+    if not chosen:
         raise ConfigError("tasks", f"is empty; choose from {', '.join(available)}")
-    return tuple(tasks)
+    return tuple(dict.fromkeys(chosen))
 
 
 def make_env(name: str, **kwargs) -> Env:

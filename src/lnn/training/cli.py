@@ -8,7 +8,7 @@ import sys
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from lnn.errors import ConfigError, DataError
+from lnn.errors import ConfigError, DataError, SetupError
 
 log = logging.getLogger("lnn")
 
@@ -18,12 +18,12 @@ def in_multirun() -> bool:
 
 
 def run_or_explain(task, *args, **kwargs):
-    """Run task; on a config/data error print one line and exit 2 (in a sweep: log it, return None)."""
+    """Run task; on a config/data/setup error print one line and exit 2 (in a sweep: log it, return None)."""
     try:
         return task(*args, **kwargs)
     except ConfigError as e:
         message = f"error: {e.key} — {e.message}"
-    except DataError as e:
+    except (DataError, SetupError) as e:  # SetupError: e.g. Chromium missing, with how to install it
         message = f"error: {e}"
     if in_multirun():
         log.error(message)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
 
-from lnn.agent import TorchPolicy, format_table, run_episodes, success_table
+from lnn.agent import TorchPolicy, run_episodes
+from lnn.agent.evaluate import write_success_report as write_report
 from lnn.data.rollouts import SPLIT_SEED_BASE
 from lnn.envs.registry import make_env, task_kinds
 
@@ -19,51 +19,27 @@ def closed_loop_jobs(tasks, split: str, episodes_per_task: int) -> list[tuple[st
 
 
 def evaluate_model(model, datamodule, jobs, parallel: int = 64, device=None, record: bool = False, desc="evaluating"):
-    """Run `model` on (task, seed) jobs in `parallel` envs of the datamodule's kind."""
+    """Run `model` on (task, seed) jobs in `parallel` envs of the datamodule's kind (at most its max_envs),
+    each episode for at most the datamodule's max_steps actions.
+
+    Every env is closed afterwards (MiniWoB: the browsers), also when the evaluation fails.
+    """
     device = device or next(model.parameters()).device
-    envs = [make_env(datamodule.env, tasks=list(datamodule.tasks), **datamodule.env_kwargs)
-            for _ in range(min(parallel, max(1, len(jobs))))]  # fmt: skip
+    limit = getattr(datamodule, "max_envs", None) or parallel
+    envs = []
     try:
-        return run_episodes(TorchPolicy(model, device), envs, jobs, record=record, desc=desc)
+        for _ in range(min(parallel, limit, max(1, len(jobs)))):
+            envs.append(make_env(datamodule.env, tasks=list(datamodule.tasks), **datamodule.env_kwargs))
+        max_steps = getattr(datamodule, "max_steps", None)
+        return run_episodes(TorchPolicy(model, device), envs, jobs, record=record, desc=desc, max_steps=max_steps)
     finally:
         for env in envs:
             env.close()
 
 
 def write_success_report(results, out_dir: Path, env: str, title: str) -> list[dict]:
-    """success.md, success.csv and success.png in out_dir; returns the table rows."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    rows = success_table(results, task_kinds(env))
-    (out_dir / "success.md").write_text(f"# {title}\n\n" + format_table(rows))
-    with open(out_dir / "success.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    plot_success(rows, out_dir / "success.png", title)
-    return rows
-
-
-def plot_success(rows: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = [r["task"] for r in rows]
-    rate = [100 * r["success"] for r in rows]
-    err = [[100 * (r["success"] - r["ci_low"]) for r in rows], [100 * (r["ci_high"] - r["success"]) for r in rows]]
-    fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.2))
-    colors = ["#888" if n.startswith("[") else "#2b6cb0" for n in names]
-    ax.barh(names, rate, xerr=err, color=colors, capsize=3)
-    for y, (value, r) in enumerate(zip(rate, rows)):
-        ax.text(min(value + 2, 88), y, f"{value:.0f}% (n={r['episodes']})", va="center", fontsize=8)
-    ax.set_xlim(0, 100)
-    ax.invert_yaxis()
-    ax.set_xlabel("closed-loop success, % of episodes (bars: 95% CI)")
-    ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    """success.md, success.csv and success.png in out_dir (task kinds of `env`); returns the table rows."""
+    return write_report(results, out_dir, task_kinds(env), title)
 
 
 class ClosedLoopEval(pl.Callback):

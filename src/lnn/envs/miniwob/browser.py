@@ -14,6 +14,8 @@ import os
 import signal
 import threading
 
+from lnn.errors import SetupError
+
 # Flags that work headless as root in a container (see /work/shared/ANCHORS.md, "Web tasks: MiniWoB++").
 CHROMIUM_FLAGS = (
     "--no-sandbox",
@@ -34,7 +36,7 @@ DEFAULT_CHROMIUM = os.environ.get("LNN_CHROMIUM", "/usr/bin/chromium")
 INSTALL_HINT = "install it with: apt-get install -y chromium fonts-liberation"
 
 
-class BrowserMissingError(RuntimeError):
+class BrowserMissingError(SetupError):
     """Chromium (or the Playwright Python package that drives it) is not installed."""
 
 
@@ -70,7 +72,8 @@ class Browser:
     not thread-safe, but os.kill is, and killing the process makes the blocked Playwright call raise.
     """
 
-    def __init__(self, executable_path: str = DEFAULT_CHROMIUM, headless: bool = True, timeout_s: float = 10.0):
+    def __init__(self, executable_path: str = DEFAULT_CHROMIUM, headless: bool = True, timeout_s: float = 10.0,
+                 viewport: dict | None = None):  # fmt: skip
         if not (os.path.isfile(executable_path) and os.access(executable_path, os.X_OK)):
             raise BrowserMissingError(f"Chromium not found at {executable_path}; {INSTALL_HINT}")
         try:
@@ -88,7 +91,7 @@ class Browser:
             )
             processes = self.browser.new_browser_cdp_session().send("SystemInfo.getProcessInfo")
             self.pid: int = next(p["id"] for p in processes["processInfo"] if p["type"] == "browser")
-            context = self.browser.new_context(viewport=VIEWPORT, device_scale_factor=1)
+            context = self.browser.new_context(viewport=viewport or VIEWPORT, device_scale_factor=1)
             self.page = context.new_page()
             self.page.set_default_timeout(timeout_s * 1000)
             self._cdp = context.new_cdp_session(self.page)

@@ -20,7 +20,8 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from lnn.envs.base import Action, Env, Observation, OracleStep
+# EpisodeAborted, OracleError: shared by every env (lnn.envs.base), re-exported here
+from lnn.envs.base import Action, Env, EpisodeAborted, Observation, OracleError, OracleStep
 from lnn.errors import ConfigError
 from lnn.envs.miniwob.browser import DEFAULT_CHROMIUM, VIEWPORT, Browser
 from lnn.envs.miniwob.server import TaskServer, available_tasks
@@ -33,22 +34,6 @@ SCROLL_PX = 100  # one scroll action moves the wheel this far
 SCROLL_DELTAS = {"down": (0, SCROLL_PX), "up": (0, -SCROLL_PX), "right": (SCROLL_PX, 0), "left": (-SCROLL_PX, 0)}
 # setTimeout fires at once for delays over 2**31-1 ms, so the task's own time limit must stay below.
 MAX_EPISODE_TIME_S = 2**31 // 1000 - 1
-
-
-class EpisodeAborted(RuntimeError):
-    """The browser crashed, hung past step_timeout_s or the page broke mid-episode.
-
-    The env has already recovered (it restarted the browser): record the episode as failed with
-    `reason` and call reset() for the next one.
-    """
-
-    def __init__(self, reason: str):
-        self.reason = reason
-        super().__init__(f"episode aborted: {reason}")
-
-
-class OracleError(RuntimeError):
-    """The task has no oracle, or the oracle found no target in the current page."""
 
 
 @dataclass

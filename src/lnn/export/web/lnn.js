@@ -20,10 +20,19 @@ export function instructionText(task, instruction) {
   return instruction ? `${task} ${instruction}` : "";
 }
 
-/** Lower-cased runs of [a-z0-9] -> 1 + fnv1a(word) mod (buckets - 1), padded with 0 to maxTokens. */
+// Python's -?[0-9]+|[^\W_]+|[^\w\s\x00-\x7f]: signed numbers, runs of letters/digits of any script,
+// single non-ASCII symbols (lnn/models/text.py). Python's \w has no combining marks, so neither has this.
+const WORD = /-?[0-9]+|[\p{L}\p{N}]+|[^\p{L}\p{N}\s\x00-\x7f]/gu;
+
+/** The words of a lower-cased text, then its adjacent word pairs (they carry order). */
+export function words(text) {
+  const found = text.toLowerCase().match(WORD) || [];
+  return found.concat(found.slice(1).map((w, i) => `${found[i]} ${w}`));
+}
+
+/** Words and pairs -> 1 + fnv1a(word) mod (buckets - 1), cut to maxTokens, padded with 0. */
 export function tokenize(text, buckets, maxTokens) {
-  const words = text.toLowerCase().match(/[a-z0-9]+/g) || [];
-  const ids = words.slice(0, maxTokens).map((w) => 1 + (fnv1a(w) % (buckets - 1)));
+  const ids = words(text).slice(0, maxTokens).map((w) => 1 + (fnv1a(w) % (buckets - 1)));
   while (ids.length < maxTokens) ids.push(0);
   return ids;
 }

@@ -1,0 +1,149 @@
+"""A policy exported to ONNX (a single step with the recurrent state in and out), run by onnxruntime.
+
+The export directory holds `model.onnx` and `manifest.json`. What OnnxPolicy reads from the manifest
+(keys it does not know are ignored; names it does not find there are taken from the graph itself):
+
+    {
+      "model": "model.onnx",                       optional, the graph file in this directory
+      "image_size": 96,                            optional when the graph's image input has a fixed size
+      "instruction_buckets": 512,                  the tokenizer's buckets (or "tokenizer": {"buckets": ..,
+      "max_tokens": 24,                              "max_tokens": ..}); max_tokens defaults to 24
+      "inputs":  {"image": "image", "tokens": "tokens", "state": ["state_0", "state_1", ...]},
+      "outputs": {"action_logits": "action_logits", "coords": "coords",
+                  "tau": ["tau_0", ...], "state": ["new_state_0", ...]}
+    }
+
+`inputs` / `outputs` may also be lists of names (or of {"name": ...} entries); each is then recognised by
+its name: image, token(s), state / h<i> (inputs, in order); action, coord, tau, state (outputs, in
+order). The image is float32 (B, 3, S, S) in [0, 1]; tokens int64 (B, L) from lnn.models.text; each
+state float32 (B, ...) starting at zeros; the batch axis must be dynamic for more than one env at once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from lnn.agent.policy import decode_action, screenshots_to_tensor
+from lnn.envs import Observation
+from lnn.errors import ConfigError
+from lnn.models.text import MAX_TOKENS, instruction_text, tokenize_batch
+
+MANIFEST = "manifest.json"
+
+
+def is_onnx_export(path: str | Path) -> bool:
+    path = Path(path)
+    return path.is_dir() and (path / MANIFEST).exists()
+
+
+def _names(spec) -> list[str]:
+    if spec is None:
+        return []
+    if isinstance(spec, str):
+        return [spec]
+    if isinstance(spec, dict):
+        return [spec["name"]] if "name" in spec else []
+    return [n for item in spec for n in _names(item)]
+
+
+def _by_name(names: list[str], pattern: str) -> list[str]:
+    return [n for n in names if re.search(pattern, n, re.IGNORECASE)]
+
+
+def _roles(spec, graph_names: list[str], patterns: dict[str, str]) -> dict[str, list[str]]:
+    """{role: [names]} from a manifest section (dict by role, or a list of names) or the graph's names."""
+    if isinstance(spec, dict) and not ("name" in spec):
+        return {role: _names(spec.get(role)) for role in patterns}
+    names = _names(spec) or graph_names
+    found, taken = {}, set()
+    for role, pattern in patterns.items():  # in order: the first pattern that matches a name claims it
+        found[role] = [n for n in _by_name(names, pattern) if n not in taken]
+        taken |= set(found[role])
+    return found
+
+
+class OnnxPolicy:
+    """The same reset / act / keep interface as TorchPolicy, over an exported step model."""
+
+    def __init__(self, export_dir: str | Path, providers: list[str] | None = None):
+        import onnxruntime as ort
+
+        export_dir = Path(export_dir)
+        try:
+            self.manifest = json.loads((export_dir / MANIFEST).read_text())
+        except (OSError, ValueError) as e:
+            raise ConfigError("ckpt", f"{export_dir / MANIFEST}: not a readable manifest ({e})") from None
+        model_file = export_dir / self.manifest.get("model", "model.onnx")
+        if not model_file.exists():
+            raise ConfigError("ckpt", f"{model_file} not found (the export directory needs the graph next to {MANIFEST})")
+        self.session = ort.InferenceSession(str(model_file), providers=providers or ["CPUExecutionProvider"])
+        graph_in = [i.name for i in self.session.get_inputs()]
+        graph_out = [o.name for o in self.session.get_outputs()]
+        self.inputs = _roles(self.manifest.get("inputs"), graph_in, {"image": "image|pixel", "tokens": "token",
+                                                                      "state": r"state|^h_?\d+$"})  # fmt: skip
+        self.outputs = _roles(self.manifest.get("outputs"), graph_out, {"action_logits": "action", "coords": "coord",
+                                                                         "tau": "tau", "state": r"state|^h_?\d+"})  # fmt: skip
+        for role in ("image", "tokens"):
+            if len(self.inputs[role]) != 1:
+                raise ConfigError("ckpt", f"{model_file}: cannot tell the {role} input among {graph_in}; "
+                                          f"name it in {MANIFEST} under inputs.{role}")  # fmt: skip
+        for role in ("action_logits", "coords"):
+            if len(self.outputs[role]) != 1:
+                raise ConfigError("ckpt", f"{model_file}: cannot tell the {role} output among {graph_out}; "
+                                          f"name it in {MANIFEST} under outputs.{role}")  # fmt: skip
+        if len(self.inputs["state"]) != len(self.outputs["state"]):
+            raise ConfigError("ckpt", f"{model_file}: {len(self.inputs['state'])} state inputs but "
+                                      f"{len(self.outputs['state'])} state outputs")  # fmt: skip
+        shapes = {i.name: i.shape for i in self.session.get_inputs()}
+        image_shape = shapes[self.inputs["image"][0]]
+        size = self.manifest.get("image_size") or (image_shape[-1] if isinstance(image_shape[-1], int) else None)
+        if not size:
+            raise ConfigError("ckpt", f"{export_dir / MANIFEST}: give image_size (the graph's image input has no fixed size)")
+        self.image_size = int(size)
+        tokenizer = self.manifest.get("tokenizer", {})
+        self.buckets = self.manifest.get("instruction_buckets") or tokenizer.get("buckets")
+        if not self.buckets:
+            raise ConfigError("ckpt", f"{export_dir / MANIFEST}: give instruction_buckets (the tokenizer's hash buckets)")
+        token_shape = shapes[self.inputs["tokens"][0]]
+        self.max_tokens = int(self.manifest.get("max_tokens") or tokenizer.get("max_tokens")
+                              or (token_shape[-1] if isinstance(token_shape[-1], int) else MAX_TOKENS))  # fmt: skip
+        # each state's shape without its batch axis: the manifest's, else the graph's
+        manifest_shapes = self.manifest.get("state_shapes")
+        self.state_shapes = [tuple(manifest_shapes[k]) if manifest_shapes else tuple(shapes[name][1:])
+                             for k, name in enumerate(self.inputs["state"])]  # fmt: skip
+        for name, shape in zip(self.inputs["state"], self.state_shapes):
+            if not all(isinstance(d, int) for d in shape):
+                raise ConfigError("ckpt", f"{model_file}: state input {name} has no fixed size {shape}; "
+                                          f"give state_shapes in {MANIFEST}")  # fmt: skip
+        self.path = export_dir
+        self.state: list[np.ndarray] = []
+
+    def tokenize(self, tasks: list[str], instructions: list[str]) -> np.ndarray:
+        texts = [instruction_text(t, i) if i else "" for t, i in zip(tasks, instructions)]
+        return tokenize_batch(texts, int(self.buckets), self.max_tokens).numpy()
+
+    def reset(self, batch: int) -> None:
+        self.state = [np.zeros((batch, *shape), dtype=np.float32) for shape in self.state_shapes]
+
+    def act(self, observations: list[Observation]) -> tuple[list, dict]:
+        images = screenshots_to_tensor([o.screenshot for o in observations], self.image_size).numpy()
+        feeds = {self.inputs["image"][0]: images.astype(np.float32),
+                 self.inputs["tokens"][0]: self.tokenize([o.task for o in observations], [o.instruction for o in observations])}  # fmt: skip
+        feeds |= dict(zip(self.inputs["state"], self.state))
+        wanted = [self.outputs["action_logits"][0], self.outputs["coords"][0], *self.outputs["tau"], *self.outputs["state"]]
+        values = dict(zip(wanted, self.session.run(wanted, feeds)))
+        self.state = [values[name] for name in self.outputs["state"]]
+        ids = values[self.outputs["action_logits"][0]].argmax(-1).tolist()
+        coords = values[self.outputs["coords"][0]].tolist()
+        actions = [decode_action(a, xy, o.instruction) for a, xy, o in zip(ids, coords, observations)]
+        import torch
+
+        return actions, {"tau": [torch.from_numpy(values[name]) for name in self.outputs["tau"]], "coords": coords}
+
+    def keep(self, rows: list[int]) -> None:
+        """Drop the state of finished episodes: keep these batch rows, in this order."""
+        self.state = [h[rows] for h in self.state]

@@ -1,0 +1,89 @@
+"""The agent in real headless Chromium: MiniWoB tasks, a crash mid-episode, the seed's --url form.
+
+Run with `python -m pytest -m browser tests/agent/test_agent_browser.py`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+
+import pytest
+
+from lnn.envs.miniwob.browser import DEFAULT_CHROMIUM
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(importlib.util.find_spec("miniwob") is None or importlib.util.find_spec("playwright") is None
+                       or not os.path.exists(DEFAULT_CHROMIUM),
+                       reason=f"needs the miniwob and playwright packages and Chromium at {DEFAULT_CHROMIUM} "
+                              "(apt-get install -y chromium fonts-liberation)"),
+]  # fmt: skip
+
+
+def test_agent_runs_miniwob_tasks_and_writes_its_table(tmp_path):
+    from lnn.agent.cli import run
+    from tests.agent.helpers import fake_run
+
+    run_dir, _ = fake_run(tmp_path, env="miniwob", tasks=["click-test", "click-button"])
+    out = run([f"ckpt={run_dir}", "episodes=3", "parallel=2", "max_steps=3", "trace=1", f"out={tmp_path / 'out'}"])
+    table = (out / "success.md").read_text()
+    assert "| click-test | 3 |" in table and "| click-button | 3 |" in table and "| [single-click] | 6 |" in table
+    episodes = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    assert len(episodes) == 6 and all(e["success"] or e["failure"] for e in episodes)
+    assert sorted(p.name for p in (out / "trace").glob("*.gif")) == ["click-button-seed20000000.gif",
+                                                                    "click-test-seed20000000.gif"]  # fmt: skip
+    info = json.loads((out / "agent.json").read_text())
+    assert info["env"] == "miniwob" and info["agent_steps_per_s"] > 0 and info["aborted_episodes"] == 0
+
+
+def test_a_browser_killed_mid_episode_fails_that_episode_and_the_run_goes_on():
+    from lnn.agent import TorchPolicy, run_episodes
+    from lnn.envs.miniwob import MiniWobEnv
+    from tests.agent.helpers import tiny_model
+
+    env = MiniWobEnv(["click-test-2"], image_size=32, step_timeout_s=10)
+
+    class KillOnce(TorchPolicy):
+        calls = 0
+
+        def act(self, observations):
+            KillOnce.calls += 1
+            if KillOnce.calls == 3:  # the second step of the second episode (episodes here last 2 steps or more)
+                os.kill(env.browser_pid, 9)
+            return super().act(observations)
+
+    class Wander(KillOnce):  # clicks the instruction bar: never ends an episode by itself
+        def act(self, observations):
+            actions, info = super().act(observations)
+            from lnn.envs import Action
+
+            return [Action("click", 0.5, 0.02) for _ in actions], info
+
+    try:
+        results = run_episodes(Wander(tiny_model()), [env], [("click-test-2", s) for s in range(3)], max_steps=2)
+        pid_after = env.browser_pid
+    finally:
+        env.close()
+    assert [r.seed for r in results] == [0, 1, 2]
+    assert results[0].failure == "no end after 2 steps" == results[2].failure
+    assert results[1].failure.startswith("aborted: ") and "browser crashed" in results[1].failure
+    assert env.restarts == 1 and pid_after
+
+
+def test_the_seeds_url_form_acts_on_a_local_page(tmp_path, monkeypatch, capsys):
+    from lnn.agent.cli import run
+    from tests.agent.helpers import fake_run
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    page = tmp_path / "page.html"
+    page.write_text("<html><body style='margin:0'><button style='width:100%;height:100%'>OK</button></body></html>")
+    run_dir, _ = fake_run(tmp_path, env="miniwob", tasks=["click-test"])
+    out = run([f"ckpt={run_dir}", "--url", str(page), "--task", "Click the OK button", "--viewport", "320x240",
+               "--steps", "2", "--out", str(tmp_path / "out"), "--headed"])  # fmt: skip
+    assert "no display" in capsys.readouterr().err  # asked for a window without a display: headless, saying so
+    episode = json.loads((out / "episode.json").read_text())
+    assert episode["instruction"] == "Click the OK button" and 1 <= episode["steps"] <= 2
+    assert (out / "trace" / "web-seed0.gif").exists()

@@ -1,0 +1,103 @@
+"""The agent CLI and checkpoint loading, on the embedded GUI env (no browser needed)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lnn.agent import find_checkpoint, load_policy_model
+from lnn.agent.cli import parse_args, run
+from lnn.errors import ConfigError
+from tests.agent.helpers import fake_run
+from tests.conftest import run_cli
+
+
+def test_load_policy_model_from_a_run_dir_or_its_ckpt(tmp_path):
+    run_dir, model = fake_run(tmp_path)
+    image, tokens = torch.rand(2, 3, 32, 32), model.tokenize(["click-color"] * 2, ["Click the red square"] * 2)
+    expected = model.step(image, tokens, model.initial_state(2))["coords"]
+    for path in (run_dir, run_dir / "checkpoints" / "best.ckpt"):
+        loaded = load_policy_model(path)
+        assert not loaded.training and loaded.lnn_checkpoint.run_dir == run_dir
+        torch.testing.assert_close(loaded.step(image, tokens, loaded.initial_state(2))["coords"], expected)
+
+
+def test_checkpoint_paths_that_are_not_runs_say_what_is_expected(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        find_checkpoint(tmp_path / "nope")
+    with pytest.raises(ConfigError, match="no checkpoints/best.ckpt"):
+        find_checkpoint(tmp_path)
+    run_dir, _ = fake_run(tmp_path)
+    (run_dir / "config.yaml").unlink()
+    with pytest.raises(ConfigError, match="config.yaml not found"):
+        find_checkpoint(run_dir / "checkpoints" / "best.ckpt")
+
+
+def test_arguments_in_every_form():
+    assert parse_args(["ckpt=a", "--url", "p.html", "--task", "Click OK", "--headed", "--episodes=3"]) == {
+        "ckpt": "a", "url": "p.html", "task": "Click OK", "headless": "false", "episodes": "3"}  # fmt: skip
+    with pytest.raises(ConfigError, match="unknown argument; known: ckpt"):
+        parse_args(["ckpt=a", "epsiodes=3"])
+
+
+def test_agent_writes_the_table_the_episodes_and_traces(tmp_path):
+    run_dir, _ = fake_run(tmp_path)
+    out = run([f"ckpt={run_dir}", "task=click-color,memory", "episodes=4", "trace=2", f"out={tmp_path / 'out'}"])
+    table = (out / "success.md").read_text()
+    for row in ("| click-color | 4 |", "| remember-target | 4 |", "| remember-color | 4 |", "| [memory] | 12 |", "| [mean] | 16 |"):
+        assert row in table  # a kind (memory) stands for all its tasks
+    episodes = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    assert len(episodes) == 16 and {e["seed"] for e in episodes} == set(range(20_000_000, 20_000_004))  # test seeds
+    assert all(len(e["actions"]) == e["steps"] for e in episodes)
+    gifs = sorted(p.name for p in (out / "trace").glob("*.gif"))
+    assert len(gifs) == 8 and "click-color-seed20000000.gif" in gifs and (out / "trace" / "strip.png").exists()
+    gif = Image.open(out / "trace" / gifs[0])
+    assert gif.n_frames >= 1 and gif.size[0] == 320
+    info = json.loads((out / "agent.json").read_text())
+    assert info["agent_steps_per_s"] > 0 and info["backend"].startswith("pytorch") and info["env"] == "gui"
+
+
+def test_trace_draws_the_predicted_click(tmp_path):
+    from lnn.agent.evaluate import EpisodeResult
+    from lnn.agent.trace import draw_step
+    from lnn.envs import Action
+
+    frame = draw_step(np.full((32, 32, 3), 255, np.uint8), Action("click", 0.25, 0.5), "Click", 1, width=160)
+    pixels = np.asarray(frame)
+    x, y = round(0.25 * 159), round(0.5 * 159)  # the click point in the 160 x 160 frame
+    assert (pixels[y - 1 : y + 2, x + 9] != 255).any() and (pixels[y + 9, x - 1 : x + 2] != 255).any()  # cross-hair arms
+    assert (pixels[y - 1 : y + 2, x + 30] == 255).all()
+    assert isinstance(EpisodeResult("t", 0, True, 1).trace, list)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["task=click-buton", "env=miniwob"], "error: task — unknown MiniWoB task 'click-buton'; available: "),
+    (["task=click-colour"], "error: task — unknown task 'click-colour'; available: "),
+    (["task=click-color", "episodes=zero"], "error: episodes — must be an integer"),
+])  # fmt: skip
+def test_bad_arguments_are_one_line(tmp_path, capsys, args, message):
+    from lnn.agent.cli import main
+
+    run_dir, _ = fake_run(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main([f"ckpt={run_dir}", *args])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith(message) and err.count("\n") == 1, err
+
+
+def test_unknown_task_from_the_command_line(tmp_path):
+    run_dir, _ = fake_run(tmp_path)
+    result = run_cli("-m", "lnn.agent", f"ckpt={run_dir}", "task=click-buton", "env=miniwob", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("error: task — unknown MiniWoB task 'click-buton'; available: ")
+
+
+def test_missing_chromium_is_one_line_saying_how_to_install_it(tmp_path):
+    pytest.importorskip("miniwob")
+    run_dir, _ = fake_run(tmp_path, env="miniwob", tasks=["click-test"])
+    result = run_cli("-m", "lnn.agent", f"ckpt={run_dir}", "episodes=1", cwd=tmp_path,
+                     env={"LNN_CHROMIUM": "/nonexistent/chromium"})  # fmt: skip
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "Chromium not found at /nonexistent/chromium; install it with: apt-get install -y chromium" in result.stderr

@@ -1,0 +1,109 @@
+"""OnnxPolicy: the exported single step run by onnxruntime, with the same interface as TorchPolicy."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lnn.agent import OnnxPolicy, TorchPolicy
+from lnn.envs import GuiEnv, Observation
+from lnn.errors import ConfigError
+from lnn.models.text import tokenize
+
+onnx = pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+
+def hand_made_step(path, state_size=4):
+    """A graph with the step's inputs and outputs: new state = state + 1, tau = the sum of the token ids,
+    action logits favour `click`, coords = sigmoid(new state[:2])."""
+    from onnx import TensorProto, helper
+
+    w_action = np.zeros((state_size, 6), np.float32)
+    w_action[:, 0] = 1.0
+    w_coords = np.zeros((state_size, 2), np.float32)
+    w_coords[0, 0] = w_coords[1, 1] = 1.0
+    nodes = [
+        helper.make_node("Add", ["state_0", "one"], ["new_state_0"]),
+        helper.make_node("MatMul", ["new_state_0", "w_action"], ["action_logits"]),
+        helper.make_node("MatMul", ["new_state_0", "w_coords"], ["pre"]),
+        helper.make_node("Sigmoid", ["pre"], ["coords"]),
+        helper.make_node("Cast", ["tokens"], ["tokens_f"], to=TensorProto.FLOAT),
+        helper.make_node("ReduceSum", ["tokens_f", "axis"], ["tau_0"], keepdims=1),
+    ]
+    init = [helper.make_tensor("one", TensorProto.FLOAT, [], [1.0]),
+            helper.make_tensor("w_action", TensorProto.FLOAT, w_action.shape, w_action.flatten()),
+            helper.make_tensor("w_coords", TensorProto.FLOAT, w_coords.shape, w_coords.flatten()),
+            helper.make_tensor("axis", TensorProto.INT64, [1], [1])]  # fmt: skip
+    inputs = [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 16, 16]),
+              helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", 24]),
+              helper.make_tensor_value_info("state_0", TensorProto.FLOAT, ["batch", state_size])]  # fmt: skip
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
+               for n in ("action_logits", "coords", "tau_0", "new_state_0")]  # fmt: skip
+    graph = helper.make_graph(nodes, "step", inputs, outputs, init)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 9
+    path.mkdir(parents=True, exist_ok=True)
+    onnx.save(model, str(path / "model.onnx"))
+    return path
+
+
+def obs(instruction="Click the red square", task="click-color"):
+    return Observation(np.zeros((32, 32, 3), np.uint8), instruction, task)
+
+
+@pytest.mark.parametrize("manifest", [
+    {"instruction_buckets": 64},  # names found in the graph
+    {"instruction_buckets": 64, "inputs": ["image", "tokens", "state_0"], "outputs": [{"name": "new_state_0"},
+     {"name": "tau_0"}, {"name": "coords"}, {"name": "action_logits"}]},
+    {"tokenizer": {"buckets": 64}, "inputs": {"image": "image", "tokens": "tokens", "state": ["state_0"]},
+     "outputs": {"action_logits": "action_logits", "coords": "coords", "tau": ["tau_0"], "state": ["new_state_0"]}},
+])  # fmt: skip
+def test_state_is_carried_tokens_fed_and_rows_dropped(tmp_path, manifest):
+    export = hand_made_step(tmp_path / "export")
+    (export / "manifest.json").write_text(json.dumps(manifest))
+    policy = OnnxPolicy(export)
+    assert policy.image_size == 16 and policy.state_shapes == [(4,)]
+    policy.reset(2)
+    actions, info = policy.act([obs(), obs("Click the blue square")])
+    assert [a.type for a in actions] == ["click", "click"]
+    expected_tau = sum(tokenize("click-color Click the blue square", 64))
+    assert info["tau"][0][1].item() == expected_tau
+    policy.act([obs(), obs()])
+    policy.keep([1])
+    actions, info = policy.act([obs()])
+    assert policy.state[0].shape == (1, 4) and (policy.state[0] == 3).all()  # three steps from zero
+    assert actions[0].x == pytest.approx(1 / (1 + np.exp(-3)), abs=1e-6)
+
+
+def test_unreadable_exports_are_config_errors(tmp_path):
+    export = hand_made_step(tmp_path / "export")
+    (export / "manifest.json").write_text("{")
+    with pytest.raises(ConfigError, match="not a readable manifest"):
+        OnnxPolicy(export)
+    (export / "manifest.json").write_text("{}")
+    with pytest.raises(ConfigError, match="instruction_buckets"):
+        OnnxPolicy(export)
+
+
+@pytest.mark.slow
+def test_exported_lite_acts_like_the_torch_model(tmp_path):
+    from lnn.agent.cli import run
+    from tests.agent.helpers import export_step_onnx, fake_run
+
+    run_dir, model = fake_run(tmp_path)
+    export = export_step_onnx(model, tmp_path / "export", manifest_style="lists")
+    env = GuiEnv(["click-color", "remember-target"], image_size=32)
+    onnx_policy, torch_policy = OnnxPolicy(export), TorchPolicy(model)
+    observations = [env.reset(seed) for seed in range(3)]
+    onnx_policy.reset(3)
+    torch_policy.reset(3)
+    for _ in range(2):
+        (a_onnx, i_onnx), (a_torch, i_torch) = onnx_policy.act(observations), torch_policy.act(observations)
+        assert [a.type for a in a_onnx] == [a.type for a in a_torch]
+        np.testing.assert_allclose(i_onnx["coords"], i_torch["coords"], atol=1e-5)
+        torch.testing.assert_close(i_onnx["tau"][0], i_torch["tau"][0], atol=1e-5, rtol=1e-5)
+    # the CLI takes the export directory as ckpt= (env and tasks given: an export has no run config)
+    out = run([f"ckpt={export}", "env=gui", "task=click-color", "episodes=3", f"out={tmp_path / 'out'}"])
+    assert json.loads((out / "agent.json").read_text())["backend"] == "onnxruntime"

@@ -69,3 +69,13 @@ def test_closed_loop_evaluation_stops_episodes_that_never_end(monkeypatch):
     dm = SimpleNamespace(env="scripted", tasks=("scripted",), env_kwargs={"length": 10**6}, max_envs=2, max_steps=3)
     results = evaluate_model(tiny_model(), dm, [("scripted", s) for s in range(3)], parallel=8)
     assert [r.failure for r in results] == ["no end after 3 steps"] * 3
+
+
+@pytest.mark.parametrize("n", [1, 7, 50, 100, 450])
+def test_wilson_interval_contains_the_rate_even_at_zero_and_one(n):
+    from lnn.agent import wilson_interval
+
+    for wins in range(n + 1):
+        low, high = wilson_interval(wins, n)
+        assert 0.0 <= low <= wins / n <= high <= 1.0
+    assert wilson_interval(n, n)[1] == 1.0 and wilson_interval(0, n)[0] == 0.0

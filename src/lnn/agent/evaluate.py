@@ -89,14 +89,17 @@ def run_episodes(policy, envs: list[Env], jobs: list[tuple[str, int]], record: b
     return results
 
 
-def wilson_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95% confidence interval of a success rate (Wilson score; sound for rates near 0 or 1)."""
+def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
+    """95% confidence interval of a success rate (Wilson score; sound for rates near 0 or 1).
+
+    The interval always contains the rate itself (float rounding at 0 and 1 could put it just outside).
+    """
     if n == 0:
         return 0.0, 1.0
     p = successes / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
+    return max(0.0, min(p, centre - half)), min(1.0, max(p, centre + half))
 
 
 def success_table(results: list[EpisodeResult], kinds: dict[str, str] | None = None) -> list[dict]:
@@ -122,7 +125,7 @@ def success_table(results: list[EpisodeResult], kinds: dict[str, str] | None = N
     if len(tasks) > 1:
         mean = sum(r["success"] for r in tasks) / len(tasks)
         n = sum(r["episodes"] for r in tasks)
-        low, high = wilson_interval(round(mean * n), n)  # at the pooled sample size (exact when tasks have equal n)
+        low, high = wilson_interval(mean * n, n)  # at the pooled sample size (exact when tasks have equal n)
         rows.append({"task": "[mean]", "episodes": n, "successes": sum(r["successes"] for r in tasks),
                      "success": mean, "ci_low": low, "ci_high": high})  # fmt: skip
     return rows

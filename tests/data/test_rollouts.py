@@ -3,6 +3,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import datasets as hf
 import numpy as np
@@ -147,3 +148,19 @@ def test_tasks_may_be_given_by_kind():
     memory = check_tasks("gui", ["memory"])
     assert memory and all(task_kinds("gui")[t] == "memory" for t in memory)
     assert check_tasks("gui", ["click-color", "memory", "click-color"]) == ("click-color", *memory)
+
+
+def test_two_processes_recording_the_same_dataset_share_one_recording(tmp_path):
+    # the parallel jobs of a sweep ask for the same cached dataset at the same moment
+    code = (
+        "from lnn.data import RolloutSpec, build_dataset\n"
+        f"print(build_dataset(RolloutSpec('gui', {TASKS!r}, 40, 'train', {{'image_size': 64}}), {str(tmp_path)!r}))"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src")}
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]  # fmt: skip
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-500:] for _, err in outs]
+    assert outs[0][0] == outs[1][0]
+    ds = hf.load_from_disk(outs[0][0].strip())
+    assert len(set(ds["episode"])) == 80 and not list(tmp_path.glob("*.partial")) + list(tmp_path.glob("*.tmp"))

@@ -14,6 +14,7 @@ that still fails, or that the oracle cannot solve, is left out and listed in not
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import logging
@@ -228,6 +229,13 @@ def build_dataset(spec: RolloutSpec, root: str | os.PathLike, workers: int = 1, 
     final = Path(root) / f"{spec.env}-{spec.split}-{spec.key()}"
     if final.exists():
         return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.with_name(final.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel jobs of a sweep wait for one recording, then share it
+        return final if final.exists() else _record(spec, final, workers, shard_episodes)
+
+
+def _record(spec: RolloutSpec, final: Path, workers: int, shard_episodes: int) -> Path:
     work = final.with_name(final.name + ".partial")
     shards_dir = work / "shards"
     shards_dir.mkdir(parents=True, exist_ok=True)

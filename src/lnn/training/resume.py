@@ -52,9 +52,12 @@ def run_dir(runs_dir: str, timestamp: str, resume, overrides: str) -> str:
         if found is not None:
             return str(found)
     new, n = Path(runs_dir) / timestamp, 1
-    while new.exists():  # two runs started in the same second
-        new, n = Path(runs_dir) / f"{timestamp}_{n}", n + 1
-    return str(new)
+    while True:  # mkdir claims the name atomically: two runs started in the same second get two directories
+        try:
+            new.mkdir(parents=True)
+            return str(new)
+        except FileExistsError:
+            new, n = Path(runs_dir) / f"{timestamp}_{n}", n + 1
 
 
 def register_resolvers() -> None:

@@ -45,3 +45,10 @@ def test_cli_prints_one_line_and_exits_2(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("error: model.tau_min=-1") and "tau_min=0.5" in lines[0]
     assert "Traceback" not in result.stdout + result.stderr
     assert not (tmp_path / "data_cache").exists()
+
+
+def test_groups_and_experiments_override_the_keys_of_train_yaml(make_cfg):
+    # train.yaml's own keys come first in its defaults list, so an experiment's or debug's values win
+    assert make_cfg("experiment=memory_ablation").task_name == "memory_ablation"
+    assert make_cfg("debug=fast").evaluate.parallel == 32
+    assert make_cfg().task_name == "train" and make_cfg().evaluate.parallel == 64

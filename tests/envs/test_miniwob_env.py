@@ -201,3 +201,20 @@ def test_hung_page_times_out_and_the_env_recovers(env):
     finally:
         env.step_timeout_s = 10.0
     assert run_oracle_episode(env, 6, "click-test-2").success
+
+
+def _mojibake(text: str) -> bool:
+    """UTF-8 bytes read as Latin-1 ("确定" shown as "ç¡®å®š") round-trip back to different text."""
+    try:
+        return text.encode("latin-1").decode("utf-8") != text
+    except UnicodeError:
+        return False
+
+
+@pytest.mark.browser
+@needs_chromium
+def test_pages_are_read_as_utf8():
+    with MiniWobEnv(["unicode-test"], step_timeout_s=10) as env:
+        instructions = [env.reset(seed, "unicode-test").instruction for seed in range(12)]
+    assert any(any(ord(c) > 0x2000 for c in i) for i in instructions), instructions  # symbols and CJK arrive
+    assert not any(_mojibake(i) for i in instructions), instructions

@@ -35,7 +35,7 @@ from lnn.errors import DataError
 
 log = logging.getLogger("lnn")
 
-FORMAT_VERSION = 2  # bump when rows change meaning: old caches are then not reused
+FORMAT_VERSION = 3  # bump when rows change meaning: old caches are then not reused (3: MiniWoB pages as UTF-8)
 SPLITS = ("train", "val", "test")
 # Seeds of split s are SPLIT_SEED_BASE[s] + 0, 1, 2, ...: disjoint as long as a split has < 10M episodes.
 SPLIT_SEED_BASE = {"train": 0, "val": 10_000_000, "test": 20_000_000}

@@ -28,6 +28,15 @@ def available_tasks() -> tuple[str, ...]:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    # the pages declare no charset: without one Chromium reads their UTF-8 as Latin-1 (unicode-test's
+    # buttons showed "ç¡®å®š" for "确定")
+    extensions_map = {
+        **http.server.SimpleHTTPRequestHandler.extensions_map,
+        ".html": "text/html; charset=utf-8",
+        ".js": "text/javascript; charset=utf-8",
+        ".css": "text/css; charset=utf-8",
+    }
+
     def log_message(self, format, *args):  # one line per request would drown the caller's output
         pass
 

@@ -132,6 +132,7 @@ def test_wrong_clicks_do_not_succeed(env):
     dx = 30 / 160 if right.x < 0.5 else -30 / 160
     _, reward, done, info = env.step(Action("click", right.x + dx, right.y))
     assert done and reward == -1.0 and not info["success"]
+    assert info["reason"] is None  # the task gives no reason (not the string "undefined")
 
 
 @pytest.mark.browser

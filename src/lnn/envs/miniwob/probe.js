@@ -100,7 +100,7 @@
   const utterance = () => { const u = core.getUtterance(); return typeof u === 'string' ? u : u.utterance; };
   const status = () => ({
     done: WOB_DONE_GLOBAL, raw: WOB_RAW_REWARD_GLOBAL, reward: WOB_REWARD_GLOBAL,
-    reason: WOB_REWARD_REASON === null ? null : String(WOB_REWARD_REASON), ready: WOB_TASK_READY !== false,
+    reason: WOB_REWARD_REASON == null ? null : String(WOB_REWARD_REASON), ready: WOB_TASK_READY !== false,
     utterance: utterance(),
   });
 

@@ -1,5 +1,7 @@
 """model=lfm2_liquid / model=lfm2_hybrid through Hydra: they build, and a bad key stops the run in one line."""
 
+import json
+
 import pytest
 
 from lnn.errors import ConfigError
@@ -49,3 +51,18 @@ def test_cli_attention_layer_is_one_line(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: model.liquid_layers=[0, 2]"), lines
     assert "2 is an attention layer" in lines[0] and "valid indices: [0, 1, 3]" in lines[0]
+
+
+@pytest.mark.slow
+def test_export_py_on_an_lfm2_liquid_run_writes_its_graphs(tmp_path):
+    trained = run_cli(str(ROOT / "train.py"), "model=lfm2_liquid", "debug=fast", "evaluate.episodes_per_task=1",
+                      cwd=tmp_path, timeout=600)  # fmt: skip
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    run = next((tmp_path / "logs" / "runs").iterdir())
+    exported = run_cli(str(ROOT / "export.py"), f"run={run}", cwd=tmp_path, timeout=600)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    out = run / "export"
+    assert {"vision.onnx", "decoder_step.onnx", "heads.onnx", "manifest.json"} <= {p.name for p in out.iterdir()}
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["source"]["checkpoint"].endswith(".ckpt")
+    assert "parity" in exported.stdout

@@ -248,7 +248,10 @@ def export(source: Source, opts: ExportOptions | None = None, log=print) -> Path
     tmp, created = _prepare_target(target, opts.overwrite)
     try:
         with one_torch_thread():
-            manifest = _export_into(tmp, source, model, opts, ort_dist, log)
+            if getattr(model, "base", None) is not None:  # LFM2-Liquid / hybrid: vision, decoder step, heads
+                manifest = _export_lfm2_into(tmp, source, model, log)
+            else:
+                manifest = _export_into(tmp, source, model, opts, ort_dist, log)
         manifest["export_dir"] = str(target.resolve())
         (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
         replaced = _commit(tmp, target)
@@ -258,6 +261,27 @@ def export(source: Source, opts: ExportOptions | None = None, log=print) -> Path
         raise
     log(f"{'replaced' if replaced else 'wrote'} {target}")
     return target
+
+
+def _export_lfm2_into(tmp: Path, source: Source, model, log) -> dict:
+    """An LFM2 policy: its own three graphs and parity (lnn.models.lfm2.export); no web page (a 450M model
+    is not for the browser), no fp16/int8 variants."""
+    from lnn.models.lfm2.export import export_lfm2
+
+    parity = export_lfm2(model, tmp)
+    manifest = json.loads((tmp / "manifest.json").read_text())
+    manifest["source"] = source.describe()
+    log(f"onnx: {', '.join(sorted(p.name for p in tmp.glob('*.onnx')))}; parity (max |Δ| vs PyTorch): "
+        + ", ".join(f"{k} {v:.2g}" for k, v in _flat_numbers(parity)))  # fmt: skip
+    return manifest
+
+
+def _flat_numbers(d: dict, prefix: str = ""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _flat_numbers(v, f"{prefix}{k}.")
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            yield f"{prefix}{k}", v
 
 
 def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist, log) -> dict:

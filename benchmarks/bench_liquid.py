@@ -37,6 +37,16 @@ def machine(device: str) -> str:
     return f"{model}, {torch.get_num_threads()} threads"
 
 
+def available_bytes() -> int:
+    """MemTotal of this machine (Linux; the benchmark runs alone, and memory freed by an earlier variant
+    stays with this process, so MemAvailable would understate it); a huge number elsewhere."""
+    try:
+        line = next(l for l in open("/proc/meminfo") if l.startswith("MemTotal:"))
+        return int(line.split()[1]) * 1024
+    except (OSError, StopIteration):
+        return 1 << 62
+
+
 def sync(device):
     if device == "cuda":
         torch.cuda.synchronize()
@@ -212,6 +222,7 @@ def main(argv=None):
     header = "| solver | B | T | variant | train ms | vs seed | saved/peak MB | stream ms (B=1) | vs seed |"
     rows = [header, "|---|---:|---:|---|---:|---:|---:|---:|---:|"]
     print(header, flush=True)
+    per_element: dict[str, float] = {}  # saved bytes per (B·T) of each variant: a CPU run that would not fit is skipped
     for solver in args.solvers:
         for batch in args.batch:
             for steps in args.steps:
@@ -220,8 +231,15 @@ def main(argv=None):
                     model = build(variant, solver if variant != "seed" or solver != "semi_implicit" else solver, args.device)
                     if model is None:
                         continue
+                    need = per_element.get(variant, 0.0) * batch * steps
+                    if args.device == "cpu" and need > 0.6 * available_bytes():
+                        row = f"| {solver} | {batch} | {steps} | {variant} | skipped: needs ~{need / 2**30:.0f} GB | | | | |"
+                        rows.append(row)
+                        print(row, flush=True)
+                        continue
                     try:
                         ms, mem = time_train_step(model, batch, steps, args.device, args.repeats, args.budget)
+                        per_element[variant] = max(per_element.get(variant, 0.0), mem / (batch * steps))
                     except torch.OutOfMemoryError:
                         ms, mem = float("nan"), -1
                     stream = time_stream_step(variant, model, args.device) if batch == args.batch[0] and steps == args.steps[0] else None

@@ -44,7 +44,7 @@ def main():
 
     y = np.arange(len(tasks))
     height = 0.8 / len(names)
-    fig, ax = plt.subplots(figsize=(8, 0.45 * len(tasks) + 1.5))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(tasks) * max(1, len(names) / 2) + 2))
     for i, n in enumerate(names):
         rate = [100 * float(runs[n][t]["success"]) if t in runs[n] else 0 for t in tasks]
         low = [100 * float(runs[n][t]["ci_low"]) if t in runs[n] else 0 for t in tasks]
@@ -56,7 +56,7 @@ def main():
     ax.set_xlim(0, 100)
     ax.set_xlabel("closed-loop success on held-out seeds, % (bars: 95% CI)")
     ax.set_title("What memory buys: liquid vs feed-forward core, per task family")
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=2)
     fig.tight_layout()
     fig.savefig(out / "comparison.png", dpi=120)
     print(f"written: {out / 'comparison.md'}, {out / 'comparison.png'}")

@@ -230,7 +230,7 @@ def build_dataset(spec: RolloutSpec, root: str | os.PathLike, workers: int = 1, 
     if final.exists():
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
-    with open(final.with_name(final.name + ".lock"), "w") as lock:
+    with open(final.with_name(f".{final.name}.lock"), "w") as lock:  # hidden; kept (unlinking races waiters)
         fcntl.flock(lock, fcntl.LOCK_EX)  # parallel jobs of a sweep wait for one recording, then share it
         return final if final.exists() else _record(spec, final, workers, shard_episodes)
 

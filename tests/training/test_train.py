@@ -1,5 +1,6 @@
 """End to end through train.py, as a user runs it (slow: run by CI with -m slow)."""
 
+import csv
 import json
 import os
 import signal
@@ -29,7 +30,7 @@ def test_fast_debug_run_writes_everything(tmp_path):
     for name in ("config.yaml", ".hydra/config.yaml", "checkpoints/best.ckpt", "checkpoints/last.ckpt",
                  "eval/success.md", "eval/success.csv", "eval/success.png", "results.json", "run.json"):  # fmt: skip
         assert (run / name).exists(), name
-    metrics = (next((run / "csv").glob("version_*")) / "metrics.csv").read_text()
+    metrics = (run / "csv" / "metrics.csv").read_text()
     for key in ("train/loss", "val/action_acc", "val/click_acc", "val/success", "val/tau_mean/0", "test/success/all"):
         assert key in metrics, key
     results = json.loads((run / "results.json").read_text())
@@ -42,7 +43,8 @@ def test_killed_run_resumes_with_the_same_command(tmp_path):
     # 2 epochs of 12 steps, last.ckpt every 4 steps: killed mid-way through the second epoch
     args = [str(ROOT / "train.py"), "debug=fast", "trainer.max_epochs=2", "trainer.limit_train_batches=12",
             "callbacks.last.every_n_train_steps=4"]  # fmt: skip
-    env = {**os.environ, "LNN_ROOT": str(tmp_path)}
+    src = os.pathsep.join(p for p in (str(ROOT / "src"), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "LNN_ROOT": str(tmp_path), "PYTHONPATH": src}  # this checkout's lnn, as run_cli uses
     proc = subprocess.Popen([sys.executable, *args], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 300
     last = None
@@ -63,6 +65,9 @@ def test_killed_run_resumes_with_the_same_command(tmp_path):
     assert f"resuming from {last}" in result.stdout + result.stderr
     run = only_run(tmp_path)  # continued in place, not a new run directory
     assert json.loads((run / "results.json").read_text())["global_step"] == 24
+    with open(run / "csv" / "metrics.csv") as f:  # one file across the kill: the curves are not split
+        steps = [int(float(row["step"])) for row in csv.DictReader(f)]
+    assert min(steps) < killed_at and max(steps) >= 23 and not list((run / "csv").glob("version_*"))
 
     again = run_cli(*args, cwd=tmp_path)  # finished: the same command now starts a new run
     assert again.returncode == 0 and len(list((tmp_path / "logs" / "runs").iterdir())) == 2

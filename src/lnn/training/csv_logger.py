@@ -12,6 +12,7 @@ import os
 import warnings
 
 from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.utilities import rank_zero_only
 
 
 class ResumableCSVLogger(CSVLogger):
@@ -32,6 +33,7 @@ class ResumableCSVLogger(CSVLogger):
                 return super().experiment
         return super().experiment
 
+    @rank_zero_only  # as Lightning's: other ranks have a dummy writer
     def log_metrics(self, metrics: dict, step: int | None = None) -> None:
         writer = self.experiment
         if self._earlier:  # first rows of a resumed run: keep what was logged before this step

@@ -143,13 +143,18 @@ def test_fp16_and_int8_schemes(tiny_export, tmp_path):
     options = ort.SessionOptions()
     for key, value in SESSION_CONFIG.items():
         options.add_session_config_entry(key, value)
-    feeds = {"image": np.random.rand(2, 3, 32, 32).astype(np.float32), "tokens": np.ones((2, 24), np.int64),
+    rng = np.random.default_rng(0)
+    feeds = {"image": rng.random((2, 3, 32, 32), dtype=np.float32), "tokens": np.ones((2, 24), np.int64),
              "state_0": np.zeros((2, 32), np.float32), "state_1": np.zeros((2, 32), np.float32)}  # fmt: skip
     ref = ort.InferenceSession(str(tiny_export / "model.onnx")).run(None, feeds)
     for path, atol in ((tiny_export / "model.fp16.onnx", 1e-2), (tmp_path / "full.onnx", 1e-2),
                        (tiny_export / "model.int8.onnx", 0.1), (tmp_path / "dynamic.onnx", 0.1)):  # fmt: skip
         out = ort.InferenceSession(str(path), options).run(None, feeds)
-        assert all(np.abs(a - b).max() < atol for a, b in zip(out[:4], ref[:4])), path.name
+        logits, coords, *taus = [float(np.abs(a - b).max()) for a, b in zip(out[:4], ref[:4])]
+        assert max(logits, *taus) < atol, (path.name, logits, taus)
+        # int8 may tip the click map's peak to the neighbouring cell (4% of random frames moved the point by
+        # 0.12): at most one cell of the tiny model's 4 x 4 map
+        assert coords < (atol if "fp16" in path.name or "full" in path.name else 1 / 4), (path.name, coords)
     with pytest.raises(ConfigError, match="unknown scheme"):
         convert_int8(tiny_export / "model.onnx", tmp_path / "x.onnx", "int4")
     with pytest.raises(ConfigError, match="unknown scheme"):

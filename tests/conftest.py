@@ -1,3 +1,4 @@
+import importlib.util
 import os
 import subprocess
 import sys
@@ -8,7 +9,17 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import open_dict
 
+from lnn.envs.miniwob.browser import DEFAULT_CHROMIUM
+
 ROOT = Path(__file__).resolve().parents[1]
+
+
+# MiniWoB in Chromium: the tests that need it carry `pytestmark = [pytest.mark.browser, needs_miniwob_browser]`
+needs_miniwob_browser = pytest.mark.skipif(
+    not (all(importlib.util.find_spec(m) for m in ("miniwob", "playwright")) and os.path.exists(DEFAULT_CHROMIUM)),
+    reason=f"needs the miniwob and playwright packages and Chromium at {DEFAULT_CHROMIUM} "
+    "(apt-get install -y chromium fonts-liberation)",
+)
 
 
 @pytest.fixture

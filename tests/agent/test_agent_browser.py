@@ -5,21 +5,17 @@ Run with `python -m pytest -m browser tests/agent/test_agent_browser.py`.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 
 import pytest
 
-from lnn.envs.miniwob.browser import DEFAULT_CHROMIUM
+from tests.conftest import needs_miniwob_browser
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(importlib.util.find_spec("miniwob") is None or importlib.util.find_spec("playwright") is None
-                       or not os.path.exists(DEFAULT_CHROMIUM),
-                       reason=f"needs the miniwob and playwright packages and Chromium at {DEFAULT_CHROMIUM} "
-                              "(apt-get install -y chromium fonts-liberation)"),
-]  # fmt: skip
+    needs_miniwob_browser,
+]
 
 
 def test_agent_runs_miniwob_tasks_and_writes_its_table(tmp_path):

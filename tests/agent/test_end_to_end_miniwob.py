@@ -4,23 +4,17 @@ Under 3 minutes on a 2-core machine."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 
 import pytest
 
-from lnn.envs.miniwob.browser import DEFAULT_CHROMIUM
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT, needs_miniwob_browser, run_cli
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("miniwob") is None or importlib.util.find_spec("playwright") is None
-                       or not os.path.exists(DEFAULT_CHROMIUM),
-                       reason=f"needs the miniwob and playwright packages and Chromium at {DEFAULT_CHROMIUM} "
-                              "(apt-get install -y chromium fonts-liberation)"),
-]  # fmt: skip
+    needs_miniwob_browser,
+]
 
 
 def test_record_train_and_run_the_agent(tmp_path):

@@ -5,7 +5,6 @@ Run with `python -m pytest -m browser tests/data/test_miniwob_recording.py`.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -16,15 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from lnn.envs.miniwob.browser import DEFAULT_CHROMIUM
+from tests.conftest import needs_miniwob_browser
 
 pytestmark = [
     pytest.mark.browser,
-    pytest.mark.skipif(importlib.util.find_spec("miniwob") is None or importlib.util.find_spec("playwright") is None
-                       or not os.path.exists(DEFAULT_CHROMIUM),
-                       reason=f"needs the miniwob and playwright packages and Chromium at {DEFAULT_CHROMIUM} "
-                              "(apt-get install -y chromium fonts-liberation)"),
-]  # fmt: skip
+    needs_miniwob_browser,
+]
 
 TASKS = ("click-test", "click-button", "navigate-tree")
 

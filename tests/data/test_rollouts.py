@@ -6,11 +6,10 @@ import time
 from pathlib import Path
 
 import datasets as hf
-import numpy as np
 import pytest
 import torch
 
-from lnn.data import EpisodeDataModule, RolloutSpec, build_dataset, collate_episodes, load_episodes
+from lnn.data import EpisodeDataModule, RolloutSpec, build_dataset, load_episodes
 from lnn.data.rollouts import SPLIT_SEED_BASE, features
 from lnn.errors import ConfigError, DataError
 

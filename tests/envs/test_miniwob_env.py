@@ -24,12 +24,7 @@ from lnn.envs.miniwob import (  # noqa: E402
     MiniWobEnv,
     run_oracle_episode,
 )
-from lnn.envs.miniwob.browser import DEFAULT_CHROMIUM  # noqa: E402
-
-needs_chromium = pytest.mark.skipif(
-    not os.path.exists(DEFAULT_CHROMIUM) or importlib.util.find_spec("playwright") is None,
-    reason=f"needs Chromium at {DEFAULT_CHROMIUM} (apt-get install -y chromium fonts-liberation) and playwright",
-)
+from tests.conftest import needs_miniwob_browser  # noqa: E402
 
 TASKS = ["click-button", "click-test-2", "grid-coordinate", "count-sides", "click-option", "navigate-tree", "click-tab",
          "enter-text"]
@@ -65,7 +60,7 @@ def test_registry_only_lists_tasks_with_an_oracle():
 
 
 @pytest.mark.browser
-@needs_chromium
+@needs_miniwob_browser
 def test_same_seed_same_episode(env):
     first = env.reset(3, "click-button")
     assert first.screenshot.shape == (210, 160, 3) and first.screenshot.dtype == np.uint8
@@ -78,7 +73,7 @@ def test_same_seed_same_episode(env):
 
 
 @pytest.mark.browser
-@needs_chromium
+@needs_miniwob_browser
 def test_same_seed_same_episode_in_a_fresh_browser(env):
     # a fresh page has not loaded the tree's icons yet, and a used one has focus and hover left over
     for seed in range(3):
@@ -91,20 +86,20 @@ def test_same_seed_same_episode_in_a_fresh_browser(env):
 
 
 @pytest.mark.browser
-@needs_chromium
+@needs_miniwob_browser
 def test_python_registry_matches_the_page_oracles(env):
     env.reset(0, "click-button")
     assert set(env._page.evaluate("lnn.oracleTasks")) == set(ORACLE_KINDS)
 
 
 @pytest.mark.browser
-@needs_chromium
+@needs_miniwob_browser
 def test_task_defaults_to_seed_modulo_tasks(env):
     assert env.reset(len(TASKS) + 1).task == TASKS[1]
 
 
 @pytest.mark.browser
-@needs_chromium
+@needs_miniwob_browser
 @pytest.mark.parametrize("task", ["click-button", "count-sides", "click-option", "navigate-tree", "click-tab"])
 def test_oracle_solves_the_task(env, task):
     for seed in range(3):
@@ -117,7 +112,7 @@ def test_oracle_solves_the_task(env, task):
 
 
 @pytest.mark.browser
-@needs_chromium
+@needs_miniwob_browser
 def test_wrong_clicks_do_not_succeed(env):
     # a click on the instruction does nothing; "done" then ends the episode without success
     env.reset(0, "click-button")
@@ -136,7 +131,7 @@ def test_wrong_clicks_do_not_succeed(env):
 
 
 @pytest.mark.browser
-@needs_chromium
+@needs_miniwob_browser
 def test_other_actions_run_and_keep_the_episode_going(env):
     env.reset(1, "click-button")
     for action in [Action("type", text="hello"), Action("key", text="Tab"), Action("scroll", 0.5, 0.5, "down"),
@@ -157,7 +152,7 @@ def _click_on(env, selector: str) -> Action:
 
 
 @pytest.mark.browser
-@needs_chromium
+@needs_miniwob_browser
 def test_typing_and_keys_reach_the_page(env):
     obs = env.reset(2, "enter-text")
     name = obs.instruction.split('"')[1]
@@ -168,7 +163,7 @@ def test_typing_and_keys_reach_the_page(env):
 
 
 @pytest.mark.browser
-@needs_chromium
+@needs_miniwob_browser
 def test_image_size_stretches_to_a_square(env):
     env.image_size = 64
     try:
@@ -178,7 +173,7 @@ def test_image_size_stretches_to_a_square(env):
 
 
 @pytest.mark.browser
-@needs_chromium
+@needs_miniwob_browser
 def test_killed_browser_aborts_the_episode_and_the_env_recovers(env):
     env.reset(5, "click-button")
     restarts, old_pid = env.restarts, env.browser_pid
@@ -191,7 +186,7 @@ def test_killed_browser_aborts_the_episode_and_the_env_recovers(env):
 
 
 @pytest.mark.browser
-@needs_chromium
+@needs_miniwob_browser
 def test_hung_page_times_out_and_the_env_recovers(env):
     env.reset(6, "click-test-2")
     env.step_timeout_s = 2.0
@@ -213,7 +208,7 @@ def _mojibake(text: str) -> bool:
 
 
 @pytest.mark.browser
-@needs_chromium
+@needs_miniwob_browser
 def test_pages_are_read_as_utf8():
     with MiniWobEnv(["unicode-test"], step_timeout_s=10) as env:
         instructions = [env.reset(seed, "unicode-test").instruction for seed in range(12)]

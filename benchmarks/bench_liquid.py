@@ -37,7 +37,7 @@ def machine(device: str) -> str:
     return f"{model}, {torch.get_num_threads()} threads"
 
 
-def available_bytes() -> int:
+def total_memory_bytes() -> int:
     """MemTotal of this machine (Linux; the benchmark runs alone, and memory freed by an earlier variant
     stays with this process, so MemAvailable would understate it); a huge number elsewhere."""
     try:
@@ -232,7 +232,7 @@ def main(argv=None):
                     if model is None:
                         continue
                     need = per_element.get(variant, 0.0) * batch * steps
-                    if args.device == "cpu" and need > 0.6 * available_bytes():
+                    if args.device == "cpu" and need > 0.6 * total_memory_bytes():
                         row = f"| {solver} | {batch} | {steps} | {variant} | skipped: needs ~{need / 2**30:.0f} GB | | | | |"
                         rows.append(row)
                         print(row, flush=True)

@@ -122,6 +122,12 @@ class VisionLNNLite(nn.Module):
             raise ConfigError("core", f"must be 'liquid' or 'feedforward', got {core!r}")
         if instruction_buckets < 2:
             raise ConfigError("instruction_buckets", f"must be >= 2, got {instruction_buckets}")
+        sizes = {"num_actions": num_actions, "feature_size": feature_size, "instruction_dim": instruction_dim,
+                 "hidden_size": hidden_size, "num_layers": num_layers, "head_size": head_size,
+                 "scorer_size": scorer_size, **{f"channels[{i}]": c for i, c in enumerate(channels)}}  # fmt: skip
+        for key, value in sizes.items():
+            if not isinstance(value, int) or value < 1:
+                raise ConfigError(key, f"must be a positive integer, got {value!r}")
         self.num_actions, self.image_size, self.core_type = num_actions, image_size, core
         self.instruction_buckets, self.max_tokens = instruction_buckets, MAX_TOKENS
 

@@ -4,7 +4,7 @@ import pytest
 
 from lnn.errors import ConfigError
 from lnn.training.run import build
-from tests.conftest import run_cli, ROOT
+from tests.conftest import ROOT, run_cli
 
 
 @pytest.mark.parametrize(

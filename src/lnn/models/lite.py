@@ -17,8 +17,6 @@ the agent and the ONNX export use.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 

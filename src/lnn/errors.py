@@ -20,3 +20,25 @@ class DataError(ValueError):
 
 class SetupError(RuntimeError):
     """Something the run needs is not installed (e.g. Chromium); the message says how to install it."""
+
+
+# optional packages -> (the pyproject extra that installs them, what needs them)
+EXTRAS = {
+    "transformers": ("lfm2", "the LFM2-VL models (model=lfm2_liquid / lfm2_hybrid)"),
+    "playwright": ("web", "MiniWoB++ and the agent in Chromium"),
+    "miniwob": ("web", "the MiniWoB++ task pages (data=miniwob)"),
+}
+
+
+def missing_extra(error: BaseException | None) -> SetupError | None:
+    """A SetupError naming the extra to install, when `error` or what caused it is a missing optional package."""
+    seen = set()
+    while error is not None and id(error) not in seen:  # Hydra's instantiate wraps the ImportError
+        seen.add(id(error))
+        if isinstance(error, ModuleNotFoundError):
+            module = (error.name or "").split(".")[0]
+            if module in EXTRAS:
+                extra, what = EXTRAS[module]
+                return SetupError(f"{module} is not installed; {what} need it: pip install -e \".[{extra}]\"")
+        error = error.__cause__ or error.__context__
+    return None

@@ -8,7 +8,7 @@ import sys
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
-from lnn.errors import ConfigError, DataError, SetupError
+from lnn.errors import ConfigError, DataError, SetupError, missing_extra
 
 log = logging.getLogger("lnn")
 
@@ -25,6 +25,11 @@ def run_or_explain(task, *args, **kwargs):
         message = f"error: {e.key} — {e.message}"
     except (DataError, SetupError) as e:  # SetupError: e.g. Chromium missing, with how to install it
         message = f"error: {e}"
+    except Exception as e:  # an optional extra not installed (perhaps inside Hydra's instantiate): name it
+        setup = missing_extra(e)
+        if setup is None:
+            raise
+        message = f"error: {setup}"
     if in_multirun():
         log.error(message)
         return None

@@ -14,9 +14,9 @@ import os
 import signal
 import threading
 
-from lnn.errors import SetupError
+from lnn.errors import SetupError, missing_extra
 
-# Flags that work headless as root in a container (see /work/shared/ANCHORS.md, "Web tasks: MiniWoB++").
+# Flags that work headless as root in a container (docs/references.md says why each is needed).
 CHROMIUM_FLAGS = (
     "--no-sandbox",
     "--disable-gpu",
@@ -79,7 +79,7 @@ class Browser:
         try:
             import playwright.sync_api  # noqa: F401
         except ImportError as e:
-            raise BrowserMissingError("the Python package playwright is missing: pip install playwright") from e
+            raise BrowserMissingError(str(missing_extra(e) or e)) from e
 
         self._playwright = _acquire_playwright()
         try:

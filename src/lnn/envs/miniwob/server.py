@@ -12,13 +12,15 @@ import importlib.util
 import threading
 from pathlib import Path
 
+from lnn.errors import missing_extra
+
 
 def html_root() -> Path:
     """The `html/` folder of the installed `miniwob` package (located without importing it: its
     __init__ pulls in gymnasium and selenium, which lnn does not need)."""
     spec = importlib.util.find_spec("miniwob")
     if spec is None or not spec.submodule_search_locations:
-        raise ModuleNotFoundError("the MiniWoB++ task pages come from the `miniwob` package: pip install miniwob")
+        raise missing_extra(ModuleNotFoundError("no module named miniwob", name="miniwob"))
     return Path(list(spec.submodule_search_locations)[0]) / "html"
 
 

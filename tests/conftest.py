@@ -12,6 +12,29 @@ from omegaconf import open_dict
 from lnn.envs.miniwob.browser import DEFAULT_CHROMIUM
 
 ROOT = Path(__file__).resolve().parents[1]
+# CI=true: a skip means something CI is meant to have is missing (onnx, Chromium, onnxruntime-web, ...);
+# it fails instead, naming what is missing. Only GPU tests may skip there.
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _ci_refuses_skip(report, what: str) -> None:
+    reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+    report.outcome = "failed"
+    report.longrepr = f"CI=true: {what} would be skipped, but CI must have what it needs ({reason})"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = (yield).get_result()
+    if IN_CI and report.skipped and not hasattr(report, "wasxfail") and item.get_closest_marker("gpu") is None:
+        _ci_refuses_skip(report, item.nodeid)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector):
+    report = (yield).get_result()
+    if IN_CI and report.skipped:  # a module-level importorskip
+        _ci_refuses_skip(report, collector.nodeid)
 
 
 # MiniWoB in Chromium: the tests that need it carry `pytestmark = [pytest.mark.browser, needs_miniwob_browser]`

@@ -5,7 +5,7 @@
 
 Each worker process owns one env (as a dataset recorder would). Workers start each phase together (a
 barrier), and a phase's rate is all workers' operations over the slowest worker's time, so N = 2 shows
-the aggregate throughput of the machine. Anchors: ANCHORS.md, "Web tasks: MiniWoB++" (a 2-core machine).
+the aggregate throughput of the machine. Anchors: docs/references.md, "MiniWoB++ in Chromium" (a 2-core machine).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from lnn.envs.miniwob import MiniWobEnv, run_oracle_episode
 TASK = "click-button"  # a one-click task: the reset and screenshot costs are typical of the simple tasks
 TWO_CLICK_TASK = "click-option"
 
-# (metric, anchor value, unit) from ANCHORS.md; None where it gives no figure.
+# (metric, anchor value, unit) from docs/references.md; None where it gives no figure.
 ANCHORS = {
     "browser launch": (2.7, "s"),
     "in-page reset": (45.0, "/s"),  # "10-45/s": the upper end

@@ -1,15 +1,26 @@
 # make train — set up and run the default training; make test — set up and run every test CI runs.
-PYTHON ?= python3
+# Installs into the active virtualenv (or conda env); without one, into ./.venv, made on first use.
+ifneq ($(VIRTUAL_ENV)$(CONDA_PREFIX),)
+PYTHON ?= python
+else
+PYTHON ?= .venv/bin/python
+endif
 # CPU wheel by default; e.g. `make train TORCH=torch==2.11.0` on a GPU machine.
 TORCH ?= torch==2.13.0
+PIP = $(PYTHON) -m pip install -q --disable-pip-version-check
 
-.PHONY: setup setup-dev system-deps train test test-fast bench-export
+.PHONY: setup setup-dev train test test-fast lint-imports bench-export
 
-setup:
-	$(PYTHON) -m pip install -q --disable-pip-version-check "$(TORCH)" -e .
+.venv/bin/python:
+	python3 -m venv .venv
 
-setup-dev: node_modules/onnxruntime-web/package.json
-	$(PYTHON) -m pip install -q --disable-pip-version-check "$(TORCH)" -e ".[dev,web]"
+# the base install: train, sweep (grid and Optuna), export with parity and the web page
+setup: $(if $(filter .venv/bin/python,$(PYTHON)),.venv/bin/python) node_modules/onnxruntime-web/package.json
+	$(PIP) "$(TORCH)" -e .
+
+# + LFM2 (transformers), MiniWoB++/Playwright, test tools; Debian's Chromium for the browser tests
+setup-dev: setup
+	$(PIP) "$(TORCH)" -e ".[dev]"
 	./scripts/install_system_deps.sh
 
 # onnxruntime-web for the export's web page (pinned in package.json / package-lock.json; copied into each export)
@@ -20,9 +31,14 @@ node_modules/onnxruntime-web/package.json: package.json package-lock.json
 train: setup
 	$(PYTHON) train.py
 
-# fast, slow (end-to-end training, DDP) and browser tests; GPU tests skip without a GPU, saying so
+# the layering (pyproject.toml [tool.importlinter]), then fast, slow (end-to-end training, DDP) and browser
+# tests; GPU tests skip without a GPU, saying so (with CI=true every other skip fails)
 test: setup-dev
+	$(MAKE) lint-imports
 	$(PYTHON) -m pytest -m "slow or browser or not slow"
+
+lint-imports:
+	$(PYTHON) -c "from importlinter.cli import lint_imports_command; lint_imports_command()" --no-cache
 
 test-fast:
 	$(PYTHON) -m pytest

@@ -19,13 +19,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-# Butcher tableaus: stage i evaluates at y_i = h + dt·Σ_j A[i][j]·k_j; the step adds dt·Σ_i B[i]·k_i.
-TABLEAUS = {
-    "euler": ((()), (1.0,)),
-    "midpoint": (((), (0.5,)), (0.0, 1.0)),
-    "rk4": (((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)), (1 / 6, 1 / 3, 1 / 3, 1 / 6)),
-}
-FUSED_SOLVERS = tuple(TABLEAUS) + ("semi_implicit",)
+from lnn.liquid.solvers import SOLVERS, stage_input
+
+FUSED_SOLVERS = tuple(name for name, s in SOLVERS.items() if s.fused)
 
 
 class Field:
@@ -63,10 +59,11 @@ class Field:
 
 def explicit_step(field: Field, solver: str, u: Tensor, h: Tensor, dt, g_out: Tensor, s_out: Tensor):
     """One sub-step; writes each stage's g and s into g_out[i], s_out[i] for the backward."""
-    a, b = TABLEAUS[solver]
+    tableau = SOLVERS[solver].tableau
+    a, b = tableau.a, tableau.weights()
     ks, step = [], None
     for i in range(len(b)):
-        y = stage_input(h, a[i] if i else (), ks, dt)
+        y = stage_input(h, a[i], ks, dt)
         k, g, s, _ = field(u, y)
         g_out[i], s_out[i] = g, s
         ks.append(k)
@@ -76,22 +73,15 @@ def explicit_step(field: Field, solver: str, u: Tensor, h: Tensor, dt, g_out: Te
     return h + dt * step
 
 
-def stage_input(h: Tensor, a_row, ks: list[Tensor], dt) -> Tensor:
-    y = h
-    for a_ij, k in zip(a_row, ks):
-        if a_ij:
-            y = y + (dt * a_ij) * k
-    return y
-
-
 def explicit_step_vjp(field: Field, solver: str, h, dt, gs, ss, h_bar, tau_bar):
     """Backward of one sub-step from its start state and stored stage values (no matmul recomputed).
 
     Returns (h̄ at the start, z̄ per stage, y per stage)."""
-    a, b = TABLEAUS[solver]
+    tableau = SOLVERS[solver].tableau
+    a, b = tableau.a, tableau.weights()
     ks, stages = [], []
     for i in range(len(b)):  # y_i and k_i are elementwise given h, g_i and s_i
-        y = stage_input(h, a[i] if i else (), ks, dt)
+        y = stage_input(h, a[i], ks, dt)
         rate = torch.reciprocal(field.tau(ss[i]))
         ks.append((gs[i] - y) * rate)
         stages.append((y, rate))
@@ -105,7 +95,7 @@ def explicit_step_vjp(field: Field, solver: str, h, dt, gs, ss, h_bar, tau_bar):
         y_bar, z_bar = field.vjp(y, gs[i], ss[i], rate, k_bars[i], tau_bar=tau_bar if i == 0 else None)
         y_bar = torch.addmm(y_bar, z_bar, field.w)
         h_out = h_out + y_bar
-        for j, a_ij in enumerate(a[i] if i else ()):
+        for j, a_ij in enumerate(a[i]):
             if a_ij:
                 contribution = (dt * a_ij) * y_bar
                 k_bars[j] = contribution if k_bars[j] is None else k_bars[j] + contribution
@@ -148,7 +138,8 @@ class FusedLiquidSequence(torch.autograd.Function):
         batch, steps, _ = u.shape
         hidden = h0.shape[-1]
         field = Field(weight, hidden, tau_min, tau_max)
-        n_stages = 1 if solver == "semi_implicit" else len(TABLEAUS[solver][1])
+        tableau = SOLVERS[solver].tableau
+        n_stages = len(tableau.b) if tableau else 1
         # kept for the backward: the state at each sub-step's start and every stage's g and s,
         # O(T·B·H) — so the backward recomputes no matmul of the forward
         starts = h0.new_empty(steps * unfolds, batch, hidden)

@@ -30,8 +30,8 @@ Step = Callable[[Field, Tensor, "Tensor | float"], Tensor]
 @dataclass(frozen=True)
 class Tableau:
     """Explicit Runge–Kutta: stage i evaluates k_i at h + dt·Σ_j a[i][j]·k_j (a[0] is empty);
-    the step is h + dt/b_den · Σ_i b[i]·k_i. Integer weights over one denominator, so rk4 reads as
-    the textbook (1, 2, 2, 1)/6 and both paths get the same rounding as before the registry."""
+    the step is h + dt/b_den · Σ_i b[i]·k_i. Integer weights over one denominator (rk4: the textbook
+    (1, 2, 2, 1)/6): the reference step sums the k's and divides dt once; fused.py uses weights()."""
 
     a: tuple[tuple[float, ...], ...]
     b: tuple[int, ...]

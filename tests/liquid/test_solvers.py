@@ -6,6 +6,8 @@ import pytest
 import torch
 
 from lnn.liquid import LiquidCell
+from lnn.liquid.fused import FUSED_SOLVERS
+from lnn.liquid.solvers import ADAPTIVE_SOLVERS, SOLVER_NAMES, SOLVERS
 
 
 def make_cell(solver, unfolds=1, **kw):
@@ -20,8 +22,24 @@ def solve(solver, unfolds, x, h0, horizon=1.0):
         return cell(x, h0, dt=horizon)[0]
 
 
-@pytest.mark.parametrize("solver, order", [("euler", 1), ("midpoint", 2), ("rk4", 4), ("semi_implicit", 1)])
-def test_fixed_step_solvers_converge_with_textbook_order(solver, order):
+FIXED = [name for name, s in SOLVERS.items() if not s.adaptive]
+
+
+def test_one_registry_every_list_derived_from_it():
+    assert SOLVER_NAMES == ("euler", "midpoint", "rk4", "semi_implicit", "dopri5")
+    assert FIXED == ["euler", "midpoint", "rk4", "semi_implicit"] and ADAPTIVE_SOLVERS == ("dopri5",)
+    assert FUSED_SOLVERS == tuple(FIXED)  # every fixed-step solver has a hand-written backward
+    assert [s.name for s in SOLVERS.values() if s.exportable] == FIXED
+    orders = {name: s.order for name, s in SOLVERS.items()}
+    assert orders == {"euler": 1, "midpoint": 2, "rk4": 4, "semi_implicit": 1, "dopri5": 5}
+    for s in SOLVERS.values():  # a consistent explicit tableau: strictly lower a, weights summing to 1
+        if s.tableau:
+            assert [len(row) for row in s.tableau.a] == list(range(len(s.tableau.b)))
+            assert sum(s.tableau.b) == s.tableau.b_den
+
+
+@pytest.mark.parametrize("solver, order", [(name, SOLVERS[name].order) for name in FIXED])
+def test_fixed_step_solvers_converge_with_the_order_they_declare(solver, order):
     torch.manual_seed(1)
     x, h0 = torch.randn(4, 3, dtype=torch.float64), 0.5 * torch.randn(4, 6, dtype=torch.float64)
     exact = solve("dopri5", 1, x, h0)

@@ -38,7 +38,7 @@ from torch import nn
 from lnn.errors import ConfigError
 from lnn.liquid import SOLVERS
 
-FIXED_SOLVERS = tuple(SOLVERS)
+FIXED_SOLVERS = tuple(name for name, s in SOLVERS.items() if s.exportable)
 OPSET = 18
 
 

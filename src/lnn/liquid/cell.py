@@ -119,7 +119,7 @@ class LiquidCell(nn.Module):
             if self.solver == "dopri5":
                 h = dopri5(field, h, sub_dt, self.rtol, self.atol)
             else:
-                h = SOLVERS[self.solver](field, h, sub_dt)
+                h = SOLVERS[self.solver].step(field, h, sub_dt)
         return h, taus[0]
 
     def initial_state(self, batch: int, ref: Tensor) -> Tensor:

@@ -8,9 +8,11 @@ the sequence in reverse and applies the chain rule by hand:
 
     f̄ -> ḡ = f̄/τ,  ȳ = −f̄/τ + z̄·W,  τ̄ = −Σ f̄·(g − y)/τ²,  z̄_h = ḡ·(1 − g²),  z̄_τ = τ̄·(τ_max − τ_min)·s(1 − s)
 
-Explicit solvers are Butcher tableaus (one forward and one backward for all of them); semi-implicit
-has its own step. The forward keeps every stage's g and s (still O(T·B·H)), so the backward redoes
-no matmul; the gradient of W is one matmul over all steps and stages at the end.
+Explicit solvers are the Butcher tableaus of solvers.SOLVERS (one forward and one backward for all of
+them); semi-implicit has its own step. The forward keeps every stage's g and s (still O(T·B·H)), so
+the backward redoes no matmul; the gradient of W is one matmul over all steps and stages at the end.
+A dt tensor that requires grad (irregular sampling learned through dt) gets its gradient too, for a
+few elementwise ops per stage that are skipped otherwise.
 Results equal the reference loop (`LiquidLayer(impl="reference")`) to float rounding; tests check it.
 """
 
@@ -19,13 +21,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-# Butcher tableaus: stage i evaluates at y_i = h + dt·Σ_j A[i][j]·k_j; the step adds dt·Σ_i B[i]·k_i.
-TABLEAUS = {
-    "euler": ((()), (1.0,)),
-    "midpoint": (((), (0.5,)), (0.0, 1.0)),
-    "rk4": (((), (0.5,), (0.0, 0.5), (0.0, 0.0, 1.0)), (1 / 6, 1 / 3, 1 / 3, 1 / 6)),
-}
-FUSED_SOLVERS = tuple(TABLEAUS) + ("semi_implicit",)
+from lnn.liquid.solvers import SOLVERS, stage_input
+
+FUSED_SOLVERS = tuple(name for name, s in SOLVERS.items() if s.fused)
 
 
 class Field:
@@ -63,10 +61,11 @@ class Field:
 
 def explicit_step(field: Field, solver: str, u: Tensor, h: Tensor, dt, g_out: Tensor, s_out: Tensor):
     """One sub-step; writes each stage's g and s into g_out[i], s_out[i] for the backward."""
-    a, b = TABLEAUS[solver]
+    tableau = SOLVERS[solver].tableau
+    a, b = tableau.a, tableau.weights()
     ks, step = [], None
     for i in range(len(b)):
-        y = stage_input(h, a[i] if i else (), ks, dt)
+        y = stage_input(h, a[i], ks, dt)
         k, g, s, _ = field(u, y)
         g_out[i], s_out[i] = g, s
         ks.append(k)
@@ -76,26 +75,21 @@ def explicit_step(field: Field, solver: str, u: Tensor, h: Tensor, dt, g_out: Te
     return h + dt * step
 
 
-def stage_input(h: Tensor, a_row, ks: list[Tensor], dt) -> Tensor:
-    y = h
-    for a_ij, k in zip(a_row, ks):
-        if a_ij:
-            y = y + (dt * a_ij) * k
-    return y
-
-
-def explicit_step_vjp(field: Field, solver: str, h, dt, gs, ss, h_bar, tau_bar):
+def explicit_step_vjp(field: Field, solver: str, h, dt, gs, ss, h_bar, tau_bar, want_dt: bool):
     """Backward of one sub-step from its start state and stored stage values (no matmul recomputed).
 
-    Returns (h̄ at the start, z̄ per stage, y per stage)."""
-    a, b = TABLEAUS[solver]
+    Returns (h̄ at the start, z̄ per stage, y per stage, d̄t or None)."""
+    tableau = SOLVERS[solver].tableau
+    a, b = tableau.a, tableau.weights()
     ks, stages = [], []
     for i in range(len(b)):  # y_i and k_i are elementwise given h, g_i and s_i
-        y = stage_input(h, a[i] if i else (), ks, dt)
+        y = stage_input(h, a[i], ks, dt)
         rate = torch.reciprocal(field.tau(ss[i]))
         ks.append((gs[i] - y) * rate)
         stages.append((y, rate))
     k_bars = [dt * b_i * h_bar if b_i else None for b_i in b]
+    # dt's own terms in h' = h + dt·Σ b_i·k_i and y_i = h + dt·Σ_j a_ij·k_j, summed over neurons at the end
+    dt_terms = h_bar * sum(b_i * k for b_i, k in zip(b, ks) if b_i) if want_dt else None
     h_out = h_bar
     z_bars, ys = [], []
     for i in reversed(range(len(b))):
@@ -105,13 +99,15 @@ def explicit_step_vjp(field: Field, solver: str, h, dt, gs, ss, h_bar, tau_bar):
         y_bar, z_bar = field.vjp(y, gs[i], ss[i], rate, k_bars[i], tau_bar=tau_bar if i == 0 else None)
         y_bar = torch.addmm(y_bar, z_bar, field.w)
         h_out = h_out + y_bar
-        for j, a_ij in enumerate(a[i] if i else ()):
+        for j, a_ij in enumerate(a[i]):
             if a_ij:
                 contribution = (dt * a_ij) * y_bar
                 k_bars[j] = contribution if k_bars[j] is None else k_bars[j] + contribution
+                if want_dt:
+                    dt_terms = dt_terms + a_ij * y_bar * ks[j]
         z_bars.append(z_bar)
         ys.append(y)
-    return h_out, z_bars, ys
+    return h_out, z_bars, ys, dt_terms.sum(-1, keepdim=True) if want_dt else None
 
 
 def semi_implicit_step(field: Field, u, h, dt, g_out: Tensor, s_out: Tensor):
@@ -121,7 +117,7 @@ def semi_implicit_step(field: Field, u, h, dt, g_out: Tensor, s_out: Tensor):
     return (h + c * g) / (1 + c)
 
 
-def semi_implicit_step_vjp(field: Field, h, dt, gs, ss, h_bar, tau_bar):
+def semi_implicit_step_vjp(field: Field, h, dt, gs, ss, h_bar, tau_bar, want_dt: bool):
     g, s = gs[0], ss[0]
     rate = torch.reciprocal(field.tau(s))
     c = dt * rate
@@ -136,7 +132,8 @@ def semi_implicit_step_vjp(field: Field, h, dt, gs, ss, h_bar, tau_bar):
     if tau_bar is not None:
         tau_grad = tau_grad + tau_bar
     z_bar = torch.cat([g_bar * (1 - g * g), tau_grad * field.tau_span * s * (1 - s)], -1)
-    return torch.addmm(h_bar * inv, z_bar, field.w), [z_bar], [h]
+    dt_bar = (c_bar * rate).sum(-1, keepdim=True) if want_dt else None  # c = dt·rate
+    return torch.addmm(h_bar * inv, z_bar, field.w), [z_bar], [h], dt_bar
 
 
 class FusedLiquidSequence(torch.autograd.Function):
@@ -148,7 +145,8 @@ class FusedLiquidSequence(torch.autograd.Function):
         batch, steps, _ = u.shape
         hidden = h0.shape[-1]
         field = Field(weight, hidden, tau_min, tau_max)
-        n_stages = 1 if solver == "semi_implicit" else len(TABLEAUS[solver][1])
+        tableau = SOLVERS[solver].tableau
+        n_stages = len(tableau.b) if tableau else 1
         # kept for the backward: the state at each sub-step's start and every stage's g and s,
         # O(T·B·H) — so the backward recomputes no matmul of the forward
         starts = h0.new_empty(steps * unfolds, batch, hidden)
@@ -184,6 +182,8 @@ class FusedLiquidSequence(torch.autograd.Function):
         z_bars = u.new_empty(steps, unfolds * n_stages, batch, u.shape[-1])
         ys = u.new_empty(steps, unfolds * n_stages, batch, hidden)
         h_bar = u.new_zeros(batch, hidden)
+        want_dt = ctx.needs_input_grad[3]  # only a dt tensor that requires grad costs the extra work
+        dt_bar = u.new_zeros(batch, steps, 1) if want_dt else None
         for t in reversed(range(steps)):
             if out_bar is not None:
                 h_bar = h_bar + out_bar[:, t]
@@ -192,16 +192,20 @@ class FusedLiquidSequence(torch.autograd.Function):
                 n = t * unfolds + m
                 tb = tau_bar[:, t] if (tau_bar is not None and m == 0) else None
                 if solver == "semi_implicit":
-                    h_bar, zb, y = semi_implicit_step_vjp(field, starts[n], sub, gs[n], ss[n], h_bar, tb)
+                    h_bar, zb, y, sub_bar = semi_implicit_step_vjp(field, starts[n], sub, gs[n], ss[n], h_bar, tb,
+                                                                   want_dt)  # fmt: skip
                 else:
-                    h_bar, zb, y = explicit_step_vjp(field, solver, starts[n], sub, gs[n], ss[n], h_bar, tb)
+                    h_bar, zb, y, sub_bar = explicit_step_vjp(field, solver, starts[n], sub, gs[n], ss[n], h_bar, tb,
+                                                              want_dt)  # fmt: skip
+                if want_dt:  # sub = dt/unfolds
+                    dt_bar[:, t] += sub_bar / unfolds
                 for i, (z_i, y_i) in enumerate(zip(zb, y)):
                     z_bars[t, m * n_stages + i], ys[t, m * n_stages + i] = z_i, y_i
             if bptt_steps and t and t % bptt_steps == 0:
                 h_bar = torch.zeros_like(h_bar)  # the reference detaches the state before this step
         u_bar = z_bars.sum(1).transpose(0, 1)
         w_bar = z_bars.flatten(0, 2).t() @ ys.flatten(0, 2)
-        return u_bar, w_bar, h_bar, None, None, None, None, None, None
+        return u_bar, w_bar, h_bar, dt_bar, None, None, None, None, None
 
 
 def fused_sequence(u: Tensor, weight: Tensor, h0: Tensor, dt, solver: str, unfolds: int,

@@ -46,6 +46,8 @@ class LiquidLayer(nn.Module):
         return self.impl == "fused"
 
     def forward(self, x: Tensor, h: Tensor | None = None, dt: Tensor | float | None = None):
+        if x.dim() != 3 or x.shape[1] == 0:
+            raise ValueError(f"x must be (B, T, D) with at least one time step (T >= 1); got {tuple(x.shape)}")
         batch, steps, _ = x.shape
         if h is None:
             h = self.cell.initial_state(batch, x)

@@ -6,7 +6,7 @@ and renamed into place at the end (a failure, parity included, leaves nothing be
     manifest.json                                  inputs/outputs, preprocessing, actions, τ, solver, source,
                                                    file sizes, parity figures
     config.yaml                                    the training config of the checkpoint
-    plots/*.png                                    τ dynamics (see plots.py)
+    plots/*.png                                    τ dynamics (see lnn.plots)
     web/, episodes/                                the page and its recorded episodes (see bundle.py)
 """
 
@@ -179,7 +179,7 @@ def choose_solver(model, trained: tuple[str, int], opts: ExportOptions, inputs, 
 
 def _records(streams: list[Stream], trace: Trace, columns: list[int]):
     from lnn.envs import ACTIONS
-    from lnn.export.plots import EpisodeRecord
+    from lnn.plots import EpisodeRecord
 
     records = []
     for b in columns:
@@ -207,7 +207,7 @@ def _records(streams: list[Stream], trace: Trace, columns: list[int]):
 
 
 def write_plots(out: Path, streams, trace: Trace, tau_bounds, log) -> list[str]:
-    from lnn.export import plots
+    from lnn import plots
 
     if not trace.tau:
         log("plots: skipped (the model has no liquid layers, so no τ)")
@@ -264,9 +264,9 @@ def export(source: Source, opts: ExportOptions | None = None, log=print) -> Path
 
 
 def _export_lfm2_into(tmp: Path, source: Source, model, log) -> dict:
-    """An LFM2 policy: its own three graphs and parity (lnn.models.lfm2.export); no web page (a 450M model
+    """An LFM2 policy: its own three graphs and parity (lnn.export.lfm2); no web page (a 450M model
     is not for the browser), no fp16/int8 variants."""
-    from lnn.models.lfm2.export import export_lfm2
+    from lnn.export.lfm2 import export_lfm2
 
     parity = export_lfm2(model, tmp)
     manifest = json.loads((tmp / "manifest.json").read_text())

@@ -211,8 +211,8 @@ def run(argv: list[str]) -> Path:
         env_kwargs |= {"headless": headless, "step_timeout_s": step_timeout_s}
     parallel = min(_int(args, "parallel", 4 if env_name == "miniwob" else 32, 1), len(jobs))
 
-    from lnn.rollout import run_episodes, write_success_report
     from lnn.envs.registry import make_env, task_kinds
+    from lnn.rollout import run_episodes, write_success_report
 
     envs = []
     started = time.perf_counter()
@@ -270,8 +270,8 @@ def write_traces(results, folder: Path, aspect: float | None) -> None:
 
 def run_url(args, policy, backend, out: Path, headless: bool, max_steps: int, image_size: int) -> Path:
     """The seed's form: one episode on a page, the instruction from --task; the trace says what happened."""
-    from lnn.rollout import run_episodes
     from lnn.agent.web import WebPageEnv
+    from lnn.rollout import run_episodes
 
     instruction = args.get("task")
     if not instruction:

@@ -23,14 +23,14 @@ from export_lfm2 import load_run_model
 from lnn.data.rollouts import record_episode
 from lnn.envs.registry import make_env
 from lnn.plots import plot_tau_episode
-from lnn.rollout import screenshots_to_tensor
+from lnn.rollout import SPLIT_SEED_BASE, screenshots_to_tensor
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", type=Path)
     p.add_argument("--task", default="remember-color")
-    p.add_argument("--seed", type=int, default=20_000_000)
+    p.add_argument("--seed", type=int, default=SPLIT_SEED_BASE["test"])
     p.add_argument("--ckpt", default="best")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)

@@ -9,7 +9,8 @@ complete, and the final dataset likewise. A killed generation therefore leaves o
 A shard is one worker's unit: with `workers` > 1, shards are recorded by that many processes, each with
 its own env (for MiniWoB, its own Chromium). Rows of an episode are kept only once the episode is
 complete: an episode the env aborts (browser crash or hang) is recorded again from its seed, and one
-that still fails, or that the oracle cannot solve, is left out and listed in notes.json.
+that still fails, or that the oracle cannot solve, is left out and listed in notes.json. The oracle acts
+through lnn.rollout's episode runner, the one the agent and the evaluations use.
 """
 
 from __future__ import annotations

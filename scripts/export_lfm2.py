@@ -3,7 +3,7 @@
     PYTHONPATH=src python scripts/export_lfm2.py logs/runs/<run> [--ckpt best|last|<path>] [--out <dir>]
 
 Reads the run's resolved config.yaml, builds the model it names, loads the checkpoint's weights and
-calls `lnn.models.lfm2.export.export_lfm2` (what the project's export.py calls for these models).
+calls `lnn.export.lfm2.export_lfm2` (what the project's export.py calls for these models).
 Writes vision.onnx, decoder_step.onnx, heads.onnx, manifest.json, parity.json, parity.png to
 <run>/export_lfm2 (or --out) and prints the parity figures.
 """
@@ -20,7 +20,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from lnn.errors import ConfigError
-from lnn.models.lfm2.export import export_lfm2
+from lnn.export.lfm2 import export_lfm2
 
 
 def load_run_model(run: Path, ckpt: str = "best"):

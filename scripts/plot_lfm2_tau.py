@@ -5,7 +5,7 @@
 
 Builds the run's model from its config.yaml and checkpoint, replays the oracle's episode of `task`
 in the run's env at the model's image size, runs the model over the episode (liquid state carried
-from frame to frame) and draws `lnn.models.lfm2.plots.plot_tau_episode`.
+from frame to frame) and draws `lnn.plots.plot_tau_episode`.
 """
 
 from __future__ import annotations
@@ -20,17 +20,17 @@ from omegaconf import OmegaConf
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from export_lfm2 import load_run_model
 
-from lnn.agent.policy import screenshots_to_tensor
 from lnn.data.rollouts import record_episode
 from lnn.envs.registry import make_env
-from lnn.models.lfm2.plots import plot_tau_episode
+from lnn.plots import plot_tau_episode
+from lnn.rollout import SPLIT_SEED_BASE, screenshots_to_tensor
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("run", type=Path)
     p.add_argument("--task", default="remember-color")
-    p.add_argument("--seed", type=int, default=20_000_000)
+    p.add_argument("--seed", type=int, default=SPLIT_SEED_BASE["test"])
     p.add_argument("--ckpt", default="best")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)

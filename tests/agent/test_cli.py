@@ -60,7 +60,7 @@ def test_agent_writes_the_table_the_episodes_and_traces(tmp_path):
 
 
 def test_trace_draws_the_predicted_click(tmp_path):
-    from lnn.agent.evaluate import EpisodeResult
+    from lnn.agent import EpisodeResult
     from lnn.agent.trace import draw_step
     from lnn.envs import Action
 

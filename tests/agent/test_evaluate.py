@@ -1,7 +1,7 @@
 import pytest
 
 from lnn.agent import TorchPolicy, run_episodes, success_table
-from lnn.agent.evaluate import format_table
+from lnn.agent import format_table
 from lnn.envs import Action
 from tests.agent.helpers import ScriptedEnv, tiny_model
 
@@ -50,7 +50,7 @@ def test_traces_are_kept_for_the_chosen_episodes_only():
 
 
 def test_success_table_has_a_mean_over_tasks_with_an_interval():
-    from lnn.agent.evaluate import EpisodeResult
+    from lnn.agent import EpisodeResult
 
     results = [EpisodeResult("a", s, s < 8, 1) for s in range(10)] + [EpisodeResult("b", s, s < 4, 1) for s in range(10)]
     rows = {r["task"]: r for r in success_table(results, {"a": "k", "b": "k"})}

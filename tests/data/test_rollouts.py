@@ -10,8 +10,9 @@ import pytest
 import torch
 
 from lnn.data import EpisodeDataModule, RolloutSpec, build_dataset, load_episodes
-from lnn.data.rollouts import SPLIT_SEED_BASE, features
+from lnn.data.rollouts import features
 from lnn.errors import ConfigError, DataError
+from lnn.rollout import SPLIT_SEED_BASE
 
 TASKS = ("click-color", "remember-target")
 

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from lnn import plots
 from lnn.agent import EpisodeResult
 from lnn.envs import Action
-from lnn.export import plots
 from lnn.training.sweep import write_summary
 from lnn.training.tau_plots import TauPlots, episode_record
 from tests.export.test_bad_input import sweep

@@ -7,7 +7,7 @@ import torch
 
 from lnn.errors import ConfigError
 from lnn.models import LFM2Hybrid, LFM2LiquidMerged
-from lnn.models.lfm2.export import export_lfm2
+from lnn.export.lfm2 import export_lfm2
 
 
 def test_an_adaptive_solver_stops_the_export_with_one_line(tmp_path):

@@ -1,11 +1,15 @@
-"""Trained policies acting in envs: the closed-loop runner, success tables, the agent CLI."""
+"""Trained policies acting in envs: the agent CLI, loading a policy (checkpoint or ONNX export).
 
-from lnn.agent.evaluate import (
-    EpisodeResult, format_table, run_episodes, success_table, wilson_interval, write_success_report,
-)  # fmt: skip
+The closed-loop runner, TorchPolicy and success tables live in lnn.rollout (training and the export use
+them too); they are re-exported here, where user code has always found them.
+"""
+
 from lnn.agent.load import find_checkpoint, load_policy_model, load_run_config
 from lnn.agent.onnx_policy import OnnxPolicy
-from lnn.agent.policy import TorchPolicy, decode_action, screenshots_to_tensor
+from lnn.rollout import (
+    EpisodeResult, TorchPolicy, decode_action, format_table, run_episodes, screenshots_to_tensor, success_table,
+    wilson_interval, write_success_report,
+)  # fmt: skip
 
 __all__ = [
     "EpisodeResult", "format_table", "run_episodes", "success_table", "wilson_interval", "write_success_report",

@@ -101,7 +101,7 @@ def load_policy(ckpt: str, device: str = "cpu"):
     from omegaconf import OmegaConf
 
     from lnn.agent.load import find_checkpoint, load_policy_model
-    from lnn.agent.policy import TorchPolicy
+    from lnn.rollout import TorchPolicy
 
     found = find_checkpoint(ckpt)
     model = load_policy_model(ckpt)
@@ -196,7 +196,7 @@ def run(argv: list[str]) -> Path:
     tasks = resolve_tasks(env_name, args.get("task"), default_tasks)
     episodes = _int(args, "episodes", 50, 1)
     split = args.get("split", "test")
-    from lnn.data.rollouts import SPLIT_SEED_BASE
+    from lnn.rollout import SPLIT_SEED_BASE
 
     if split not in SPLIT_SEED_BASE:
         raise ConfigError("split", f"must be one of {', '.join(SPLIT_SEED_BASE)}, got {split!r}")
@@ -211,8 +211,8 @@ def run(argv: list[str]) -> Path:
         env_kwargs |= {"headless": headless, "step_timeout_s": step_timeout_s}
     parallel = min(_int(args, "parallel", 4 if env_name == "miniwob" else 32, 1), len(jobs))
 
-    from lnn.agent.evaluate import run_episodes, write_success_report
     from lnn.envs.registry import make_env, task_kinds
+    from lnn.rollout import run_episodes, write_success_report
 
     envs = []
     started = time.perf_counter()
@@ -270,8 +270,8 @@ def write_traces(results, folder: Path, aspect: float | None) -> None:
 
 def run_url(args, policy, backend, out: Path, headless: bool, max_steps: int, image_size: int) -> Path:
     """The seed's form: one episode on a page, the instruction from --task; the trace says what happened."""
-    from lnn.agent.evaluate import run_episodes
     from lnn.agent.web import WebPageEnv
+    from lnn.rollout import run_episodes
 
     instruction = args.get("task")
     if not instruction:

@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lnn.agent.policy import decode_action, screenshots_to_tensor
 from lnn.envs import Observation
 from lnn.errors import ConfigError
 from lnn.models.text import MAX_TOKENS, instruction_text, tokenize_batch
+from lnn.rollout import decode_action, screenshots_to_tensor
 
 MANIFEST = "manifest.json"
 

@@ -13,9 +13,10 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from lnn.data.rollouts import SPLITS, RolloutSpec, build_dataset
+from lnn.data.rollouts import RolloutSpec, build_dataset
 from lnn.envs.registry import check_tasks
 from lnn.errors import ConfigError, DataError
+from lnn.rollout import SPLITS
 
 IGNORE = -100  # action label of padded steps (cross-entropy's ignore_index)
 

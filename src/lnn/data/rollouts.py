@@ -9,7 +9,8 @@ complete, and the final dataset likewise. A killed generation therefore leaves o
 A shard is one worker's unit: with `workers` > 1, shards are recorded by that many processes, each with
 its own env (for MiniWoB, its own Chromium). Rows of an episode are kept only once the episode is
 complete: an episode the env aborts (browser crash or hang) is recorded again from its seed, and one
-that still fails, or that the oracle cannot solve, is left out and listed in notes.json.
+that still fails, or that the oracle cannot solve, is left out and listed in notes.json. The oracle acts
+through lnn.rollout's episode runner, the one the agent and the evaluations use.
 """
 
 from __future__ import annotations
@@ -32,13 +33,11 @@ from tqdm.auto import tqdm
 from lnn.envs import ACTIONS, Env, EpisodeAborted, OracleError
 from lnn.envs.registry import make_env
 from lnn.errors import DataError
+from lnn.rollout import OraclePolicy, run_episodes, split_seeds
 
 log = logging.getLogger("lnn")
 
 FORMAT_VERSION = 3  # bump when rows change meaning: old caches are then not reused (3: MiniWoB pages as UTF-8)
-SPLITS = ("train", "val", "test")
-# Seeds of split s are SPLIT_SEED_BASE[s] + 0, 1, 2, ...: disjoint as long as a split has < 10M episodes.
-SPLIT_SEED_BASE = {"train": 0, "val": 10_000_000, "test": 20_000_000}
 NO_BOX = [-1.0, -1.0, -1.0, -1.0]
 NOTES = "notes.json"  # episodes left out of a dataset, and why
 RETRIES = 2  # an episode the env aborts (browser crash or hang) is recorded again from its seed this often
@@ -76,7 +75,7 @@ class RolloutSpec:
 
     def seeds(self) -> range:
         """Every task of a split draws its episodes from the split's own seed range."""
-        return range(SPLIT_SEED_BASE[self.split], SPLIT_SEED_BASE[self.split] + self.episodes_per_task)
+        return split_seeds(self.split, self.episodes_per_task)
 
     def key(self) -> str:
         blob = json.dumps({**asdict(self), "format": FORMAT_VERSION}, sort_keys=True, default=list)
@@ -88,40 +87,38 @@ class RolloutSpec:
         return [(episode, task, seed) for episode, (task, seed) in enumerate(jobs)]
 
 
-def record_episode(env: Env, episode: int, task: str, seed: int, max_steps: int = 32) -> list[dict]:
+def record_episode(env: Env, episode: int, task: str, seed: int, max_steps: int = 32, retries: int = 0) -> list[dict]:
     """Run the oracle for one episode; a row per step.
 
     Raises OracleError if the oracle finds no action, does not end the episode within max_steps, or ends
-    it without reward; EpisodeAborted if the env had to give up the episode (a browser fault).
+    it without reward; EpisodeAborted if the env had to give up the episode (a browser fault) `retries` + 1
+    times (each time recorded again from its seed).
     """
-    obs, rows, done, reward, info = env.reset(seed, task), [], False, 0.0, {}
-    step = 0
-    while not done:
-        if step >= max_steps:
-            raise OracleError(f"the oracle did not finish {task} seed {seed} in {max_steps} steps")
-        oracle = env.oracle()
-        action = oracle.action
-        rows.append(
-            {
-                "episode": episode,
-                "seed": seed,
-                "task": task,
-                "step": step,
-                "screenshot": obs.screenshot,
-                "instruction": obs.instruction,
-                "action": ACTIONS.index(action.type),
-                "text": action.text,
-                "click": [action.x, action.y] if action.type == "click" else [-1.0, -1.0],
-                "target_box": list(oracle.target_box) if oracle.target_box else NO_BOX,
-                "focus_box": list(oracle.focus) if oracle.focus else NO_BOX,
-            }
-        )
-        obs, reward, done, info = env.step(action)
-        step += 1
-    if reward <= 0:
-        why = info.get("failure") or info.get("reason") or "no reward"
-        raise OracleError(f"the oracle failed {task} seed {seed}: {why}")
-    return rows
+    result = run_episodes(OraclePolicy([env]), [env], [(task, seed)], record=True, desc=None, max_steps=max_steps,
+                          retries=retries)[0]  # fmt: skip
+    if result.aborted:
+        raise EpisodeAborted(result.aborted)
+    if not result.success:
+        raise OracleError(f"the oracle failed {task} seed {seed}: {result.failure}")
+    return [_row(episode, seed, task, step, record) for step, record in enumerate(result.trace)]
+
+
+def _row(episode: int, seed: int, task: str, step: int, record: dict) -> dict:
+    """A dataset row from a step the oracle took (OraclePolicy.trace_step)."""
+    action, oracle = record["action"], record["oracle"]
+    return {
+        "episode": episode,
+        "seed": seed,
+        "task": task,
+        "step": step,
+        "screenshot": record["screenshot"],
+        "instruction": record["instruction"],
+        "action": ACTIONS.index(action.type),
+        "text": action.text,
+        "click": [action.x, action.y] if action.type == "click" else [-1.0, -1.0],
+        "target_box": list(oracle.target_box) if oracle.target_box else NO_BOX,
+        "focus_box": list(oracle.focus) if oracle.focus else NO_BOX,
+    }
 
 
 # Set in each recording process: called with the number of episodes just finished (progress bar).
@@ -139,14 +136,12 @@ def _record_episode_or_note(env: Env, episode: int, task: str, seed: int, retrie
     An episode the env aborted (browser crash or hang; the env has restarted its browser) is tried again
     from its seed, up to `retries` times; one the oracle cannot solve is skipped at once.
     """
-    for attempt in range(retries + 1):
-        try:
-            return record_episode(env, episode, task, seed), None
-        except EpisodeAborted as e:
-            reason = f"aborted {attempt + 1} times, last: {e.reason}"
-        except OracleError as e:
-            reason = str(e)
-            break
+    try:
+        return record_episode(env, episode, task, seed, retries=retries), None
+    except EpisodeAborted as e:
+        reason = f"aborted {retries + 1} times, last: {e.reason}"
+    except OracleError as e:
+        reason = str(e)
     return [], {"episode": episode, "task": task, "seed": seed, "reason": reason}
 
 

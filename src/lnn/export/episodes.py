@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from lnn.agent import screenshots_to_tensor
+from lnn.envs import EpisodeAborted
 from lnn.envs.registry import ENVS, make_env
+from lnn.rollout import SPLIT_SEED_BASE, OraclePolicy, run_episodes, screenshots_to_tensor
 
 
 @dataclass
@@ -42,40 +43,37 @@ def _env_accepts_image_size(env_name: str) -> bool:
 
 
 def record_streams(env_name: str, tasks, image_size: int, steps: int = 16, per_task: int = 1,
-                   seed_base: int = 20_000_000, env_kwargs: dict | None = None) -> list[Stream]:  # fmt: skip
+                   seed_base: int = SPLIT_SEED_BASE["test"], env_kwargs: dict | None = None) -> list[Stream]:  # fmt: skip
     """`per_task` oracle-driven streams of `steps` frames for each task family."""
     kwargs = dict(env_kwargs or {})
     if _env_accepts_image_size(env_name):
         kwargs.setdefault("image_size", image_size)  # render at the model's size: no resampling
     env = make_env(env_name, tasks=list(tasks), **kwargs)
-    streams = []
     try:
-        for task in tasks:
-            seed = seed_base
-            for _ in range(per_task):
-                frames, instructions, new, seeds, truth = [], [], [], [], []
-                obs, fresh = env.reset(seed, task), True
-                while len(frames) < steps:
-                    frames.append(obs.screenshot)
-                    instructions.append(obs.instruction)
-                    new.append(fresh)
-                    seeds.append(seed)
-                    oracle = env.oracle()
-                    a = oracle.action
-                    truth.append({"action": a.type, "x": a.x, "y": a.y,
-                                  "box": list(oracle.target_box) if oracle.target_box else None})  # fmt: skip
-                    obs, _, done, _ = env.step(a)
-                    fresh = done
-                    if done:
-                        seed += 1
-                        obs = env.reset(seed, task)
-                if fresh is False:  # the stream cut an episode: the next stream starts a fresh one
-                    seed += 1
-                pixels = screenshots_to_tensor(frames, image_size)
-                frames_u8 = (pixels * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-                streams.append(Stream(task, frames_u8, instructions, new, seeds, truth))
+        return [stream for task in tasks for stream in _task_streams(env, task, image_size, steps, per_task, seed_base)]
     finally:
         env.close()
+
+
+def _task_streams(env, task: str, image_size: int, steps: int, per_task: int, seed: int) -> list[Stream]:
+    """Episodes on successive seeds, cut into streams of `steps` frames; a stream that cuts an episode
+    short leaves the rest of it out (the next stream starts a fresh episode)."""
+    oracle, streams = OraclePolicy([env]), []
+    for _ in range(per_task):
+        taken, new, seeds = [], [], []
+        while len(taken) < steps:
+            episode = run_episodes(oracle, [env], [(task, seed)], record=True, desc=None, max_steps=steps - len(taken))[0]
+            if episode.aborted:
+                raise EpisodeAborted(episode.aborted)
+            taken += episode.trace
+            new += [t == 0 for t in range(len(episode.trace))]
+            seeds += [seed] * len(episode.trace)
+            seed += 1
+        truth = [{"action": s["action"].type, "x": s["action"].x, "y": s["action"].y,
+                  "box": list(s["oracle"].target_box) if s["oracle"].target_box else None} for s in taken]  # fmt: skip
+        pixels = screenshots_to_tensor([s["screenshot"] for s in taken], image_size)
+        frames_u8 = (pixels * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        streams.append(Stream(task, frames_u8, [s["instruction"] for s in taken], new, seeds, truth))
     return streams
 
 

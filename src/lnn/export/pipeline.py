@@ -6,7 +6,7 @@ and renamed into place at the end (a failure, parity included, leaves nothing be
     manifest.json                                  inputs/outputs, preprocessing, actions, τ, solver, source,
                                                    file sizes, parity figures
     config.yaml                                    the training config of the checkpoint
-    plots/*.png                                    τ dynamics (see plots.py)
+    plots/*.png                                    τ dynamics (see lnn.plots)
     web/, episodes/                                the page and its recorded episodes (see bundle.py)
 """
 
@@ -179,7 +179,7 @@ def choose_solver(model, trained: tuple[str, int], opts: ExportOptions, inputs, 
 
 def _records(streams: list[Stream], trace: Trace, columns: list[int]):
     from lnn.envs import ACTIONS
-    from lnn.export.plots import EpisodeRecord
+    from lnn.plots import EpisodeRecord
 
     records = []
     for b in columns:
@@ -207,7 +207,7 @@ def _records(streams: list[Stream], trace: Trace, columns: list[int]):
 
 
 def write_plots(out: Path, streams, trace: Trace, tau_bounds, log) -> list[str]:
-    from lnn.export import plots
+    from lnn import plots
 
     if not trace.tau:
         log("plots: skipped (the model has no liquid layers, so no τ)")
@@ -264,9 +264,9 @@ def export(source: Source, opts: ExportOptions | None = None, log=print) -> Path
 
 
 def _export_lfm2_into(tmp: Path, source: Source, model, log) -> dict:
-    """An LFM2 policy: its own three graphs and parity (lnn.models.lfm2.export); no web page (a 450M model
+    """An LFM2 policy: its own three graphs and parity (lnn.export.lfm2); no web page (a 450M model
     is not for the browser), no fp16/int8 variants."""
-    from lnn.models.lfm2.export import export_lfm2
+    from lnn.export.lfm2 import export_lfm2
 
     parity = export_lfm2(model, tmp)
     manifest = json.loads((tmp / "manifest.json").read_text())
@@ -285,20 +285,14 @@ def _flat_numbers(d: dict, prefix: str = ""):
 
 
 def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist, log) -> dict:
-    from lnn.envs import ACTIONS
-    from lnn.envs.registry import env_tasks
-
-    cfg = source.config
     log(f"checkpoint: {source.checkpoint}\n  chosen because: {source.reason}")
     if source.score is None and source.checkpoint.name == "best.ckpt":
         source.score = checkpoint_score(source.checkpoint, source.monitor)
     layers, hidden = onnx_step.num_layers(model), onnx_step.hidden_size(model)
 
     # streams of recorded frames: the parity episodes, the plots' and the page's episodes
-    env_name = str(cfg.data.get("env", "gui"))
-    tasks = list(cfg.data.get("tasks") or env_tasks(env_name))
-    env_kwargs = dict(cfg.data.get("env_kwargs") or {})
-    streams = record_streams(env_name, tasks, model.image_size, opts.steps, opts.streams_per_task, env_kwargs=env_kwargs)
+    env_name = str(source.config.data.get("env", "gui"))
+    streams = _record_streams(source.config, env_name, model.image_size, opts)
     images, tokens = stream_inputs(model, streams)
 
     trained = onnx_step.solver_of(model)
@@ -310,6 +304,36 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
     resets = reset_mask(streams, True)
     reset = run_torch(model, images, tokens, resets)  # as the page plays episodes by default
 
+    paths, folded = _export_graphs(model, tmp, opts, log)
+    parity = {"episodes": len(streams), "steps": opts.steps, "state": "carried through every step of each episode",
+              "reference": "PyTorch, model.step (float32), the same frames and tokens",
+              "episodes_from": f"{env_name} env, oracle-driven, test seeds"}  # fmt: skip
+    parity |= _check_parity(paths, carry, (images, tokens), layers, hidden, opts, log)
+
+    plot_files = write_plots(tmp, streams, reset, (model.core.layers[0].cell.tau_min, model.core.layers[0].cell.tau_max)
+                             if layers else (0, 1), log) if opts.plots else []  # fmt: skip
+    web = _write_web(tmp, streams, tokens, (reset, carry), ort_dist, opts, source, log) if opts.web else None
+
+    (tmp / "config.yaml").write_text((source.config_path).read_text())
+    manifest = _manifest(source, model, opts, layers, hidden, folded)
+    manifest |= {"solver": solver_info, "files": {name: _file_info(paths[p], p) for p, name in FILES.items()},
+                 "fp16_scheme": {"name": opts.fp16, "about": FP16_ABOUT[opts.fp16]},
+                 "int8_scheme": {"name": opts.int8, "about": INT8_ABOUT[opts.int8]},
+                 "session_config": SESSION_CONFIG, "parity": parity, "plots": plot_files, "web": web}  # fmt: skip
+    return manifest
+
+
+def _record_streams(cfg, env_name: str, image_size: int, opts: ExportOptions) -> list[Stream]:
+    """The run's env and tasks, oracle-driven on test seeds: `streams_per_task` streams of `steps` frames."""
+    from lnn.envs.registry import env_tasks
+
+    tasks = list(cfg.data.get("tasks") or env_tasks(env_name))
+    env_kwargs = dict(cfg.data.get("env_kwargs") or {})
+    return record_streams(env_name, tasks, image_size, opts.steps, opts.streams_per_task, env_kwargs=env_kwargs)
+
+
+def _export_graphs(model, tmp: Path, opts: ExportOptions, log) -> tuple[dict[str, Path], list]:
+    """model.onnx (input projection folded where asked), then its fp16 and int8 variants."""
     graph_model, folded = onnx_step.fold_input_projection(model) if opts.fold_linear else (model, [])
     paths = {p: tmp / name for p, name in FILES.items()}
     t0 = time.time()
@@ -318,32 +342,42 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
     onnx_step.convert_int8(paths["fp32"], paths["int8"], opts.int8)
     log(f"onnx: exported in {time.time() - t0:.1f} s — " + ", ".join(
         f"{name} {paths[p].stat().st_size / 1e6:.3f} MB" for p, name in FILES.items()))  # fmt: skip
+    return paths, folded
 
-    parity = {"episodes": len(streams), "steps": opts.steps, "state": "carried through every step of each episode",
-              "reference": "PyTorch, model.step (float32), the same frames and tokens",
-              "episodes_from": f"{env_name} env, oracle-driven, test seeds"}  # fmt: skip
+
+def _check_parity(paths: dict[str, Path], carry: Trace, inputs, layers: int, hidden: int, opts: ExportOptions, log) -> dict:
+    """Each precision's graph in onnxruntime against PyTorch (state carried); raises ParityError out of bounds."""
+    images, tokens = inputs
     bounds = {"fp32": {"atol": opts.fp32_atol}, "fp16": {"atol": opts.fp16_atol},
               "int8": {"min_agreement": opts.int8_min_agreement}}  # fmt: skip
+    parity = {}
     for precision, path in paths.items():
         trace = run_onnx(_session(path), images, tokens, layers, hidden)
         parity[precision] = check(precision, compare(carry, trace), **bounds[precision])
         log("parity " + format_figure(precision, parity[precision]))
+    return parity
 
-    plot_files = write_plots(tmp, streams, reset, (model.core.layers[0].cell.tau_min, model.core.layers[0].cell.tau_max)
-                             if layers else (0, 1), log) if opts.plots else []  # fmt: skip
 
-    web = None
-    if opts.web:
-        from lnn.export.bundle import copy_page, ort_version, write_episodes
+def _write_web(tmp: Path, streams: list[Stream], tokens, traces: tuple[Trace, Trace], ort_dist, opts: ExportOptions,
+               source: Source, log) -> dict:  # fmt: skip
+    """The page, onnxruntime-web and one recorded episode per task family (with the reset and carried traces)."""
+    from lnn.export.bundle import copy_page, ort_version, write_episodes
 
-        copy_page(tmp, ort_dist)
-        columns = [next(b for b, s in enumerate(streams) if s.task == t) for t in dict.fromkeys(s.task for s in streams)]
-        count = write_episodes(tmp, streams, tokens, reset, carry, columns)
-        web = {"page": "web/index.html", "onnxruntime_web": ort_version(ort_dist), "episodes": "episodes/index.json",
-               "episode_count": count, "serve": f"python -m lnn.export.serve {Path(opts.out or default_out(source))}"}  # fmt: skip
-        log(f"web page: web/index.html with {count} recorded episodes (onnxruntime-web {web['onnxruntime_web']})")
+    reset, carry = traces
+    copy_page(tmp, ort_dist)
+    columns = [next(b for b, s in enumerate(streams) if s.task == t) for t in dict.fromkeys(s.task for s in streams)]
+    count = write_episodes(tmp, streams, tokens, reset, carry, columns)
+    web = {"page": "web/index.html", "onnxruntime_web": ort_version(ort_dist), "episodes": "episodes/index.json",
+           "episode_count": count, "serve": f"python -m lnn.export.serve {Path(opts.out or default_out(source))}"}  # fmt: skip
+    log(f"web page: web/index.html with {count} recorded episodes (onnxruntime-web {web['onnxruntime_web']})")
+    return web
 
-    (tmp / "config.yaml").write_text((source.config_path).read_text())
+
+def _manifest(source: Source, model, opts: ExportOptions, layers: int, hidden: int, folded: list) -> dict:
+    """The manifest's description of the model: what a reader needs first, architecture, I/O, preprocessing, τ."""
+    from lnn.envs import ACTIONS
+
+    cfg = source.config
     cell = onnx_step.liquid_cells(model)[0] if layers else None
     return {
         "format": "lnn-export/1",
@@ -376,12 +410,4 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
         "actions": list(ACTIONS[: model.num_actions]),
         "tau": None if cell is None else {"min": cell.tau_min, "max": cell.tau_max, "per": cell.tau_per,
                                            "size": cell.tau_size, "unit": "input steps (dt = 1 per frame)"},
-        "solver": solver_info,
-        "files": {name: _file_info(paths[p], p) for p, name in FILES.items()},
-        "fp16_scheme": {"name": opts.fp16, "about": FP16_ABOUT[opts.fp16]},
-        "int8_scheme": {"name": opts.int8, "about": INT8_ABOUT[opts.int8]},
-        "session_config": SESSION_CONFIG,
-        "parity": parity,
-        "plots": plot_files,
-        "web": web,
     }

@@ -7,15 +7,9 @@ from pathlib import Path
 import lightning.pytorch as pl
 import torch
 
-from lnn.agent import TorchPolicy, run_episodes
-from lnn.agent.evaluate import write_success_report as write_report
-from lnn.data.rollouts import SPLIT_SEED_BASE
+from lnn import rollout
 from lnn.envs.registry import make_env, task_kinds
-
-
-def closed_loop_jobs(tasks, split: str, episodes_per_task: int) -> list[tuple[str, int]]:
-    base = SPLIT_SEED_BASE[split]
-    return [(task, seed) for task in tasks for seed in range(base, base + episodes_per_task)]
+from lnn.rollout import TorchPolicy, run_episodes, split_jobs
 
 
 def evaluate_model(model, datamodule, jobs, parallel: int = 64, device=None, record: bool = False, desc="evaluating"):
@@ -39,7 +33,7 @@ def evaluate_model(model, datamodule, jobs, parallel: int = 64, device=None, rec
 
 def write_success_report(results, out_dir: Path, env: str, title: str) -> list[dict]:
     """success.md, success.csv and success.png in out_dir (task kinds of `env`); returns the table rows."""
-    return write_report(results, out_dir, task_kinds(env), title)
+    return rollout.write_success_report(results, out_dir, task_kinds(env), title)
 
 
 class ClosedLoopEval(pl.Callback):
@@ -52,7 +46,7 @@ class ClosedLoopEval(pl.Callback):
         if trainer.sanity_checking:
             return
         dm = trainer.datamodule
-        jobs = closed_loop_jobs(dm.tasks, "val", self.episodes_per_task)
+        jobs = split_jobs(dm.tasks, "val", self.episodes_per_task)
         mine = jobs[trainer.global_rank :: trainer.world_size]
         results = evaluate_model(pl_module.model, dm, mine, self.parallel, pl_module.device, desc="val episodes")
         wins = torch.zeros(len(dm.tasks), device=pl_module.device)

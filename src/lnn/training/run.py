@@ -14,7 +14,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from lnn.errors import ConfigError
-from lnn.training.closed_loop import closed_loop_jobs, evaluate_model, write_success_report
+from lnn.rollout import split_jobs
+from lnn.training.closed_loop import evaluate_model, write_success_report
 from lnn.training.module import PolicyModule
 from lnn.training.resume import LAST, write_run
 
@@ -120,7 +121,7 @@ def final_evaluation(cfg, trainer, module, datamodule, out: Path) -> dict:
         state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)
     model = module.model.to(module.device if module.device.type != "meta" else "cpu")
-    jobs = closed_loop_jobs(datamodule.tasks, "test", cfg.evaluate.episodes_per_task)
+    jobs = split_jobs(datamodule.tasks, "test", cfg.evaluate.episodes_per_task)
     results = evaluate_model(model, datamodule, jobs, cfg.evaluate.parallel, desc="test episodes")
     title = f"{cfg.model.get('core', 'model')} / {cfg.model.get('solver', '')}: closed-loop success on test seeds"
     rows = write_success_report(results, out / "eval", datamodule.env, title)

@@ -8,7 +8,7 @@ validation episodes per task family (closed loop, as `val/success` does) and wri
     tau_evolution.png              median and quartiles of τ per layer against the epoch
     history.json                   the numbers behind tau_evolution.png
 
-The plots are the export's (lnn.export.plots), so training and export read the same way.
+The plots are the export's (lnn.plots), so training and export read the same way.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 
-from lnn.training.closed_loop import closed_loop_jobs, evaluate_model
+from lnn.rollout import split_jobs
+from lnn.training.closed_loop import evaluate_model
 
 log = logging.getLogger("lnn")
 
@@ -53,7 +54,7 @@ class TauPlots(pl.Callback):
         if not getattr(pl_module.model, "core", None) or not getattr(pl_module.model.core, "layers", None):
             return  # no liquid layers (the feed-forward ablation): no τ
         dm = trainer.datamodule
-        jobs = closed_loop_jobs(dm.tasks, "val", self.episodes_per_task)
+        jobs = split_jobs(dm.tasks, "val", self.episodes_per_task)
         results = evaluate_model(pl_module.model, dm, jobs, self.parallel, pl_module.device, record=True,
                                  desc="τ plot episodes")  # fmt: skip
         records = [episode_record(r) for r in results if r.trace]
@@ -62,7 +63,7 @@ class TauPlots(pl.Callback):
         self.write(records, trainer.current_epoch, tau_bounds(pl_module.model))
 
     def write(self, records, epoch: int, bounds: tuple[float, float]) -> None:
-        from lnn.export import plots
+        from lnn import plots
 
         folder = self.dirpath / f"epoch_{epoch:03d}"
         folder.mkdir(parents=True, exist_ok=True)
@@ -85,8 +86,8 @@ def tau_bounds(model) -> tuple[float, float]:
 
 
 def episode_record(result):
-    """An lnn.agent EpisodeResult with a trace -> plots.EpisodeRecord (right: the episode went on / succeeded)."""
-    from lnn.export.plots import EpisodeRecord
+    """An lnn.rollout EpisodeResult with a trace -> plots.EpisodeRecord (right: the episode went on / succeeded)."""
+    from lnn.plots import EpisodeRecord
 
     trace = result.trace
     steps = len(trace)

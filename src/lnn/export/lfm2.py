@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -180,28 +181,51 @@ def export_lfm2(policy, out_dir: str | Path, batch: int = 2, seed: int = 0) -> d
 
     Returns the parity dict: max |ONNX − PyTorch| per graph and for the whole frame pipeline.
     """
-    import onnxruntime as ort
-
     check_exportable(policy)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     policy = policy.eval().cpu()
-    dtype = policy.base.dtype
-    external = sum(p.numel() for p in policy.parameters()) * 4 > 1.5e9
+    external = sum(p.numel() for p in policy.parameters()) * 4 > 1.5e9  # over protobuf's 2 GB: a side .data file
     g = torch.Generator().manual_seed(seed)
-    layout = cache_layout(policy)
-    text = policy.config.text_config
-    batch_dim = torch.export.Dim("batch", min=1, max=1024)
+    graphs = [export_vision(policy, out, batch, g, external), export_decoder_step(policy, out, batch, g, external),
+              export_heads(policy, out, batch, g, external)]  # fmt: skip
+    parity = check_parity(policy, out, graphs, g)
+    decoder = graphs[1]
+    (out / "manifest.json").write_text(json.dumps(lfm2_manifest(policy, decoder.inputs, decoder.outputs), indent=1))
+    (out / "parity.json").write_text(json.dumps(parity, indent=1))
+    return parity
 
-    # --- vision ---
+
+@dataclass
+class Graph:
+    """An exported graph: its file, the module exported, the example inputs and the names of its inputs and outputs."""
+
+    file: str
+    module: nn.Module
+    example: tuple
+    inputs: list[str]
+    outputs: list[str]
+
+
+def _batch_dim():
+    return torch.export.Dim("batch", min=1, max=1024)
+
+
+def export_vision(policy, out: Path, batch: int, g: torch.Generator, external: bool) -> Graph:
+    """vision.onnx: frames -> image token embeddings."""
     vision = SquareImageEncoder(policy).eval()
     frames = torch.rand(batch, 3, policy.image_size, policy.image_size, generator=g)
-    _export(vision, (frames,), out / "vision.onnx", ["images"], ["image_embeds"], ({0: batch_dim},), external)
+    graph = Graph("vision.onnx", vision, (frames,), ["images"], ["image_embeds"])
+    _export(vision, graph.example, out / graph.file, graph.inputs, graph.outputs, ({0: _batch_dim()},), external)
+    return graph
 
-    # --- decoder step ---
+
+def export_decoder_step(policy, out: Path, batch: int, g: torch.Generator, external: bool) -> Graph:
+    """decoder_step.onnx: one token through the decoder, every cache in and out (random example states)."""
     step = DecoderStep(policy).eval()
+    layout, text, dtype = cache_layout(policy), policy.config.text_config, policy.base.dtype
     past = 3
-    past_dim = torch.export.Dim("past", min=1, max=text.max_position_embeddings - 1)
+    batch_dim, past_dim = _batch_dim(), torch.export.Dim("past", min=1, max=text.max_position_embeddings - 1)
     example = [torch.randint(16, 200, (batch, 1), generator=g), torch.zeros(batch, 1, text.hidden_size, dtype=dtype),
                torch.ones(batch, past + 1, dtype=torch.long), torch.full((batch, 1), past, dtype=torch.long),
                torch.full((batch, 1), 0.25)]  # fmt: skip
@@ -210,55 +234,69 @@ def export_lfm2(policy, out_dir: str | Path, batch: int = 2, seed: int = 0) -> d
     outputs = ["logits", "hidden", *[f"tau_{i}" for kind, i in layout if kind == "liquid"], *state_names(layout, "present_")]
     shapes = [{0: batch_dim}, {0: batch_dim}, {0: batch_dim, 1: past_dim + 1}, {0: batch_dim}, {0: batch_dim}]
     shapes.append(tuple({0: batch_dim, 2: past_dim} if kind in ("key", "value") else {0: batch_dim} for kind, _ in layout))
-    _export(step, (*example, *states), out / "decoder_step.onnx", inputs, outputs, tuple(shapes), external)
+    graph = Graph("decoder_step.onnx", step, (*example, *states), inputs, outputs)
+    _export(step, graph.example, out / graph.file, inputs, outputs, tuple(shapes), external)
+    return graph
 
-    # --- heads ---
+
+def export_heads(policy, out: Path, batch: int, g: torch.Generator, external: bool) -> Graph:
+    """heads.onnx: the last prompt token's hidden state and the image tokens' -> action, click, coords."""
     heads = Heads(policy).eval()
+    text = policy.config.text_config
     hidden = torch.randn(batch, text.hidden_size, generator=g)
     image_hidden = torch.randn(batch, policy.n_image, text.hidden_size, generator=g)
-    _export(heads, (hidden, image_hidden), out / "heads.onnx", ["hidden", "image_hidden"],
-            ["action_logits", "click_logits", "coords"], ({0: batch_dim}, {0: batch_dim}), external)  # fmt: skip
+    graph = Graph("heads.onnx", heads, (hidden, image_hidden), ["hidden", "image_hidden"],
+                  ["action_logits", "click_logits", "coords"])  # fmt: skip
+    _export(heads, graph.example, out / graph.file, graph.inputs, graph.outputs, ({0: _batch_dim()}, {0: _batch_dim()}),
+            external)  # fmt: skip
+    return graph
 
-    session = lambda name: ort.InferenceSession(str(out / name), providers=["CPUExecutionProvider"])
-    np_ = lambda t: t.detach().float().numpy() if t.is_floating_point() else t.numpy()
-    diff = lambda a, b: float(np.abs(np.asarray(a, dtype=np.float64) - np_(b).astype(np.float64)).max())
+
+def _numpy(t: Tensor) -> np.ndarray:
+    return t.detach().float().numpy() if t.is_floating_point() else t.numpy()
+
+
+def _max_diff(a, b: Tensor) -> float:
+    return float(np.abs(np.asarray(a, dtype=np.float64) - _numpy(b).astype(np.float64)).max())
+
+
+def check_parity(policy, out: Path, graphs: list[Graph], g: torch.Generator) -> dict:
+    """max |ONNX − PyTorch| of each graph on its example inputs, then of the whole frame pipeline."""
+    import onnxruntime as ort
+
+    vision, step, heads = graphs
+    sv, sd, sh = (ort.InferenceSession(str(out / graph.file), providers=["CPUExecutionProvider"]) for graph in graphs)
     parity: dict = {}
-
     # vision: ONNX vs the square encoder vs transformers' get_image_features (through the policy)
-    sv = session("vision.onnx")
+    frames = vision.example[0]
     reference = policy.encode_images(frames).float()
-    parity["vision_torch_square_vs_get_image_features"] = diff(np_(vision(frames)), reference)
-    onnx_embeds = sv.run(None, {"images": np_(frames)})[0]
-    parity["vision"] = diff(onnx_embeds, reference)
-
+    parity["vision_torch_square_vs_get_image_features"] = _max_diff(_numpy(vision.module(frames)), reference)
+    parity["vision"] = _max_diff(sv.run(None, {"images": _numpy(frames)})[0], reference)
     # decoder step on the random example states
-    sd = session("decoder_step.onnx")
-    feed = dict(zip(inputs, [np_(t) for t in (*example, *states)]))
-    onnx_out = sd.run(None, feed)
-    torch_out = step(*example, *states)
-    parity["decoder_step"] = max(diff(o, t) for o, t in zip(onnx_out, torch_out))
-    parity["decoder_step_logits"] = diff(onnx_out[0], torch_out[0])
-
+    onnx_out = sd.run(None, dict(zip(step.inputs, [_numpy(t) for t in step.example])))
+    torch_out = step.module(*step.example)
+    parity["decoder_step"] = max(_max_diff(o, t) for o, t in zip(onnx_out, torch_out))
+    parity["decoder_step_logits"] = _max_diff(onnx_out[0], torch_out[0])
     # heads
-    sh = session("heads.onnx")
-    onnx_heads = sh.run(None, {"hidden": np_(hidden), "image_hidden": np_(image_hidden)})
-    parity["heads"] = max(diff(o, t) for o, t in zip(onnx_heads, heads(hidden, image_hidden)))
-
+    onnx_heads = sh.run(None, dict(zip(heads.inputs, [_numpy(t) for t in heads.example])))
+    parity["heads"] = max(_max_diff(o, t) for o, t in zip(onnx_heads, heads.module(*heads.example)))
     # the whole frame: vision -> prompt token by token (from P = 0) -> heads, vs the policy's forward
-    parity |= frame_parity(policy, sv, sd, sh, inputs, layout, g, out / "parity.png")
+    parity |= frame_parity(policy, sv, sd, sh, step.inputs, cache_layout(policy), g, out / "parity.png")
+    return parity
 
-    names = {"vision": "vision.onnx", "decoder_step": "decoder_step.onnx", "heads": "heads.onnx"}
-    manifest = {
-        "files": names, "image_size": policy.image_size, "n_image_tokens": policy.n_image,
+
+def lfm2_manifest(policy, inputs: list[str], outputs: list[str]) -> dict:
+    """What a runtime needs to drive the three graphs: files, sizes, token ids, the state layout, the prompt."""
+    layout = cache_layout(policy)
+    return {
+        "files": {"vision": "vision.onnx", "decoder_step": "decoder_step.onnx", "heads": "heads.onnx"},
+        "image_size": policy.image_size, "n_image_tokens": policy.n_image,
         "image_token_id": policy.config.image_token_id, "pad_token_id": policy.tokenizer.pad_id,
         "liquid_layers": list(policy.branches()), "liquid_size": policy.liquid_size,
         "states": [{"name": n, "kind": kind, "layer": i} for n, (kind, i) in zip(state_names(layout), layout)],
         "decoder_inputs": inputs, "decoder_outputs": outputs, "opset": OPSET, "time_unit": policy.time_unit,
         "prompt_prefix": policy.prompt.prefix + policy.prompt.image, "prompt_suffix": policy.prompt.suffix,
     }  # fmt: skip
-    (out / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    (out / "parity.json").write_text(json.dumps(parity, indent=1))
-    return parity
 
 
 def frame_parity(policy, sv, sd, sh, inputs, layout, g, figure: Path) -> dict:

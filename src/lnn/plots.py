@@ -1,12 +1,15 @@
-"""τ-dynamics plots from recorded episodes (numpy + matplotlib only; used by the export and training).
+"""τ and episode plots, used by training, the export and the agent (numpy + matplotlib; torch for LFM2's).
 
     plot_tau_steps        τ of each liquid layer over the steps of episodes, under the frames the model saw
                           (its click point drawn on each frame, its action green when right, red when wrong)
     plot_tau_by_task      the distribution of τ per layer across task families
     plot_trajectories     hidden-state trajectories: each layer's state projected on its 2 main axes (PCA)
     plot_tau_evolution    τ per layer over training epochs (median and interquartile range)
+    plot_success          closed-loop success per task with 95% CIs (rows of lnn.rollout.success_table)
+    plot_tau_episode      LFM2-Liquid: τ per frame and per prompt token of one episode of `policy.forward`
+    plot_tau_tokens       LFM2-Liquid: τ along a generated sequence (`generate(..., return_dict=True)`)
 
-An `EpisodeRecord` holds what they need; τ arrays are (T, layers, k) with k = 1 (one τ per sample) or
+The first four take `EpisodeRecord`s; τ arrays are (T, layers, k) with k = 1 (one τ per sample) or
 H (one per neuron: the plots show the neurons' mean and their 10–90% band).
 """
 
@@ -14,8 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 LAYER_COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf")
 
@@ -216,4 +223,85 @@ def plot_tau_evolution(history: list[dict], tau_bounds: tuple[float, float], pat
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def plot_success(rows: list[dict], path: Path, title: str) -> None:
+    plt = _plt()
+    names = [r["task"] for r in rows]
+    rate = [100 * r["success"] for r in rows]
+    err = [[100 * (r["success"] - r["ci_low"]) for r in rows], [100 * (r["ci_high"] - r["success"]) for r in rows]]
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(rows) + 1.2))
+    colors = ["#888" if n.startswith("[") else "#2b6cb0" for n in names]
+    ax.barh(names, rate, xerr=err, color=colors, capsize=3)
+    for y, (value, r) in enumerate(zip(rate, rows)):
+        ax.text(min(value + 2, 88), y, f"{value:.0f}% (n={r['episodes']})", va="center", fontsize=8)
+    ax.set_xlim(0, 100)
+    ax.invert_yaxis()
+    ax.set_xlabel("closed-loop success, % of episodes (bars: 95% CI)")
+    ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_tau_episode(out: dict, path: str | Path, layers: list[int], episode: int = 0, title: str = "") -> None:
+    """τ of episode `episode` of a forward output: per frame and layer, and per token of each frame."""
+    import textwrap
+
+    import torch
+
+    plt = _plt()
+    frames = out["tau_values"][0].shape[1]
+    mask = out["token_mask"][episode].bool()  # (T, N)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.5), gridspec_kw={"height_ratios": [1, 1.3]})
+    for j, layer in enumerate(layers):
+        tau = out["tau_values"][j][episode].detach().float()  # (T, τ-size)
+        mean, low, high = tau.mean(-1), tau.quantile(0.1, -1), tau.quantile(0.9, -1)
+        x = np.arange(1, frames + 1)
+        top.plot(x, mean.numpy(), "o-", label=f"layer {layer}")
+        top.fill_between(x, low.numpy(), high.numpy(), alpha=0.2)
+    top.set_xlabel("frame (step of the episode)")
+    top.set_ylabel("τ (mean, 10–90% of neurons)")
+    top.set_xticks(np.arange(1, frames + 1))
+    top.legend(fontsize=8)
+    rows = []
+    for j in range(len(layers)):
+        tokens = out["tau_tokens"][j][episode].float()  # (T, N)
+        rows.append(torch.cat([tokens[t][mask[t]] for t in range(frames)]).numpy())
+    image = bottom.imshow(np.stack(rows), aspect="auto", interpolation="nearest", cmap="viridis")
+    edge = 0
+    for t in range(frames):
+        edge += int(mask[t].sum())
+        bottom.axvline(edge - 0.5, color="white", lw=1)
+    bottom.set_yticks(range(len(layers)), [f"layer {i}" for i in layers])
+    bottom.set_xlabel("prompt tokens of each frame (image tokens, then the instruction), frames separated by lines")
+    fig.colorbar(image, ax=bottom, label="τ (mean over neurons)")
+    fig.suptitle(textwrap.fill(title or "LFM2-Liquid: τ per merged layer, per frame and per token", 110), fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_tau_tokens(tau: dict[int, torch.Tensor], path: str | Path, labels: list[str] | None = None, row: int = 0,
+                    mask: torch.Tensor | None = None, title: str = "") -> None:  # fmt: skip
+    """τ per token of one sequence: tau {layer: (B, N, τ-size)} -> a line per layer (mean over neurons)."""
+    import torch
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(9, 3))
+    keep = mask[row].bool() if mask is not None else None
+    for layer, values in tau.items():
+        series = values[row].float().mean(-1)
+        if keep is not None:
+            series = series[torch.cat([keep, torch.ones(series.shape[0] - keep.shape[0], dtype=torch.bool)])]
+        ax.plot(series.numpy(), lw=1, label=f"layer {layer}")
+    if labels and len(labels) <= 80:
+        ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=6)
+    ax.set_xlabel("token")
+    ax.set_ylabel("τ (mean over neurons)")
+    ax.legend(fontsize=8)
+    ax.set_title(title or "τ along the sequence")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -17,7 +17,7 @@ import importlib
 import json
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -249,19 +249,12 @@ def model_weights(ckpt: dict, path: Path) -> dict[str, torch.Tensor]:
     return weights
 
 
-def plain(value):
-    """Config containers (OmegaConf's included) -> dicts, lists and scalars, as a spec stores them."""
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        return [plain(v) for v in value]
-    return value
-
-
 def spec_from_config(model_cfg: Mapping) -> dict:
     """A run config's `model` section (`_target_` + constructor arguments) as a model spec."""
-    cfg = plain(model_cfg)
-    return {"class": cfg.pop("_target_"), "kwargs": cfg}
+    if "_target_" not in model_cfg:
+        raise DataError(f"the `model` section has no _target_ (the model's class): {dict(model_cfg)}")
+    kwargs = {k: v for k, v in model_cfg.items() if not (k.startswith("_") and k.endswith("_"))}  # Hydra's keys
+    return {"class": model_cfg["_target_"], "kwargs": kwargs}
 
 
 def build_model(spec: dict, origin: Path | str) -> torch.nn.Module:

@@ -8,11 +8,11 @@ with one line naming the path and the fix.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
 
 from lnn.config import load_config
 from lnn.errors import ConfigError, DataError
@@ -37,7 +37,7 @@ from lnn.runs import (
 class Source:
     checkpoint: Path
     config_path: Path
-    config: DictConfig
+    config: Mapping  # the run's config as lnn.config.load_config reads it (keys as attributes too)
     run_dir: Path  # the run the checkpoint belongs to
     given: Path  # what the user named (a file, a run, a sweep)
     reason: str  # why this checkpoint

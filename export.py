@@ -30,7 +30,7 @@ def export(cfg: DictConfig) -> str:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: DictConfig) -> None:
-    from lnn.training.cli import run_or_explain
+    from lnn.config import run_or_explain
 
     run_or_explain(export, cfg)
 

@@ -9,7 +9,7 @@ from importlib import metadata
 import pytest
 from hydra.errors import InstantiationException
 
-from lnn.training.cli import run_or_explain
+from lnn.config import run_or_explain
 from tests.conftest import ROOT
 
 

@@ -4,80 +4,84 @@
     python -m lnn.agent ckpt=<...> task=single-click episodes=100          # a kind: all its tasks
     python -m lnn.agent ckpt=<...> --url page.html --task "Click the OK button" [--headed]
 
-Arguments are `key=value` (or `--key value`):
-
-    ckpt        a training run directory, one of its .ckpt files, or an exported ONNX directory
-                (model.onnx + manifest.json; run with onnxruntime)
-    task        task names, comma-separated, or a kind (single-click, two-click); default: the run's tasks.
-                MiniWoB: any task page of the miniwob package, with or without an oracle
-    episodes    episodes per task (default 50)
-    split       seeds of this split: test (default; held out from training), val or train
-    seed        first seed instead (seeds seed, seed+1, ...)
-    env         miniwob or gui (default: the run's data.env; miniwob for an ONNX export)
-    parallel    envs (browsers) stepped as one batch (default 4 for miniwob, 32 for gui)
-    max_steps   actions before an episode counts as failed (default 10)
-    trace       episodes per task drawn as GIFs with the predicted click (default 3; 0: none)
-    out         output directory (default logs/agent/<time>, under $LNN_ROOT or the working directory)
-    headless    true (default) or false: show the browser, where a display exists (also --headed)
-    device      cpu (default) or cuda (PyTorch checkpoints)
-    step_timeout_s   a browser call slower than this restarts the browser and fails the episode (10)
-    url, viewport    the seed's form: act on a local page (viewport WxH, default 1280x720), `task` being
-                     the instruction; steps = max_steps (default 10); reward is unknown: see the trace
-
+Options are `key=value`, `--key value` or `--key=value` (all of them: `python -m lnn.agent --help`).
 Writes success.md / .csv / .png (per task, with Wilson 95% intervals), episodes.jsonl (each episode's
 actions and failure reason), trace/*.gif and trace/strip.png, and agent.json (settings, speed).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from lnn.errors import ConfigError
 
-KEYS = ("ckpt", "task", "episodes", "split", "seed", "env", "parallel", "max_steps", "trace", "out", "headless",
-        "device", "step_timeout_s", "url", "viewport", "steps")  # fmt: skip
-FLAGS = {"headed": ("headless", "false"), "headless": ("headless", "true")}
+OPTIONS = {  # name: what it is (the --help text)
+    "ckpt": "a training run directory, one of its .ckpt files (a lone .ckpt carries its model), or an exported "
+            "ONNX directory (model.onnx + manifest.json; run with onnxruntime)",
+    "task": "task names, comma-separated, or a kind (single-click, two-click); default: the run's tasks. MiniWoB: any "
+            "task page of the miniwob package, with or without an oracle. With --url: the instruction",
+    "episodes": "episodes per task (default 50)",
+    "split": "seeds of this split: test (default; held out from training), val or train",
+    "seed": "first seed instead (seeds seed, seed+1, ...)",
+    "env": "miniwob or gui (default: the run's data.env; miniwob for an ONNX export)",
+    "parallel": "envs (browsers) stepped as one batch (default 4 for miniwob, 32 for gui)",
+    "max_steps": "actions before an episode counts as failed (default 10; also --steps)",
+    "trace": "episodes per task drawn as GIFs with the predicted click (default 3; 0: none)",
+    "out": "output directory (default logs/agent/<time>, under $LNN_ROOT or the working directory)",
+    "headless": "true (default) or false: show the browser, where a display exists (also --headed)",
+    "device": "cpu (default) or cuda (PyTorch checkpoints)",
+    "step_timeout_s": "a browser call slower than this restarts the browser and fails the episode (10; 20 with --url)",
+    "url": "the seed's form: act on a local page, `task` being the instruction; reward is unknown: see the trace",
+    "viewport": "with --url: the page's WIDTHxHEIGHT (default 1280x720)",
+}  # fmt: skip
+KEY_VALUE = re.compile(r"([A-Za-z_][\w-]*)=(.*)", re.S)  # ckpt=..., not a value such as page.html?x=1
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line through run_or_explain, not argparse's usage and exit
+        raise ConfigError("arguments", message)
+
+
+def argument_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="python -m lnn.agent", usage="%(prog)s ckpt=<run | .ckpt | export> [key=value | --key value ...]",
+                     description=__doc__.split("\n\n")[0], allow_abbrev=False,
+                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])  # fmt: skip
+    for key, text in OPTIONS.items():
+        names = dict.fromkeys([f"--{key}", f"--{key.replace('_', '-')}"])
+        if key == "headless":  # a flag, or a value: --headless, --headless=false
+            parser.add_argument(*names, dest=key, nargs="?", const="true", help=text)
+        else:
+            parser.add_argument(*names, dest=key, help=text)
+    parser.add_argument("--steps", dest="max_steps", help="the same as max_steps")
+    parser.add_argument("--headed", dest="headless", action="store_const", const="false", help="headless=false")
+    return parser
 
 
 def parse_args(argv: list[str]) -> dict[str, str]:
-    """key=value, --key value, --key=value and the flags --headed / --headless -> {key: value}."""
-    args: dict[str, str] = {}
-    i = 0
-    while i < len(argv):
-        item = argv[i]
-        if item in ("-h", "--help"):
-            print(__doc__)
-            sys.exit(0)
-        if item.startswith("--"):
-            name = item[2:]
-            if "=" in name:
-                key, value = name.split("=", 1)
-            elif name in FLAGS:
-                key, value = FLAGS[name]
-            elif i + 1 < len(argv):
-                key, value = name, argv[i + 1]
-                i += 1
-            else:
-                raise ConfigError(name, "needs a value")
-        elif "=" in item:
-            key, value = item.split("=", 1)
-        else:
+    """key=value, --key value, --key=value and the flags --headed / --headless -> {key: value} of those given."""
+    argv = [f"--{item}" if KEY_VALUE.fullmatch(item) else item for item in argv]  # key=value is --key=value
+    given, unknown = argument_parser().parse_known_args(argv)
+    if unknown:
+        item = unknown[0]
+        if not item.startswith("--"):
             raise ConfigError(item, "expected key=value (e.g. ckpt=logs/runs/<time> task=click-button episodes=50)")
-        key = key.replace("-", "_")
-        if key not in KEYS:
-            raise ConfigError(key, f"unknown argument; known: {', '.join(KEYS)}")
-        args[key] = value
-        i += 1
-    return args
+        key = item[2:].split("=", 1)[0].replace("-", "_")
+        raise ConfigError(key, f"unknown argument; known: {', '.join(OPTIONS)}")
+    return {k: v for k, v in vars(given).items() if v is not None}
 
 
-def _int(args: dict, key: str, default: int, low: int = 0) -> int:
+def _int(args: dict, key: str, default: int | None, low: int = 0) -> int | None:
+    if key not in args:
+        return default
     try:
-        value = int(args.get(key, default))
+        value = int(args[key])
     except ValueError:
         raise ConfigError(key, f"must be an integer, got {args[key]!r}") from None
     if value < low:
@@ -92,20 +96,58 @@ def _bool(args: dict, key: str, default: bool) -> bool:
     return value in ("true", "1", "yes")
 
 
-def load_policy(ckpt: str, device: str = "cpu"):
+@dataclass(frozen=True)
+class AgentOptions:
+    """The agent's options, checked (see OPTIONS); None: the default that depends on the run or the env."""
+
+    ckpt: str
+    task: str | None = None
+    episodes: int = 50
+    split: str = "test"
+    seed: int | None = None
+    env: str | None = None
+    parallel: int | None = None
+    max_steps: int = 10
+    trace: int = 3
+    out: Path | None = None
+    headless: bool = True
+    device: str = "cpu"
+    step_timeout_s: float | None = None
+    url: str | None = None
+    viewport: str = "1280x720"
+
+    @classmethod
+    def parse(cls, argv: list[str]) -> AgentOptions:
+        args = parse_args(argv)
+        if "ckpt" not in args:
+            raise ConfigError("ckpt", "is required: a training run directory, a .ckpt file or an ONNX export directory")
+        try:
+            step_timeout_s = float(args["step_timeout_s"]) if "step_timeout_s" in args else None
+        except ValueError:
+            raise ConfigError("step_timeout_s", f"must be a number, got {args['step_timeout_s']!r}") from None
+        return cls(
+            ckpt=args["ckpt"], task=args.get("task"), episodes=_int(args, "episodes", 50, 1),
+            split=args.get("split", "test"), seed=_int(args, "seed", None), env=args.get("env"),
+            parallel=_int(args, "parallel", None, 1), max_steps=_int(args, "max_steps", 10, 1),
+            trace=_int(args, "trace", 3), out=Path(args["out"]) if "out" in args else None,
+            headless=_bool(args, "headless", True), device=args.get("device", "cpu"), step_timeout_s=step_timeout_s,
+            url=args.get("url"), viewport=args.get("viewport", "1280x720"),
+        )  # fmt: skip
+
+
+def open_policy(ckpt: str, device: str = "cpu"):
     """(policy, run config or None, backend) for a run directory / .ckpt (PyTorch) or an ONNX export dir."""
     from lnn.agent.onnx_policy import OnnxPolicy, is_onnx_export
 
     if is_onnx_export(ckpt):
         return OnnxPolicy(ckpt), None, "onnxruntime"
-    from omegaconf import OmegaConf
-
-    from lnn.agent.load import find_checkpoint, load_policy_model
     from lnn.rollout import TorchPolicy
+    from lnn.runs import load_policy, read_yaml
 
-    found = find_checkpoint(ckpt)
-    model = load_policy_model(ckpt)
-    return TorchPolicy(model, device), OmegaConf.load(found.config), f"pytorch ({found.checkpoint})"
+    model = load_policy(ckpt)
+    found = model.lnn_checkpoint
+    run_cfg = read_yaml(found.config) if found.config is not None else None
+    return TorchPolicy(model, device), run_cfg, f"pytorch ({found.checkpoint})"
 
 
 def resolve_tasks(env: str, spec: str | None, default) -> tuple[str, ...]:
@@ -169,63 +211,101 @@ def default_out() -> Path:
     return out
 
 
-def run(argv: list[str]) -> Path:
-    args = parse_args(argv)
-    if "ckpt" not in args:
-        raise ConfigError("ckpt", "is required: a training run directory, a .ckpt file or an ONNX export directory")
-    headless = _bool(args, "headless", True)
+def headless_or_why_not(headless: bool) -> bool:
+    """A window needs a display: without one, run headless and say so."""
     if not headless:
         from lnn.agent.web import display_available
 
         if not display_available():
             print("note: no display (DISPLAY / WAYLAND_DISPLAY unset): running headless", file=sys.stderr)
-            headless = True
-    max_steps = _int(args, "max_steps", _int(args, "steps", 10, 1), 1)
-    policy, run_cfg, backend = load_policy(args["ckpt"], args.get("device", "cpu"))
+            return True
+    return headless
+
+
+def run(argv: list[str]) -> Path:
+    opts = AgentOptions.parse(argv)
+    headless = headless_or_why_not(opts.headless)
+    policy, run_cfg, backend = open_policy(opts.ckpt, opts.device)
     image_size = getattr(policy, "image_size", None) or policy.model.image_size
-    out = Path(args["out"]) if "out" in args else default_out()
+    out = opts.out or default_out()
     out.mkdir(parents=True, exist_ok=True)
     timed = TimedPolicy(policy)
-    step_timeout_s = float(args.get("step_timeout_s", 10))
+    if opts.url:
+        return run_url(opts, timed, backend, out, headless, image_size)
 
-    if "url" in args:
-        return run_url(args, timed, backend, out, headless, max_steps, image_size)
+    from lnn.runs import select
 
-    env_name = args.get("env") or (run_cfg.data.env if run_cfg is not None else None) or "miniwob"
-    default_tasks = list(run_cfg.data.tasks) if run_cfg is not None and run_cfg.data.get("tasks") is not None else None
-    tasks = resolve_tasks(env_name, args.get("task"), default_tasks)
-    episodes = _int(args, "episodes", 50, 1)
-    split = args.get("split", "test")
+    env_name = opts.env or select(run_cfg, "data.env") or "miniwob"
+    default_tasks = select(run_cfg, "data.tasks")
+    tasks = resolve_tasks(env_name, opts.task, list(default_tasks) if default_tasks is not None else None)
+    first, jobs, traced = plan_episodes(opts, tasks)
+    env_kwargs = env_settings(run_cfg, env_name, image_size, headless, opts)
+    parallel = min(opts.parallel or (4 if env_name == "miniwob" else 32), len(jobs))
+    results, timing = run_in_envs(timed, env_name, tasks, env_kwargs, parallel, jobs, traced, opts.max_steps)
+    rows = write_reports(results, out, env_name, backend, first, opts.episodes)
+    info = {
+        "ckpt": opts.ckpt, "backend": backend, "env": env_name, "tasks": list(tasks), "episodes_per_task": opts.episodes,
+        "seeds": [first, first + opts.episodes - 1], "parallel": parallel, "max_steps": opts.max_steps,
+        "headless": headless, "image_size": image_size, **speed(timed, results, timing),
+        "success": {r["task"]: round(r["success"], 4) for r in rows},
+    }  # fmt: skip
+    (out / "agent.json").write_text(json.dumps(info, indent=1))
+    print((out / "success.md").read_text())
+    print(f"{info['agent_steps']} agent steps in {info['run_s']:.1f} s: {info['agent_steps_per_s']:.2f} steps/s "
+          f"(policy {info['policy_ms_per_step']:.1f} ms/step); {info['browser_restarts']} browser restarts")  # fmt: skip
+    print(f"results: {out} (success.md, episodes.jsonl, trace/, agent.json)")
+    return out
+
+
+def plan_episodes(opts: AgentOptions, tasks) -> tuple[int, list[tuple[str, int]], set[tuple[str, int]]]:
+    """The first seed, the (task, seed) episodes to run, and those to trace."""
     from lnn.rollout import SPLIT_SEED_BASE
 
-    if split not in SPLIT_SEED_BASE:
-        raise ConfigError("split", f"must be one of {', '.join(SPLIT_SEED_BASE)}, got {split!r}")
-    first = _int(args, "seed", SPLIT_SEED_BASE[split])
-    jobs = [(task, seed) for task in tasks for seed in range(first, first + episodes)]
-    n_trace = _int(args, "trace", 3)
-    traced = {(task, seed) for task in tasks for seed in range(first, first + min(n_trace, episodes))}
+    if opts.split not in SPLIT_SEED_BASE:
+        raise ConfigError("split", f"must be one of {', '.join(SPLIT_SEED_BASE)}, got {opts.split!r}")
+    first = SPLIT_SEED_BASE[opts.split] if opts.seed is None else opts.seed
+    seeds = range(first, first + opts.episodes)
+    jobs = [(task, seed) for task in tasks for seed in seeds]
+    traced = {(task, seed) for task in tasks for seed in seeds[: opts.trace]}
+    return first, jobs, traced
 
-    env_kwargs = dict(run_cfg.data.get("env_kwargs") or {}) if run_cfg is not None and run_cfg.data.env == env_name else {}
+
+def env_settings(run_cfg, env_name: str, image_size: int, headless: bool, opts: AgentOptions) -> dict:
+    """The env's arguments: the run's own (same env), frames at the policy's size, the browser's settings."""
+    from lnn.runs import select
+
+    same_env = run_cfg is not None and select(run_cfg, "data.env") == env_name
+    env_kwargs = dict(select(run_cfg, "data.env_kwargs") or {}) if same_env else {}
     env_kwargs["image_size"] = image_size  # frames exactly as in training: the env resizes
     if env_name == "miniwob":
-        env_kwargs |= {"headless": headless, "step_timeout_s": step_timeout_s}
-    parallel = min(_int(args, "parallel", 4 if env_name == "miniwob" else 32, 1), len(jobs))
+        env_kwargs |= {"headless": headless, "step_timeout_s": 10.0 if opts.step_timeout_s is None else opts.step_timeout_s}
+    return env_kwargs
 
-    from lnn.envs.registry import make_env, task_kinds
-    from lnn.rollout import run_episodes, write_success_report
+
+def run_in_envs(policy, env_name: str, tasks, env_kwargs: dict, parallel: int, jobs, traced, max_steps: int):
+    """The episodes, stepped in `parallel` envs (closed however it ends); -> results and timing."""
+    from lnn.envs.registry import make_env
+    from lnn.rollout import run_episodes
 
     envs = []
-    started = time.perf_counter()
+    timing = {"started": time.perf_counter()}
     try:
         for _ in range(parallel):
             envs.append(make_env(env_name, tasks=list(tasks), **env_kwargs))
-        launched = time.perf_counter()
-        results = run_episodes(timed, envs, jobs, record=lambda t, s: (t, s) in traced, desc="agent", max_steps=max_steps)
-        finished = time.perf_counter()
-        restarts = sum(getattr(env, "restarts", 0) for env in envs)
+        timing["launched"] = time.perf_counter()
+        results = run_episodes(policy, envs, jobs, record=lambda t, s: (t, s) in traced, desc="agent", max_steps=max_steps)
+        timing["finished"] = time.perf_counter()
+        timing["restarts"] = sum(getattr(env, "restarts", 0) for env in envs)
     finally:
         for env in envs:
             env.close()
+    return results, timing
+
+
+def write_reports(results, out: Path, env_name: str, backend: str, first: int, episodes: int) -> list[dict]:
+    """success.md|csv|png, episodes.jsonl and the traces; -> the success table's rows."""
+    from lnn.envs.registry import task_kinds
+    from lnn.rollout import write_success_report
 
     label = "onnx" if backend == "onnxruntime" else "torch"
     title = f"{env_name}: closed-loop success ({label}, seeds {first}..{first + episodes - 1})"
@@ -235,25 +315,21 @@ def run(argv: list[str]) -> Path:
             f.write(json.dumps({"task": r.task, "seed": r.seed, "success": r.success, "steps": r.steps,
                                 "failure": r.failure, "actions": r.actions}) + "\n")  # fmt: skip
     write_traces(results, out / "trace", aspect=210 / 160 if env_name == "miniwob" else None)
-    seconds = finished - launched
+    return rows
+
+
+def speed(timed: TimedPolicy, results, timing: dict) -> dict:
+    """How long launching and running took, steps per second, time in the policy, browser restarts."""
+    seconds = timing["finished"] - timing["launched"]
     env_steps = sum(r.steps for r in results)
-    info = {
-        "ckpt": args["ckpt"], "backend": backend, "env": env_name, "tasks": list(tasks), "episodes_per_task": episodes,
-        "seeds": [first, first + episodes - 1], "parallel": parallel, "max_steps": max_steps, "headless": headless,
-        "image_size": image_size, "launch_s": round(launched - started, 2), "run_s": round(seconds, 2),
+    return {
+        "launch_s": round(timing["launched"] - timing["started"], 2), "run_s": round(seconds, 2),
         "episodes_per_s": round(len(results) / seconds, 3), "agent_steps": env_steps,
         "agent_steps_per_s": round(env_steps / seconds, 3),
         "policy_ms_per_step": round(1000 * timed.seconds / max(1, timed.steps), 3),
         "policy_ms_per_call": round(1000 * timed.seconds / max(1, timed.calls), 3),
-        "browser_restarts": restarts, "aborted_episodes": sum(r.failure.startswith("aborted") for r in results),
-        "success": {r["task"]: round(r["success"], 4) for r in rows},
+        "browser_restarts": timing["restarts"], "aborted_episodes": sum(r.failure.startswith("aborted") for r in results),
     }  # fmt: skip
-    (out / "agent.json").write_text(json.dumps(info, indent=1))
-    print((out / "success.md").read_text())
-    print(f"{env_steps} agent steps in {seconds:.1f} s: {env_steps / seconds:.2f} steps/s "
-          f"(policy {info['policy_ms_per_step']:.1f} ms/step); {restarts} browser restarts")  # fmt: skip
-    print(f"results: {out} (success.md, episodes.jsonl, trace/, agent.json)")
-    return out
 
 
 def write_traces(results, folder: Path, aspect: float | None) -> None:
@@ -268,38 +344,38 @@ def write_traces(results, folder: Path, aspect: float | None) -> None:
     write_strip(traced, folder / "strip.png", aspect=aspect)
 
 
-def run_url(args, policy, backend, out: Path, headless: bool, max_steps: int, image_size: int) -> Path:
+def run_url(opts: AgentOptions, policy, backend, out: Path, headless: bool, image_size: int) -> Path:
     """The seed's form: one episode on a page, the instruction from --task; the trace says what happened."""
     from lnn.agent.web import WebPageEnv
     from lnn.rollout import run_episodes
 
-    instruction = args.get("task")
+    instruction = opts.task
     if not instruction:
         raise ConfigError("task", 'with --url, give the instruction: --task "Click the OK button"')
     try:
-        width, height = (int(v) for v in args.get("viewport", "1280x720").lower().split("x"))
+        width, height = (int(v) for v in opts.viewport.lower().split("x"))
     except ValueError:
-        raise ConfigError("viewport", f"must be WIDTHxHEIGHT, e.g. 1280x720, got {args['viewport']!r}") from None
-    env = WebPageEnv(args["url"], instruction, (width, height), image_size=image_size, headless=headless,
-                     step_timeout_s=float(args.get("step_timeout_s", 20)))  # fmt: skip
+        raise ConfigError("viewport", f"must be WIDTHxHEIGHT, e.g. 1280x720, got {opts.viewport!r}") from None
+    env = WebPageEnv(opts.url, instruction, (width, height), image_size=image_size, headless=headless,
+                     step_timeout_s=20.0 if opts.step_timeout_s is None else opts.step_timeout_s)  # fmt: skip
     started = time.perf_counter()
     try:
-        results = run_episodes(policy, [env], [("web", 0)], record=True, desc="agent", max_steps=max_steps)
+        results = run_episodes(policy, [env], [("web", 0)], record=True, desc="agent", max_steps=opts.max_steps)
     finally:
         env.close()
     seconds = time.perf_counter() - started
     r = results[0]
     ended = "the policy answered done" if r.failure == "agent-done" else r.failure
-    (out / "episode.json").write_text(json.dumps({"url": args["url"], "instruction": instruction, "backend": backend,
+    (out / "episode.json").write_text(json.dumps({"url": opts.url, "instruction": instruction, "backend": backend,
                                                   "steps": r.steps, "ended": ended, "actions": r.actions,
                                                   "seconds": round(seconds, 2)}, indent=1))  # fmt: skip
     write_traces(results, out / "trace", aspect=height / width)
-    print(f"{r.steps} steps on {args['url']} ({ended}): {', '.join(r.actions)}")
+    print(f"{r.steps} steps on {opts.url} ({ended}): {', '.join(r.actions)}")
     print(f"results: {out} (episode.json, trace/)")
     return out
 
 
 def main(argv: list[str] | None = None) -> None:
-    from lnn.training.cli import run_or_explain
+    from lnn.config import run_or_explain
 
     run_or_explain(run, sys.argv[1:] if argv is None else argv)

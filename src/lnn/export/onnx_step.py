@@ -42,37 +42,27 @@ FIXED_SOLVERS = tuple(name for name, s in SOLVERS.items() if s.exportable)
 OPSET = 18
 
 
-def liquid_cells(model: nn.Module) -> list[nn.Module]:
-    layers = getattr(getattr(model, "core", None), "layers", None)
-    if layers is None:
-        return []
-    return [layer.cell for layer in layers if hasattr(layer, "cell")]
-
-
 def num_layers(model: nn.Module) -> int:
-    return len(liquid_cells(model))
+    return len(model.liquid_cells())
 
 
 def hidden_size(model: nn.Module) -> int:
-    cells = liquid_cells(model)
+    cells = model.liquid_cells()
     return cells[0].hidden_size if cells else 0
 
 
 def solver_of(model: nn.Module) -> tuple[str, int] | None:
-    cells = liquid_cells(model)
+    cells = model.liquid_cells()
     return (cells[0].solver, cells[0].unfolds) if cells else None
 
 
 def with_solver(model: nn.Module, solver: str, unfolds: int) -> nn.Module:
-    """A copy of the model whose liquid cells integrate with `solver` in `unfolds` sub-steps."""
+    """A copy of the model whose liquid cells integrate with `solver` in `unfolds` sub-steps (exportable ones only)."""
     if solver not in FIXED_SOLVERS:
         raise ConfigError("solver", f"{solver!r} cannot be exported; choose a fixed-step solver: {', '.join(FIXED_SOLVERS)}")
     if not (isinstance(unfolds, int) and unfolds >= 1):
         raise ConfigError("unfolds", f"must be an integer >= 1, got {unfolds!r}")
-    model = copy.deepcopy(model)
-    for cell in liquid_cells(model):
-        cell.solver, cell.unfolds = solver, unfolds
-    return model
+    return model.with_solver(solver, unfolds)
 
 
 def fold_input_projection(model: nn.Module) -> tuple[nn.Module, list[str]]:
@@ -80,12 +70,12 @@ def fold_input_projection(model: nn.Module) -> tuple[nn.Module, list[str]]:
 
     Returns the model and what was folded ([] when the model has no such pair, e.g. the feed-forward core).
     """
-    cells = liquid_cells(model)
+    cells = model.liquid_cells()
     first, proj = (cells[0] if cells else None), getattr(model, "input_proj", None)
     if first is None or not isinstance(proj, nn.Linear) or not isinstance(getattr(first, "input_proj", None), nn.Linear):
         return model, []
     model = copy.deepcopy(model)
-    first, proj = liquid_cells(model)[0], model.input_proj
+    first, proj = model.liquid_cells()[0], model.input_proj
     inner = first.input_proj
     with torch.no_grad():
         w = inner.weight.double() @ proj.weight.double()  # (H + k, D_in)
@@ -131,7 +121,7 @@ def io_names(layers: int) -> tuple[list[str], list[str]]:
 def io_spec(model: nn.Module) -> dict:
     """Inputs and outputs with shapes (`batch` is dynamic) and dtypes, for the manifest."""
     layers, hidden, size = num_layers(model), hidden_size(model), model.image_size
-    tau = liquid_cells(model)[0].tau_size if layers else 0
+    tau = model.liquid_cells()[0].tau_size if layers else 0
     per = "neuron" if layers and tau > 1 else "sample"
     inputs = [
         {"name": "image", "shape": ["batch", 3, size, size], "dtype": "float32",

@@ -248,7 +248,7 @@ def export(source: Source, opts: ExportOptions | None = None, log=print) -> Path
     tmp, created = _prepare_target(target, opts.overwrite)
     try:
         with one_torch_thread():
-            if getattr(model, "base", None) is not None:  # LFM2-Liquid / hybrid: vision, decoder step, heads
+            if model.family == "lfm2":  # LFM2-Liquid / hybrid: vision, decoder step, heads
                 manifest = _export_lfm2_into(tmp, source, model, log)
             else:
                 manifest = _export_into(tmp, source, model, opts, ort_dist, log)
@@ -310,7 +310,7 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
               "episodes_from": f"{env_name} env, oracle-driven, test seeds"}  # fmt: skip
     parity |= _check_parity(paths, carry, (images, tokens), layers, hidden, opts, log)
 
-    plot_files = write_plots(tmp, streams, reset, (model.core.layers[0].cell.tau_min, model.core.layers[0].cell.tau_max)
+    plot_files = write_plots(tmp, streams, reset, (model.liquid_cells()[0].tau_min, model.liquid_cells()[0].tau_max)
                              if layers else (0, 1), log) if opts.plots else []  # fmt: skip
     web = _write_web(tmp, streams, tokens, (reset, carry), ort_dist, opts, source, log) if opts.web else None
 
@@ -378,7 +378,7 @@ def _manifest(source: Source, model, opts: ExportOptions, layers: int, hidden: i
     from lnn.envs import ACTIONS
 
     cfg = source.config
-    cell = onnx_step.liquid_cells(model)[0] if layers else None
+    cell = model.liquid_cells()[0] if layers else None
     return {
         "format": "lnn-export/1",
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),

@@ -8,25 +8,36 @@ with one line naming the path and the fix.
 
 from __future__ import annotations
 
-import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig, OmegaConf
 
+from lnn.config import load_config
 from lnn.errors import ConfigError, DataError
-from lnn.training.sweep import DEFAULT_MODE, DEFAULT_MONITOR, collect_jobs, is_sweep_dir, job_score, pick_best
-
-CONFIG = "config.yaml"
-CHECKPOINTS = ("best.ckpt", "last.ckpt")
+from lnn.runs import (
+    BEST,
+    CHECKPOINTS,
+    CONFIG,
+    DEFAULT_MODE,
+    DEFAULT_MONITOR,
+    checkpoint_in,
+    collect_jobs,
+    is_sweep_dir,
+    job_score,
+    load_model,
+    monitor_of,
+    pick_best,
+    read_results,
+)
 
 
 @dataclass
 class Source:
     checkpoint: Path
     config_path: Path
-    config: DictConfig
+    config: Mapping  # the run's config as lnn.config.load_config reads it (keys as attributes too)
     run_dir: Path  # the run the checkpoint belongs to
     given: Path  # what the user named (a file, a run, a sweep)
     reason: str  # why this checkpoint
@@ -55,39 +66,15 @@ def _config_for(ckpt: Path) -> Path:
                       "model from; export checkpoints written by train.py (logs/runs/<time>/checkpoints/)")  # fmt: skip
 
 
-def _load_config(path: Path) -> DictConfig:
-    try:
-        cfg = OmegaConf.load(path)
-    except Exception as e:
-        raise DataError(f"{path}: not a readable config ({type(e).__name__}: {e})") from e
-    if not isinstance(cfg, DictConfig) or "model" not in cfg:
-        raise DataError(f"{path}: has no `model` section; is it a train.py run's config.yaml?")
-    return cfg
-
-
-def _monitor(cfg: DictConfig) -> tuple[str, str]:
-    best = OmegaConf.select(cfg, "callbacks.best", default=None)
-    if best is None:
-        return DEFAULT_MONITOR, DEFAULT_MODE
-    return str(best.get("monitor") or DEFAULT_MONITOR), str(best.get("mode") or DEFAULT_MODE)
-
-
-def _run_score(run: Path, monitor: str) -> float | None:
-    try:
-        return job_score(json.loads((run / "results.json").read_text()), monitor)
-    except (OSError, ValueError):
-        return None
-
-
 def _pick_in_run(run: Path) -> tuple[Path, str]:
-    folder = run / "checkpoints"
-    for name in CHECKPOINTS:
-        if (folder / name).exists():
-            why = "the run's best checkpoint by the monitored metric" if name == "best.ckpt" else (
-                "the run has no best.ckpt (no validation finished), so its last checkpoint")  # fmt: skip
-            return folder / name, why
-    raise ConfigError("run", f"{run} has no checkpoints ({folder}/best.ckpt or last.ckpt): the run stopped before "
-                      "its first checkpoint; train longer or pick another run")  # fmt: skip
+    path = checkpoint_in(run)
+    if path is None:
+        folder = run / CHECKPOINTS
+        raise ConfigError("run", f"{run} has no checkpoints ({folder}/best.ckpt or last.ckpt): the run stopped before "
+                          "its first checkpoint; train longer or pick another run")  # fmt: skip
+    why = "the run's best checkpoint by the monitored metric" if path.name == BEST else (
+        "the run has no best.ckpt (no validation finished), so its last checkpoint")  # fmt: skip
+    return path, why
 
 
 def resolve_source(ckpt: str | None = None, run: str | None = None) -> Source:
@@ -102,20 +89,20 @@ def resolve_source(ckpt: str | None = None, run: str | None = None) -> Source:
         if not path.is_file():
             raise ConfigError("ckpt", f"{path}: no such checkpoint file")
         config_path = _config_for(path)
-        cfg = _load_config(config_path)
-        monitor, mode = _monitor(cfg)
+        cfg = load_config(config_path)
+        monitor, mode = monitor_of(cfg)
         return Source(path, config_path, cfg, config_path.parent, path, "the checkpoint given (ckpt=)", monitor, mode)
 
     given = Path(run)
     if not given.is_dir():
         raise ConfigError("run", f"{given}: no such directory; give a run (logs/runs/<time>) or a sweep "
                           "(logs/multiruns/<time>)")  # fmt: skip
-    if (given / CONFIG).exists() or (given / "checkpoints").is_dir():  # one run
+    if (given / CONFIG).exists() or (given / CHECKPOINTS).is_dir():  # one run
         path, why = _pick_in_run(given)
         config_path = _config_for(path)
-        cfg = _load_config(config_path)
-        monitor, mode = _monitor(cfg)
-        score = _run_score(given, monitor) if path.name == "best.ckpt" else None
+        cfg = load_config(config_path)
+        monitor, mode = monitor_of(cfg)
+        score = job_score(read_results(given), monitor) if path.name == BEST else None
         shown = f" ({monitor} = {score:.4g})" if score is not None else ""
         return Source(path, config_path, cfg, given, given, f"{why}{shown}", monitor, mode, score)
 
@@ -133,7 +120,7 @@ def resolve_source(ckpt: str | None = None, run: str | None = None) -> Source:
         raise DataError(f"{best.dir}: the sweep's best job has no checkpoints/best.ckpt (deleted?); "
                         "export another job with run=<job dir>")  # fmt: skip
     config_path = _config_for(best.checkpoint)
-    cfg = _load_config(config_path)
+    cfg = load_config(config_path)
     sweep = {"dir": str(given.resolve()), "jobs": len(rows), "finished": best.finished, "failed": best.failed,
              "best_job": best.job}  # fmt: skip
     return Source(best.checkpoint, config_path, cfg, best.dir, given, best.reason, best.monitor, best.mode,
@@ -141,26 +128,6 @@ def resolve_source(ckpt: str | None = None, run: str | None = None) -> Source:
 
 
 # --- the model --------------------------------------------------------------------------------------
-def read_checkpoint(path: Path) -> dict:
-    """The checkpoint's state dict of the model (prefix `model.` and torch.compile's `_orig_mod.` removed)."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # zip / pickle errors: truncated or not a checkpoint
-        raise DataError(f"{path}: not a readable checkpoint ({type(e).__name__}: {str(e).splitlines()[0][:160]}); "
-                        "it may be truncated or not a torch checkpoint") from e  # fmt: skip
-    state = ckpt.get("state_dict") if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict) or not state:
-        raise DataError(f"{path}: has no state_dict; is it a Lightning checkpoint written by train.py?")
-    model_state = {}
-    for key, value in state.items():
-        if key.startswith("model."):
-            key = key.removeprefix("model.").replace("_orig_mod.", "", 1)
-            model_state[key] = value
-    if not model_state:
-        raise DataError(f"{path}: no `model.*` weights in its state_dict; is it a checkpoint of lnn's PolicyModule?")
-    return model_state
-
-
 def checkpoint_score(path: Path, monitor: str) -> float | None:
     """The best value of `monitor` stored with a Lightning checkpoint (its ModelCheckpoint state)."""
     try:
@@ -174,31 +141,5 @@ def checkpoint_score(path: Path, monitor: str) -> float | None:
 
 
 def build_model(source: Source) -> torch.nn.Module:
-    """The model of the source's config with the checkpoint's weights, in eval mode, float32 on the CPU."""
-    from lnn.training.run import instantiate_checked
-
-    try:
-        model = instantiate_checked(source.config.model, "model")
-    except ConfigError as e:
-        raise ConfigError(e.key, f"{e.message} (in {source.config_path})") from None
-    except Exception as e:
-        raise DataError(f"{source.config_path}: its model section cannot be built ({type(e).__name__}: {e})") from e
-    state = read_checkpoint(source.checkpoint)
-    own = model.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    shapes = [k for k in own if k in state and tuple(own[k].shape) != tuple(state[k].shape)]
-    if missing or unexpected or shapes:
-        problems = []
-        if shapes:
-            k = shapes[0]
-            problems.append(f"{len(shapes)} shape mismatch(es), e.g. {k}: checkpoint {tuple(state[k].shape)} vs "
-                            f"config {tuple(own[k].shape)}")  # fmt: skip
-        if missing:
-            problems.append(f"{len(missing)} weight(s) missing from the checkpoint, e.g. {missing[0]}")
-        if unexpected:
-            problems.append(f"{len(unexpected)} unknown weight(s) in the checkpoint, e.g. {unexpected[0]}")
-        raise ConfigError("ckpt", f"{source.checkpoint} does not match the model of {source.config_path}: "
-                          + "; ".join(problems))  # fmt: skip
-    model.load_state_dict(state)
-    return model.float().eval()
+    """The checkpoint's model (from its spec, or the source's config) with its weights, eval, float32 on the CPU."""
+    return load_model(source.checkpoint, source.config_path).float().eval()

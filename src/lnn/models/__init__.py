@@ -1,7 +1,7 @@
 """Policies: screenshot + instruction (+ state) -> action logits, click point, τ, new state."""
 
 from lnn.models.lfm2 import LFM2Hybrid, LFM2LiquidMerged
-from lnn.models.lite import ACTION_NAMES, FeedForwardStack, VisionLNNLite
+from lnn.models.lite import FeedForwardStack, VisionLNNLite
 from lnn.models.policy import Policy
 
-__all__ = ["ACTION_NAMES", "FeedForwardStack", "LFM2Hybrid", "LFM2LiquidMerged", "Policy", "VisionLNNLite"]
+__all__ = ["FeedForwardStack", "LFM2Hybrid", "LFM2LiquidMerged", "Policy", "VisionLNNLite"]

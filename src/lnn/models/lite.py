@@ -22,9 +22,8 @@ from torch import Tensor, nn
 
 from lnn.errors import ConfigError
 from lnn.liquid import LiquidStack
+from lnn.models.policy import Described, records_spec
 from lnn.models.text import MAX_TOKENS, instruction_text, tokenize_batch
-
-ACTION_NAMES = ("click", "type", "navigate", "scroll", "key", "done")
 
 
 def unflatten(x: Tensor, real: Tensor | None, batch: int, steps: int) -> Tensor:
@@ -85,7 +84,10 @@ class FeedForwardStack(nn.Module):
         return x, [], []
 
 
-class VisionLNNLite(nn.Module):
+class VisionLNNLite(Described, nn.Module):
+    family = "lite"
+
+    @records_spec
     def __init__(
         self,
         num_actions: int = 6,
@@ -160,6 +162,9 @@ class VisionLNNLite(nn.Module):
         # query looks alike, and training sits on a plateau of "spread over all candidates".
         self.state_norm = nn.BatchNorm1d(head_size)
         self.click_scorer = CellScorer(c_map, head_size + instruction_dim, scorer_size)
+
+    def liquid_cells(self) -> list:
+        return [layer.cell for layer in self.core.layers] if self.core_type == "liquid" else []
 
     # --- pieces ---------------------------------------------------------------------------------
     def tokenize(self, tasks: list[str], instructions: list[str]) -> Tensor:

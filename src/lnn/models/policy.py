@@ -12,20 +12,82 @@ A policy maps a screenshot and an instruction (with its recurrent state) to an a
     image_size: int                                   the square size frames are resized to
     cell_xy: (2, cells) tensor                        centres of the click map's cells, in [0,1]
 
+and says what it is, so that nothing outside has to walk its attributes:
+
+    spec -> {"class": "lnn.models.lite.VisionLNNLite", "kwargs": {...}}   its class and constructor
+                                                      arguments (plain values): stored in every checkpoint
+    family: "lite" | "lfm2"                           which exporter handles it
+    liquid_cells() -> [LiquidCell, ...]               its liquid cells in layer order ([]: no liquid core)
+    with_solver(solver, unfolds) -> a copy            integrating with another solver / number of sub-steps
+
 `mask` (B,T) marks real steps of right-padded episodes; `dt` is the elapsed time per step (0 on
 padding keeps the state). Actions index lnn.envs.ACTIONS.
 """
 
 from __future__ import annotations
 
+import copy
+import functools
+import inspect
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from torch import Tensor
 
 
+def plain(value):
+    """Config containers (OmegaConf's included) -> dicts, lists and scalars, as a spec stores them."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        return [plain(v) for v in value]
+    return value
+
+
+def records_spec(init):
+    """Decorates a policy's __init__: the arguments it was called with (defaults filled in) become its spec."""
+    signature = inspect.signature(init)
+
+    @functools.wraps(init)
+    def wrapper(self, *args, **kwargs):
+        bound = signature.bind(self, *args, **kwargs)
+        bound.apply_defaults()
+        init(self, *args, **kwargs)
+        self.spec_kwargs = plain({k: v for k, v in list(bound.arguments.items())[1:]})
+
+    return wrapper
+
+
+class Described:
+    """The self-description every lnn policy offers (mixed into the model's nn.Module)."""
+
+    family: str
+    spec_kwargs: dict  # set by @records_spec on __init__
+
+    @property
+    def spec(self) -> dict:
+        return {"class": f"{type(self).__module__}.{type(self).__qualname__}", "kwargs": copy.deepcopy(self.spec_kwargs)}
+
+    def liquid_cells(self) -> list:
+        raise NotImplementedError
+
+    def with_solver(self, solver: str, unfolds: int):
+        """A copy whose liquid cells integrate with `solver` in `unfolds` sub-steps per input step."""
+        model = copy.deepcopy(self)
+        for cell in model.liquid_cells():
+            cell.solver, cell.unfolds = solver, unfolds
+        return model
+
+
 class Policy(Protocol):
     image_size: int
     cell_xy: Tensor
+    family: str
+    spec: dict
+
+    def liquid_cells(self) -> list: ...
+
+    def with_solver(self, solver: str, unfolds: int) -> Policy: ...
 
     def tokenize(self, tasks: list[str], instructions: list[str]) -> Tensor: ...
 

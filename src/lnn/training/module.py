@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from lnn.data import IGNORE
 from lnn.envs import ACTIONS
+from lnn.runs import SPEC
 
 CLICK = ACTIONS.index("click")
 
@@ -105,6 +106,12 @@ class PolicyModule(pl.LightningModule):
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._step(batch, "val")
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """The model spec goes into every checkpoint: it rebuilds the model without the run's config."""
+        model = getattr(self.model, "_orig_mod", self.model)  # torch.compile wraps the model
+        if hasattr(model, "spec"):
+            checkpoint[SPEC] = model.spec
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())

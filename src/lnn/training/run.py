@@ -9,43 +9,28 @@ from pathlib import Path
 
 import lightning.pytorch as pl
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
 
+from lnn.config import InstantiationException, instantiate, instantiate_checked, save_config
 from lnn.errors import ConfigError
 from lnn.rollout import split_jobs
+from lnn.runs import CONFIG, RESULTS
 from lnn.training.closed_loop import evaluate_model, write_success_report
 from lnn.training.module import PolicyModule
-from lnn.training.resume import LAST, write_run
+from lnn.training.resume import LAST_CHECKPOINT, write_run
 
 log = logging.getLogger("lnn")
 
 
-def instantiate_checked(cfg: DictConfig, group: str, **kwargs):
-    """instantiate(cfg), turning a ConfigError about argument `k` into one about `<group>.k`."""
-    try:
-        return instantiate(cfg, **kwargs)
-    except InstantiationException as e:
-        cause = e.__cause__
-        if isinstance(cause, ConfigError):
-            key = f"{group}.{cause.key}"
-            value = OmegaConf.select(cfg, cause.key, default=None)
-            shown = f"{key}={value}" if value is not None else key
-            raise ConfigError(shown, cause.message) from None
-        raise
-
-
-def check_run_config(cfg: DictConfig) -> None:
+def check_run_config(cfg) -> None:
     """Checks of keys no constructor sees."""
     if cfg.evaluate.episodes_per_task < 1:
         raise ConfigError("evaluate.episodes_per_task", f"must be >= 1, got {cfg.evaluate.episodes_per_task}")
     resume = str(cfg.resume)
-    if resume not in ("auto", "false", "False", "None", "null", "") and not Path(resume, LAST).exists():
-        raise ConfigError(f"resume={resume}", f"has no {LAST}; give a run directory with one, or resume=false")
+    if resume not in ("auto", "false", "False", "None", "null", "") and not Path(resume, LAST_CHECKPOINT).exists():
+        raise ConfigError(f"resume={resume}", f"has no {LAST_CHECKPOINT}; give a run directory with one, or resume=false")
 
 
-def build(cfg: DictConfig):
+def build(cfg):
     """Everything the run needs, built (and so validated) before any data is recorded."""
     check_run_config(cfg)
     model = instantiate_checked(cfg.model, "model")
@@ -61,7 +46,7 @@ def build(cfg: DictConfig):
     return model, datamodule, module, trainer
 
 
-def train(cfg: DictConfig, overrides: str = "") -> dict:
+def train(cfg, overrides: str = "") -> dict:
     """Fit, evaluate and report; `overrides` (Hydra's override_dirname) identifies the command for resume."""
     out = Path(cfg.paths.output_dir)
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -69,11 +54,11 @@ def train(cfg: DictConfig, overrides: str = "") -> dict:
     if cfg.get("compile"):
         module.model = torch.compile(module.model)
 
-    last = out / LAST
+    last = out / LAST_CHECKPOINT
     ckpt_path = str(last) if str(cfg.resume) not in ("false", "False") and last.exists() else None
     if trainer.is_global_zero:
         out.mkdir(parents=True, exist_ok=True)
-        OmegaConf.save(cfg, out / "config.yaml", resolve=True)
+        save_config(cfg, out / CONFIG)
         write_run(out, overrides=overrides, status="running", started=time.strftime("%Y-%m-%d %H:%M:%S"))
         params = sum(p.numel() for p in model.parameters())
         log.info(f"run directory: {out}  ({params:,} parameters)")
@@ -88,7 +73,7 @@ def train(cfg: DictConfig, overrides: str = "") -> dict:
 
     if trainer.is_global_zero:
         results |= final_evaluation(cfg, trainer, module, datamodule, out)
-        (out / "results.json").write_text(json.dumps(results, indent=1))
+        (out / RESULTS).write_text(json.dumps(results, indent=1))
         write_run(out, status="finished", finished=time.strftime("%Y-%m-%d %H:%M:%S"))
         log.info(f"results: {out} (checkpoints/, eval/success.md, results.json)")
     return results

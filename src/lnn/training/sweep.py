@@ -7,127 +7,20 @@ Written into the sweep directory when the multirun ends (grid sweeps and Optuna 
     best.json    the best job by the monitored metric: its directory, checkpoint, value, and why
     summary.png  the metric against τ_min and τ_max (and the τ_min × τ_max plane)
 
-`pick_best` is what `export.py run=<sweep>` uses to choose the checkpoint, so the summary and the export
-always agree on which job is best.
+The jobs and the best one come from `lnn.runs` (`collect_jobs`, `pick_best`), which `export.py run=<sweep>`
+uses too, so the summary and the export always agree on which job is best.
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import math
-from dataclasses import dataclass
 from pathlib import Path
 
-from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from hydra.experimental.callback import Callback  # Hydra imports this callback by _target_ (conf/hydra/)
 
-DEFAULT_MONITOR, DEFAULT_MODE = "val/success", "max"
-PARAMS = ("model.tau_min", "model.tau_max", "model.solver", "model.unfolds")  # always shown
-
-
-def is_sweep_dir(path: Path) -> bool:
-    """A multirun directory: it has job subdirectories written by Hydra (each with .hydra/overrides.yaml)."""
-    return path.is_dir() and (
-        (path / "multirun.yaml").exists() or any((p / ".hydra" / "overrides.yaml").exists() for p in path.iterdir())
-    )
-
-
-def _job_error(job: Path) -> str:
-    """The last `error:` line a failed job logged (run_or_explain logs it in a sweep), else ''."""
-    for log in sorted(job.glob("*.log")):
-        lines = [line for line in log.read_text(errors="replace").splitlines() if "error:" in line]
-        if lines:
-            return lines[-1].split("error:", 1)[1].strip()
-    return ""
-
-
-def _monitor(cfg) -> tuple[str, str]:
-    best = OmegaConf.select(cfg, "callbacks.best", default=None) if cfg is not None else None
-    if best is None:
-        return DEFAULT_MONITOR, DEFAULT_MODE
-    return str(best.get("monitor") or DEFAULT_MONITOR), str(best.get("mode") or DEFAULT_MODE)
-
-
-def job_score(results: dict, monitor: str) -> float | None:
-    """The job's monitored value: its best checkpoint's score when recorded, else the last validation's."""
-    value = results.get("best_score") if results.get("monitor") == monitor else None
-    value = results.get(monitor) if value is None else value
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(value) else value
-
-
-def collect_jobs(sweep_dir: Path) -> list[dict]:
-    """A row per job directory: job, dir, overrides, status, τ bounds and solver (resolved), results."""
-    rows = []
-    for job in sorted((p for p in sweep_dir.iterdir() if p.is_dir()), key=lambda p: (len(p.name), p.name)):
-        overrides_file = job / ".hydra" / "overrides.yaml"
-        if not overrides_file.exists():
-            continue
-        overrides = [str(o) for o in OmegaConf.load(overrides_file)]
-        cfg_file = job / "config.yaml"
-        cfg = OmegaConf.load(cfg_file) if cfg_file.exists() else OmegaConf.load(job / ".hydra" / "config.yaml")
-        results_file = job / "results.json"
-        try:
-            results = json.loads(results_file.read_text()) if results_file.exists() else {}
-        except ValueError:
-            results = {}
-        monitor, mode = _monitor(cfg)
-        row = {"job": job.name, "dir": str(job), "overrides": " ".join(overrides)}
-        for key in PARAMS:
-            row[key] = OmegaConf.select(cfg, key, default=None)
-        row |= {"status": "finished" if results else "failed", "monitor": monitor, "mode": mode,
-                "score": job_score(results, monitor), "error": "" if results else _job_error(job)}  # fmt: skip
-        row |= {k: v for k, v in results.items() if k not in row}
-        rows.append(row)
-    return rows
-
-
-@dataclass
-class BestJob:
-    job: str
-    dir: Path
-    checkpoint: Path | None
-    monitor: str
-    mode: str
-    value: float
-    reason: str
-    finished: int
-    failed: int
-
-    def as_dict(self) -> dict:
-        return {k: str(v) if isinstance(v, Path) else v for k, v in self.__dict__.items()}
-
-
-def pick_best(rows: list[dict], sweep_dir: Path | str = "") -> BestJob | None:
-    """The finished job with the best monitored value (ties: the earlier job); None if no job finished."""
-    scored = [r for r in rows if r["status"] == "finished" and r["score"] is not None]
-    if not scored:
-        return None
-    monitor, mode = scored[0]["monitor"], scored[0]["mode"]
-    sign = 1 if mode == "max" else -1
-
-
-    def loss(r: dict) -> float:
-        value = r.get("val/loss")
-        return float(value) if isinstance(value, (int, float)) and not math.isnan(value) else math.inf
-
-    # ties (common: success rates are fractions of a few episodes) go to the lower val/loss, then the earlier job
-    best = max(scored, key=lambda r: (sign * r["score"], -loss(r), -int(r["job"]) if r["job"].isdigit() else 0))
-    failed = len(rows) - len(scored)
-    ckpt = Path(best["dir"]) / "checkpoints" / "best.ckpt"
-    ties = sum(1 for r in scored if r["score"] == best["score"]) - 1
-    reason = (
-        f"job {best['job']} ({best['overrides'] or 'no overrides'}) has the {'highest' if mode == 'max' else 'lowest'} "
-        f"{monitor} = {best['score']:.4g} of the {len(scored)} completed job(s) of sweep {sweep_dir}"
-        + (f" (tied with {ties} other job(s); the lowest val/loss, {loss(best):.4g}, breaks the tie)" if ties else "")
-        + (f"; {failed} job(s) failed" if failed else "")
-    )
-    return BestJob(best["job"], Path(best["dir"]), ckpt if ckpt.exists() else None, monitor, mode,
-                   best["score"], reason, len(scored), failed)  # fmt: skip
+from lnn.config import in_multirun
+from lnn.runs import PARAMS, BestJob, collect_jobs, pick_best
 
 
 def _cell(value) -> str:
@@ -249,11 +142,9 @@ def plot_sweep(rows: list[dict], best: BestJob | None, path: Path) -> None:
 
 
 class SweepSummary(Callback):
-    def on_job_end(self, config: DictConfig, job_return=None, **kwargs) -> None:
+    def on_job_end(self, config, job_return=None, **kwargs) -> None:
         """Keep the summary current after every job of a sweep: it exists even if the sweep itself dies
         (Optuna's sweeper raises at the end when every trial failed)."""
-        from lnn.training.cli import in_multirun
-
         if not in_multirun():
             return
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -265,7 +156,7 @@ class SweepSummary(Callback):
 
                 logging.getLogger("lnn").warning(f"sweep summary not updated: {e}")
 
-    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+    def on_multirun_end(self, config, **kwargs) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.exists():
             return

@@ -51,7 +51,7 @@ class TauPlots(pl.Callback):
     def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero or not self._due(trainer):
             return
-        if not getattr(pl_module.model, "core", None) or not getattr(pl_module.model.core, "layers", None):
+        if not pl_module.model.liquid_cells():
             return  # no liquid layers (the feed-forward ablation): no τ
         dm = trainer.datamodule
         jobs = split_jobs(dm.tasks, "val", self.episodes_per_task)
@@ -81,7 +81,7 @@ class TauPlots(pl.Callback):
 
 
 def tau_bounds(model) -> tuple[float, float]:
-    cell = model.core.layers[0].cell
+    cell = model.liquid_cells()[0]
     return float(cell.tau_min), float(cell.tau_max)
 
 

@@ -42,12 +42,16 @@ from lnn.models.lfm2.images import patchify, token_grid
 from lnn.models.lfm2.liquid import RECURRENCES, LiquidBranch, LiquidContext
 from lnn.models.lfm2.merged import HookAdapters, merge_liquid_layers
 from lnn.models.lfm2.text import PromptFormat, load_tokenizer
+from lnn.models.policy import Described, records_spec
 from lnn.models.text import instruction_text
 
 
-class LFM2Policy(nn.Module):
+class LFM2Policy(Described, nn.Module):
     """What both LFM2 variants share; subclasses attach the liquid layers (`_attach`)."""
 
+    family = "lfm2"
+
+    @records_spec
     def __init__(
         self,
         preset: str = "tiny",
@@ -73,37 +77,14 @@ class LFM2Policy(nn.Module):
         attn_implementation: str = "sdpa",
     ):
         super().__init__()
-        # --- every check before building (the 450M base takes seconds and 1.8 GB) ---
+        # every check before building: the 450M base takes seconds and 1.8 GB
         check_liquid_args(tau_min, tau_max, solver, unfolds, rtol, atol, tau_per)
         if recurrence not in RECURRENCES:
             raise ConfigError("recurrence", f"must be one of {', '.join(RECURRENCES)}, got {recurrence!r}")
-        if pretrained_path:
-            from transformers import AutoConfig
-
-            config = AutoConfig.from_pretrained(str(check_pretrained_path(pretrained_path)), local_files_only=True)
-            if config.model_type != "lfm2_vl":
-                raise ConfigError("pretrained_path", f"{pretrained_path} holds a {config.model_type!r} model, not lfm2_vl")
-        else:
-            config = build_config(preset)
-        preset_spec = PRESETS.get(preset, PRESETS["tiny"])
-        indices = check_liquid_layers(preset_spec["liquid_layers"] if liquid_layers is None else liquid_layers,
-                                      config.text_config)  # fmt: skip
-        size = preset_spec["liquid_size"] if liquid_size is None else liquid_size
-        if not (isinstance(size, int) and size >= 1):
-            raise ConfigError("liquid_size", f"must be an integer >= 1 (neurons per liquid layer), got {size!r}")
-        patch, factor = config.vision_config.patch_size, config.downsample_factor
-        unit = patch * factor
-        if not (isinstance(image_size, int) and image_size % unit == 0 and image_size >= 2 * unit):
-            raise ConfigError("image_size", f"must be a multiple of {unit} (patch {patch} × downsample {factor}) "
-                                            f"and >= {2 * unit}, got {image_size}")  # fmt: skip
-        if time_unit not in ("frame", "token"):
-            raise ConfigError("time_unit", f"must be 'frame' or 'token', got {time_unit!r}")
-        if max_text_tokens < 1:
-            raise ConfigError("max_text_tokens", f"must be >= 1, got {max_text_tokens}")
-        tokenizer = load_tokenizer(pretrained_path, config)
-        if tokenizer is None:
-            raise ConfigError("pretrained_path", f"{pretrained_path} has no tokenizer files (tokenizer.json, "
-                                                 "tokenizer_config.json): the policy needs the model's own tokenizer")  # fmt: skip
+        config = self._base_config(preset, pretrained_path)
+        indices, size = self._liquid_layout(preset, liquid_layers, liquid_size, config.text_config)
+        patch, factor = self._check_frames(config, image_size, time_unit, max_text_tokens)
+        tokenizer = self._tokenizer(pretrained_path, config)
 
         self.base = build_base(preset, pretrained_path, base_dtype, attn_implementation)
         self.config = self.base.config
@@ -118,18 +99,67 @@ class LFM2Policy(nn.Module):
         self.freeze_base = bool(freeze_base)
         self.set_base_trainable(not self.freeze_base)
 
-        self.n_image = (image_size // unit) ** 2
+        self.n_image = (image_size // (patch * factor)) ** 2
         self.tokenizer = tokenizer
         self.prompt = PromptFormat(tokenizer, self.n_image)
         self._processor = None
-        width = config.text_config.hidden_size
+        self._build_heads(config.text_config.hidden_size, head_size, key_size, num_actions)
+        self.register_buffer("cell_xy", token_grid(image_size, patch, factor), persistent=False)
+        self.to(next(self.base.parameters()).device)
+
+    # --- building, in named steps -------------------------------------------------------------------
+    @staticmethod
+    def _base_config(preset: str, pretrained_path: str | None):
+        """LFM2-VL's config: the checkpoint's own (it must be an lfm2_vl one), else the preset's."""
+        if not pretrained_path:
+            return build_config(preset)
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(str(check_pretrained_path(pretrained_path)), local_files_only=True)
+        if config.model_type != "lfm2_vl":
+            raise ConfigError("pretrained_path", f"{pretrained_path} holds a {config.model_type!r} model, not lfm2_vl")
+        return config
+
+    @staticmethod
+    def _liquid_layout(preset: str, liquid_layers, liquid_size, text_config) -> tuple[list[int], int]:
+        """The decoder layers that get a liquid layer, and its neurons (null: the preset's)."""
+        preset_spec = PRESETS.get(preset, PRESETS["tiny"])
+        indices = check_liquid_layers(preset_spec["liquid_layers"] if liquid_layers is None else liquid_layers,
+                                      text_config)  # fmt: skip
+        size = preset_spec["liquid_size"] if liquid_size is None else liquid_size
+        if not (isinstance(size, int) and size >= 1):
+            raise ConfigError("liquid_size", f"must be an integer >= 1 (neurons per liquid layer), got {size!r}")
+        return indices, size
+
+    @staticmethod
+    def _check_frames(config, image_size, time_unit: str, max_text_tokens) -> tuple[int, int]:
+        """Frame size, time unit and prompt length checked; -> the vision patch size and downsample factor."""
+        patch, factor = config.vision_config.patch_size, config.downsample_factor
+        unit = patch * factor
+        if not (isinstance(image_size, int) and image_size % unit == 0 and image_size >= 2 * unit):
+            raise ConfigError("image_size", f"must be a multiple of {unit} (patch {patch} × downsample {factor}) "
+                                            f"and >= {2 * unit}, got {image_size}")  # fmt: skip
+        if time_unit not in ("frame", "token"):
+            raise ConfigError("time_unit", f"must be 'frame' or 'token', got {time_unit!r}")
+        if max_text_tokens < 1:
+            raise ConfigError("max_text_tokens", f"must be >= 1, got {max_text_tokens}")
+        return patch, factor
+
+    @staticmethod
+    def _tokenizer(pretrained_path: str | None, config):
+        tokenizer = load_tokenizer(pretrained_path, config)
+        if tokenizer is None:
+            raise ConfigError("pretrained_path", f"{pretrained_path} has no tokenizer files (tokenizer.json, "
+                                                 "tokenizer_config.json): the policy needs the model's own tokenizer")  # fmt: skip
+        return tokenizer
+
+    def _build_heads(self, width: int, head_size: int, key_size: int, num_actions: int) -> None:
+        """The action head and the click map's query (last token) and keys (image tokens)."""
         self.head = nn.Sequential(nn.Linear(width, head_size), nn.GELU())
         self.action_head = nn.Linear(head_size, num_actions)
         self.click_query = nn.Linear(head_size, key_size)
         self.click_keys = nn.Linear(width, key_size)
         self.key_scale = 1 / math.sqrt(key_size)
-        self.register_buffer("cell_xy", token_grid(image_size, patch, factor), persistent=False)
-        self.to(next(self.base.parameters()).device)
 
     # --- liquid layers ----------------------------------------------------------------------------
     def _attach(self, indices: list[int], size: int, **branch_kwargs) -> None:
@@ -138,6 +168,9 @@ class LFM2Policy(nn.Module):
     def branches(self) -> dict[int, LiquidBranch]:
         """The liquid branch of each liquid layer, by decoder-layer index."""
         raise NotImplementedError
+
+    def liquid_cells(self) -> list:
+        return [branch.cell for branch in self.branches().values()]
 
     def set_base_trainable(self, trainable: bool) -> None:
         """Freeze or unfreeze the LFM2-VL weights; liquid layers and heads always train."""

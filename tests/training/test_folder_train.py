@@ -27,6 +27,19 @@ def test_data_folder_sets_the_offline_monitor_and_drops_the_env_callbacks(make_c
         build(make_cfg("data=folder"))
 
 
+def test_a_bad_line_stops_the_run_before_any_work_with_one_line(tmp_path):
+    folder = make_folder(tmp_path)
+    lines = (folder / "episodes.jsonl").read_text().splitlines()
+    lines[3] = lines[3].replace('"click"', '"hover"')
+    (folder / "episodes.jsonl").write_text("\n".join(lines) + "\n")
+    result = run_cli(str(ROOT / "train.py"), "data=folder", "data.path=shots", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    assert result.stderr.strip().splitlines() == [(
+        f"error: {folder / 'episodes.jsonl'}:4: unknown action 'hover'; use one of click, type, navigate, scroll, key, "
+        "done; fix or remove the line")]  # fmt: skip
+    assert not (tmp_path / "data_cache").exists() and not list((tmp_path / "logs").glob("runs/*/run.json"))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("model", ["lite", "lfm2_liquid", "lfm2_hybrid"])
 def test_a_model_trains_from_a_folder(tmp_path, model):

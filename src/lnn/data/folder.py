@@ -241,11 +241,11 @@ def _write_import(folder: Path, steps: list[Step], splits: dict, image_size: int
 
 
 def import_folder(folder: str | os.PathLike, root: str | os.PathLike, image_size: int, val_fraction: float = 0.1,
-                  workers: int | None = None) -> Path:  # fmt: skip
+                  workers: int | None = None, steps: list[Step] | None = None) -> Path:  # fmt: skip
     """The imported dataset of `folder` under `root` (train/ and val/, split by episode), imported now unless
-    this content was imported before. Returns its path."""
+    this content was imported before. Returns its path. `steps`: read_steps(folder), if already read."""
     folder = Path(folder).expanduser().resolve()
-    steps = read_steps(folder)
+    steps = steps if steps is not None else read_steps(folder)
     splits = split_episodes(steps, val_fraction, folder / EPISODES)
     final = Path(root) / f"folder-{folder.name}-{folder_key(folder, steps, image_size, val_fraction)}"
     workers = workers or os.cpu_count() or 1
@@ -280,7 +280,8 @@ class FolderDataModule(EpisodeDataModule):
             raise ConfigError("batch_size", f"must be >= 1, got {batch_size}")
         if import_workers is not None and import_workers < 1:
             raise ConfigError("import_workers", f"must be null (every CPU) or >= 1, got {import_workers}")
-        self.path, self.val_fraction, self.import_workers = Path(path), val_fraction, import_workers
+        self.path, self.val_fraction, self.import_workers = Path(path).expanduser().resolve(), val_fraction, import_workers
+        self.steps = read_steps(self.path)  # a bad line stops the run here, before any work (images: at import)
         self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
         self.data_dir = Path(data_dir)
         self.splits = {}
@@ -288,5 +289,6 @@ class FolderDataModule(EpisodeDataModule):
 
     def dataset_path(self, split: str) -> Path:
         if self.imported is None:  # checked and imported once per run
-            self.imported = import_folder(self.path, self.data_dir, self.image_size, self.val_fraction, self.import_workers)
+            self.imported = import_folder(self.path, self.data_dir, self.image_size, self.val_fraction,
+                                          self.import_workers, self.steps)  # fmt: skip
         return self.imported / split

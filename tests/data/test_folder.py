@@ -144,12 +144,14 @@ BAD_LINES = {
     "unreadable image": (corrupt_image, "cannot be read"),
     "unknown action": (replace(3, action="hover"), "unknown action 'hover'"),
     "click outside [0, 1]": (replace(3, x=1.5), "x is 1.5, outside [0.0, 1.0]"),
+    "click not a number": (replace(3, y=float("nan")), "y is nan"),
     "box outside [0, 1]": (replace(6, box=[0.1, 0.1, 1.2, 0.3]), "box[2] is 1.2"),
     "steps out of order": (replace(4, step=2), "step 2 is out of order"),
     "episode split up": (replace(7, episode="e0", step=3), "continues after other episodes"),
     "missing key": (replace(3, instruction=None), "missing key 'instruction'"),
     "click without y": (replace(0, y=None), "missing key 'y'"),
     "bad dt": (replace(2, dt=0), "dt is 0"),
+    "image outside the folder": (replace(5, image="../elsewhere.png"), "must be a path inside the folder"),
     "not JSON": (not_json, "not valid JSON"),
 }
 

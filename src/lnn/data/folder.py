@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import multiprocessing as mp
 import os
 import time
@@ -68,7 +69,7 @@ class Step:
 def _number(value, what: str, low: float | None = None, high: float | None = None, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ValueError(f"{what} must be a number, got {value!r}")
-    if (low is not None and not low <= value <= high) or (positive and not value > 0):
+    if not math.isfinite(value) or (low is not None and not low <= value <= high) or (positive and not value > 0):
         raise ValueError(f"{what} is {value}, outside " + (f"[{low}, {high}]" if low is not None else "(0, inf)"))
     return float(value)
 
@@ -115,7 +116,7 @@ def read_steps(folder: Path) -> list[Step]:
         raise DataError(f"{path}: no such file; a folder dataset needs {EPISODES} (one JSON line per step, README.md)")
     steps: list[Step] = []
     done: set[str] = set()  # episodes whose lines have ended
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # -sig: a byte-order mark some editors write is skipped
         for line, text in enumerate(f, 1):
             if not text.strip():
                 continue
@@ -134,6 +135,8 @@ def read_steps(folder: Path) -> list[Step]:
                     raise ValueError(f"episode {step.episode!r} continues after other episodes; keep an episode's lines together")
                 if step.step != expected:
                     raise ValueError(f"step {step.step} is out of order: episode {step.episode!r} expects step {expected} here")
+                if Path(step.image).is_absolute() or ".." in Path(step.image).parts:
+                    raise ValueError(f"image {step.image!r} must be a path inside the folder, relative to it")
                 if not (folder / step.image).is_file():
                     raise ValueError(f"image {step.image!r} does not exist (paths are relative to {folder})")
             except ValueError as e:

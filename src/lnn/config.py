@@ -48,7 +48,7 @@ def run_or_explain(task, *args, **kwargs):
 
 
 def instantiate_checked(cfg: DictConfig, group: str, **kwargs):
-    """instantiate(cfg), turning a ConfigError about argument `k` into one about `<group>.k`."""
+    """instantiate(cfg), turning a ConfigError about argument `k` into one about `<group>.k`; a DataError as is."""
     try:
         return instantiate(cfg, **kwargs)
     except InstantiationException as e:
@@ -58,6 +58,8 @@ def instantiate_checked(cfg: DictConfig, group: str, **kwargs):
             value = OmegaConf.select(cfg, cause.key, default=None)
             shown = f"{key}={value}" if value is not None else key
             raise ConfigError(shown, cause.message) from None
+        if isinstance(cause, DataError):  # e.g. a bad line of a folder dataset, found while checking it
+            raise cause from None
         raise
 
 

@@ -32,6 +32,7 @@ class Episodes:
     click: torch.Tensor  # (rows, 2)
     box: torch.Tensor  # (rows, 4)
     focus: torch.Tensor  # (rows, 4)
+    dt: torch.Tensor  # (rows,) time since the previous frame
     starts: np.ndarray  # first row of each episode
     lengths: np.ndarray
 
@@ -47,7 +48,8 @@ def load_episodes(path: Path, image_size: int) -> Episodes:
         ds = hf.load_from_disk(str(path))
         files = ", ".join(f["filename"] for f in ds.cache_files) or str(path)
         ds = ds.cast_column("screenshot", hf.Image(decode=False))
-        table = ds.select_columns(["episode", "step", "action", "click", "target_box", "focus_box"]).with_format("numpy")[:]
+        numeric = ["episode", "step", "action", "click", "target_box", "focus_box"] + (["dt"] if "dt" in ds.column_names else [])
+        table = ds.select_columns(numeric).with_format("numpy")[:]
         text = ds.select_columns(["instruction", "task"])[:]
     except Exception as e:  # arrow / json errors: the files are not a readable dataset
         raise DataError(f"{path}: not a readable dataset ({type(e).__name__}: {e}); delete it to record it again") from e
@@ -82,6 +84,7 @@ def load_episodes(path: Path, image_size: int) -> Episodes:
         click=torch.as_tensor(np.stack(table["click"]), dtype=torch.float32),
         box=torch.as_tensor(np.stack(table["target_box"]), dtype=torch.float32),
         focus=torch.as_tensor(np.stack(table["focus_box"]), dtype=torch.float32),
+        dt=torch.as_tensor(table["dt"], dtype=torch.float32) if "dt" in table else torch.ones(rows),  # older datasets: 1
         starts=starts,
         lengths=lengths,
     )
@@ -105,6 +108,7 @@ class EpisodeDataset(Dataset):
             "click": e.click[rows],
             "box": e.box[rows],
             "focus": e.focus[rows],
+            "dt": e.dt[rows],
         }
 
 
@@ -119,13 +123,14 @@ def collate_episodes(items: list[dict]) -> dict:
         "click": torch.zeros(batch, steps, 2),
         "box": torch.full((batch, steps, 4), -1.0),
         "focus": torch.full((batch, steps, 4), -1.0),
+        "dt": torch.zeros(batch, steps),  # 0 on padding: padded steps leave the state as it is
         "mask": torch.zeros(batch, steps, dtype=torch.bool),
         "instruction": [],
         "task": [item["task"] for item in items],
     }
     for b, item in enumerate(items):
         n = len(item["action"])
-        for key in ("images", "action", "click", "box", "focus"):
+        for key in ("images", "action", "click", "box", "focus", "dt"):
             out[key][b, :n] = item[key]
         out["mask"][b, :n] = True
         out["instruction"].append(list(item["instruction"]) + [""] * (steps - n))
@@ -181,15 +186,18 @@ class EpisodeDataModule(pl.LightningDataModule):
     def spec(self, split: str) -> RolloutSpec:
         return RolloutSpec(self.env, self.tasks, self.episodes_per_task[split], split, self.env_kwargs)
 
+    def dataset_path(self, split: str) -> Path:
+        """The split's dataset on disk, recorded now if it is not there yet."""
+        return build_dataset(self.spec(split), self.data_dir, workers=self.record_workers)
+
     def prepare_data(self) -> None:
         for split in ("train", "val"):
-            build_dataset(self.spec(split), self.data_dir, workers=self.record_workers)
+            self.dataset_path(split)
 
     def setup(self, stage: str | None = None) -> None:
         for split in ("train", "val"):
             if split not in self.splits:
-                path = build_dataset(self.spec(split), self.data_dir, workers=self.record_workers)
-                self.splits[split] = load_episodes(path, self.image_size)
+                self.splits[split] = load_episodes(self.dataset_path(split), self.image_size)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:
         return DataLoader(

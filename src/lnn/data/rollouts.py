@@ -59,8 +59,44 @@ def features():
             "click": hf.Sequence(hf.Value("float32"), length=2),  # normalised (x, y); the oracle's point
             "target_box": hf.Sequence(hf.Value("float32"), length=4),  # (x0, y0, x1, y1), -1 when no click
             "focus_box": hf.Sequence(hf.Value("float32"), length=4),  # what the step is about, -1 when nothing
+            # time since the previous frame (the liquid core's dt); 1 for recorded steps. Datasets written
+            # before it existed have no such column and are read as 1 (load_episodes): no FORMAT_VERSION bump
+            "dt": hf.Value("float32"),
         }
     )
+
+
+def save_rows(columns: dict, path: Path) -> None:
+    """Rows (a list per column of features(); screenshots as PIL images or {"bytes": png, "path": None}) as a
+    dataset at `path`: the one writer of the recorders and the folder import."""
+    import datasets as hf
+
+    hf.Dataset.from_dict(columns, features=features()).save_to_disk(str(path))
+
+
+def build_once(final: Path, write) -> Path:
+    """`final`, made now by `write(tmp)` unless it exists, and returned.
+
+    Under a file lock (parallel jobs of a sweep wait for one writer, then share its result); `write` fills a
+    temporary directory that is renamed to `final` only when it returns, and removed when it raises: a
+    failed or killed build never leaves a half-written `final`.
+    """
+    if final.exists():
+        return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.with_name(f".{final.name}.lock"), "w") as lock:  # hidden; kept (unlinking races waiters)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if final.exists():
+            return final
+        tmp = final.with_name(final.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            write(tmp)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        os.replace(tmp, final)
+    return final
 
 
 @dataclass(frozen=True)
@@ -118,6 +154,7 @@ def _row(episode: int, seed: int, task: str, step: int, record: dict) -> dict:
         "click": [action.x, action.y] if action.type == "click" else [-1.0, -1.0],
         "target_box": list(oracle.target_box) if oracle.target_box else NO_BOX,
         "focus_box": list(oracle.focus) if oracle.focus else NO_BOX,
+        "dt": 1.0,
     }
 
 
@@ -174,7 +211,7 @@ def _record_shard(args) -> int:
     tmp = out.with_name(f"{out.name}.tmp{os.getpid()}")  # workers of two runs never share a temporary
     shutil.rmtree(tmp, ignore_errors=True)
     if rows:
-        hf.Dataset.from_dict(columns, features=features()).save_to_disk(str(tmp))
+        save_rows(columns, tmp)
     else:  # every episode skipped: only the notes (an empty dataset cannot be loaded back)
         tmp.mkdir(parents=True)
     (tmp / NOTES).write_text(json.dumps(notes, indent=1))
@@ -222,16 +259,14 @@ def build_dataset(spec: RolloutSpec, root: str | os.PathLike, workers: int = 1, 
     recording took, with how many workers).
     """
     final = Path(root) / f"{spec.env}-{spec.split}-{spec.key()}"
-    if final.exists():
-        return final
-    final.parent.mkdir(parents=True, exist_ok=True)
-    with open(final.with_name(f".{final.name}.lock"), "w") as lock:  # hidden; kept (unlinking races waiters)
-        fcntl.flock(lock, fcntl.LOCK_EX)  # parallel jobs of a sweep wait for one recording, then share it
-        return final if final.exists() else _record(spec, final, workers, shard_episodes)
+    work = final.with_name(final.name + ".partial")  # complete shards: kept by a failed run, for the next
+    built = build_once(final, lambda tmp: _record(spec, work, tmp, workers, shard_episodes))
+    shutil.rmtree(work, ignore_errors=True)
+    return built
 
 
-def _record(spec: RolloutSpec, final: Path, workers: int, shard_episodes: int) -> Path:
-    work = final.with_name(final.name + ".partial")
+def _record(spec: RolloutSpec, work: Path, tmp: Path, workers: int, shard_episodes: int) -> None:
+    """Record the shards missing under `work`, then merge them into the dataset at `tmp`."""
     shards_dir = work / "shards"
     shards_dir.mkdir(parents=True, exist_ok=True)
     (work / "spec.json").write_text(json.dumps(asdict(spec), indent=1, default=list))
@@ -254,8 +289,6 @@ def _record(spec: RolloutSpec, final: Path, workers: int, shard_episodes: int) -
     if not shards:
         raise DataError(f"{work}: every episode was skipped; first: {notes[0]['reason'] if notes else '?'}")
     merged = hf.concatenate_datasets(shards)
-    tmp = final.with_name(final.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     merged.save_to_disk(str(tmp))
     shutil.copy(work / "spec.json", tmp / "spec.json")
     (tmp / NOTES).write_text(json.dumps(notes, indent=1))
@@ -265,9 +298,6 @@ def _record(spec: RolloutSpec, final: Path, workers: int, shard_episodes: int) -
         "episodes_recorded_now": recorded, "seconds": round(seconds, 1),
         "episodes_per_s": round(recorded / seconds, 2) if recorded and seconds > 0 else None,
     }, indent=1))  # fmt: skip
-    os.replace(tmp, final)
-    shutil.rmtree(work)
     if notes:
-        log.warning(f"{spec.env} {spec.split}: skipped {len(notes)} of {len(jobs)} episodes (see {final / NOTES}); "
+        log.warning(f"{spec.env} {spec.split}: skipped {len(notes)} of {len(jobs)} episodes (see {NOTES} in the dataset); "
                     f"first: {notes[0]['reason']}")  # fmt: skip
-    return final

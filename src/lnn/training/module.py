@@ -66,9 +66,10 @@ class PolicyModule(pl.LightningModule):
         tasks = [task for task in batch["task"] for _ in range(t)]
         instructions = [text for episode in batch["instruction"] for text in episode]
         tokens = self.model.tokenize(tasks, instructions).to(self.device).view(b, t, -1)
-        # elapsed time 1 per real step, 0 on padding: padded steps leave the state as it is
+        # elapsed time per step (1 for recorded steps; 0 on padding: padded steps leave the state as it is)
         mask = batch["mask"]
-        return self.model(images, tokens, dt=mask.to(images.dtype), mask=mask)
+        dt = batch["dt"].to(images.dtype) if "dt" in batch else mask.to(images.dtype)
+        return self.model(images, tokens, dt=dt, mask=mask)
 
     def _step(self, batch: dict, stage: str) -> Tensor:
         out = self(batch)
@@ -80,12 +81,17 @@ class PolicyModule(pl.LightningModule):
         loss = loss_action
         metrics = {"loss_action": loss_action, "action_acc": (logits.argmax(-1) == labels).float().mean()}
         if clicks.any():
-            box = batch["box"][clicks]
+            box, target = batch["box"][clicks], batch["click"][clicks]
             coords = out["coords"][clicks]
-            loss_click = click_loss(out["click_logits"][clicks], self.model.cell_xy, box)
-            loss_coord = F.l1_loss(coords.float(), batch["click"][clicks])
+            boxed = box[:, 0] >= 0  # recorded clicks always have a target box; a user's folder may not
+            # without a box, the click map's mass is pulled to the cell nearest the labelled point
+            loss_box = torch.where(boxed.unsqueeze(-1), box, target.repeat(1, 2))
+            loss_click = click_loss(out["click_logits"][clicks], self.model.cell_xy, loss_box)
+            loss_coord = F.l1_loss(coords.float(), target)
             loss = loss + self.click_weight * loss_click + self.coord_weight * loss_coord
-            metrics |= {"loss_click": loss_click, "click_acc": inside(coords, box).float().mean()}
+            metrics |= {"loss_click": loss_click, "click_dist": (coords.float() - target).norm(dim=-1).mean()}
+            if boxed.any():  # the click inside the target box
+                metrics["click_acc"] = inside(coords[boxed], box[boxed]).float().mean()
         looks = mask & (batch["focus"][..., 0] >= 0)
         if self.look_weight and "look_logits" in out and looks.any():
             # look where the oracle's step is about: the target, the field, the square to remember

@@ -14,16 +14,17 @@ from lnn.config import InstantiationException, instantiate, instantiate_checked,
 from lnn.errors import ConfigError
 from lnn.rollout import split_jobs
 from lnn.runs import CONFIG, RESULTS
-from lnn.training.closed_loop import evaluate_model, write_success_report
+from lnn.training.closed_loop import ClosedLoopEval, evaluate_model, write_success_report
 from lnn.training.module import PolicyModule
 from lnn.training.resume import LAST_CHECKPOINT, write_run
+from lnn.training.tau_plots import TauPlots
 
 log = logging.getLogger("lnn")
 
 
 def check_run_config(cfg) -> None:
     """Checks of keys no constructor sees."""
-    if cfg.evaluate.episodes_per_task < 1:
+    if cfg.get("evaluate") is not None and cfg.evaluate.episodes_per_task < 1:  # null: no env to evaluate in
         raise ConfigError("evaluate.episodes_per_task", f"must be >= 1, got {cfg.evaluate.episodes_per_task}")
     resume = str(cfg.resume)
     if resume not in ("auto", "false", "False", "None", "null", "") and not Path(resume, LAST_CHECKPOINT).exists():
@@ -37,7 +38,13 @@ def build(cfg):
     datamodule = instantiate_checked(cfg.data, "data")
     optimizer = instantiate_checked(cfg.module.optimizer, "module.optimizer")
     module = PolicyModule(model, optimizer, **{k: v for k, v in cfg.module.items() if k != "optimizer"})
-    callbacks = [instantiate(c) for c in (cfg.get("callbacks") or {}).values() if c is not None]
+    callbacks = {name: instantiate(c) for name, c in (cfg.get("callbacks") or {}).items() if c is not None}
+    if getattr(datamodule, "env", None) is None:  # a folder of screenshots: nothing to act in
+        for name, callback in callbacks.items():
+            if isinstance(callback, (ClosedLoopEval, TauPlots)):
+                raise ConfigError(f"callbacks.{name}", "acts in an env, and this data has none; set it to null "
+                                  "(data=folder does) or use data with an env (gui, miniwob)")  # fmt: skip
+    callbacks = list(callbacks.values())
     loggers = [instantiate(c) for c in (cfg.get("logger") or {}).values() if c is not None]
     try:
         trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
@@ -72,10 +79,14 @@ def train(cfg, overrides: str = "") -> dict:
     results |= {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
 
     if trainer.is_global_zero:
-        results |= final_evaluation(cfg, trainer, module, datamodule, out)
+        if getattr(datamodule, "env", None) is not None:
+            results |= final_evaluation(cfg, trainer, module, datamodule, out)
+        else:  # no env, no closed-loop success: the best checkpoint by the offline metric it monitors
+            results |= {"best_checkpoint": best_checkpoint(trainer) or ""} | best_score(trainer)
+            log.info("no env to act in: no closed-loop evaluation; offline validation metrics are in results.json")
         (out / RESULTS).write_text(json.dumps(results, indent=1))
         write_run(out, status="finished", finished=time.strftime("%Y-%m-%d %H:%M:%S"))
-        log.info(f"results: {out} (checkpoints/, eval/success.md, results.json)")
+        log.info(f"results: {out} (checkpoints/, {'eval/success.md, ' if getattr(datamodule, 'env', None) else ''}results.json)")
     return results
 
 

@@ -27,7 +27,7 @@ import torch
 from lnn.errors import ConfigError
 from lnn.export import onnx_step
 from lnn.export.episodes import Stream, Trace, record_streams, reset_mask, run_onnx, run_torch, stream_inputs
-from lnn.export.parity import check, compare, format_figure
+from lnn.export.parity import check, compare, format_figure, target_boxes
 from lnn.export.source import Source, build_model, checkpoint_score
 
 FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
@@ -59,6 +59,8 @@ class ExportOptions:
     fp32_atol: float = 1e-4
     fp16_atol: float = 1e-2
     int8_min_agreement: float = 0.95
+    int8_min_click_agreement: float = 0.95  # share of steps clicking the same place (see parity.py)
+    click_tie_ratio: float = 0.5
     fp16: str = "weights"  # weights: fp16 storage, float32 arithmetic | full: fp16 arithmetic too
     int8: str = "weights"  # weights: int8 storage, float32 arithmetic | dynamic: int8 arithmetic (slower here)
     plots: bool = True
@@ -323,10 +325,11 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
               "reference": "PyTorch, model.step (float32), the same frames and tokens",
               "episodes_from": f"{env_name} env, oracle-driven, test seeds"}  # fmt: skip
     bounds = {"fp32": {"atol": opts.fp32_atol}, "fp16": {"atol": opts.fp16_atol},
-              "int8": {"min_agreement": opts.int8_min_agreement}}  # fmt: skip
+              "int8": {"min_agreement": opts.int8_min_agreement, "min_click_agreement": opts.int8_min_click_agreement}}  # fmt: skip
     for precision, path in paths.items():
         trace = run_onnx(_session(path), images, tokens, layers, hidden)
-        parity[precision] = check(precision, compare(carry, trace), **bounds[precision])
+        figure = compare(carry, trace, target_boxes(streams), opts.click_tie_ratio)
+        parity[precision] = check(precision, figure, **bounds[precision])
         log("parity " + format_figure(precision, parity[precision]))
 
     plot_files = write_plots(tmp, streams, reset, (model.core.layers[0].cell.tau_min, model.core.layers[0].cell.tau_max)

@@ -77,3 +77,14 @@ def test_without_a_click_map_the_point_is_judged_by_its_difference():
     assert "click_agreement" not in figure and figure["max_rel_diff"]["coords"] > 0.5
     with pytest.raises(ParityError, match="on coords"):
         check("fp16", figure, atol=1e-2)
+
+
+@pytest.mark.parametrize("ratio", [0.0, 1.5])
+def test_a_tie_ratio_outside_0_1_stops_before_any_work(tiny_run, tmp_path, ratio):
+    from lnn.errors import ConfigError
+    from lnn.export.pipeline import ExportOptions, export
+    from lnn.export.source import resolve_source
+
+    with pytest.raises(ConfigError, match="click_tie_ratio"):
+        export(resolve_source(run=str(tiny_run)), ExportOptions(out=str(tmp_path / "e"), click_tie_ratio=ratio, web=False))
+    assert not (tmp_path / "e").exists()

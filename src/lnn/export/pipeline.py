@@ -234,6 +234,8 @@ def export(source: Source, opts: ExportOptions | None = None, log=print) -> Path
     opts = opts or ExportOptions()
     if opts.steps < 1 or opts.streams_per_task < 1:
         raise ConfigError("parity.steps" if opts.steps < 1 else "parity.streams_per_task", "must be >= 1")
+    if not 0 < opts.click_tie_ratio <= 1:  # 0 would call every click a tie
+        raise ConfigError("parity.click_tie_ratio", f"must be in (0, 1], got {opts.click_tie_ratio}")
     if opts.fp16 not in onnx_step.FP16_SCHEMES:
         raise ConfigError("fp16", f"unknown scheme {opts.fp16!r}; choose one of {', '.join(onnx_step.FP16_SCHEMES)}")
     if opts.int8 not in onnx_step.INT8_SCHEMES:

@@ -41,7 +41,8 @@ def target_boxes(streams) -> np.ndarray:
     return np.array([[t["box"] or nan for t in s.truth] for s in streams], np.float64).transpose(1, 0, 2)
 
 
-def same_click(ref: Trace, other: Trace, boxes: np.ndarray | None = None, tie_ratio: float = TIE_RATIO) -> dict:
+def same_click(ref: Trace, other: Trace, boxes: np.ndarray | None = None,
+               tie_ratio: float = TIE_RATIO) -> dict:  # fmt: skip
     """(T, B) bool per rule (see the module docstring): `spot`, `target`, `tie`, and `same`, any of them."""
     side = round(ref.click_logits.shape[-1] ** 0.5)  # the click map is side × side cells over the screen
     spot = (np.abs(ref.coords - other.coords) <= 0.5 / side).all(-1)
@@ -84,7 +85,8 @@ def compare(ref: Trace, other: Trace, boxes: np.ndarray | None = None, tie_ratio
         judged = float(np.abs(ref.coords - other.coords)[bounded].max(initial=0.0))
         relative["coords"] = judged / max(1.0, scale["coords"])
         figure["click_agreement"] = float(clicks["same"].mean())
-        spot, target = clicks["spot"], clicks["target"] & ~clicks["spot"]  # each step under the first rule it meets
+        # shares of steps, each counted under the first rule it meets
+        spot, target = clicks["spot"], clicks["target"] & ~clicks["spot"]
         figure["click"] = {"same_spot": float(spot.mean()), "same_target": float(target.mean()),
                            "tie": float((clicks["same"] & ~spot & ~target).mean()), "tie_ratio": tie_ratio,
                            "max_abs_diff_coords_bounded": judged}  # fmt: skip
@@ -121,4 +123,5 @@ def format_figure(name: str, figure: dict) -> str:
     d = figure["max_abs_diff"]
     return (f"{name}: max |Δ| logits {d['action_logits']:.2g}, coords {d['coords']:.2g}, τ {d['tau']:.2g}; "
             f"same action {100 * figure['action_agreement']:.1f}%"
-            + (f", same click {100 * figure['click_agreement']:.1f}%" if "click_agreement" in figure else ""))  # fmt: skip
+            + (f", same click {100 * figure['click_agreement']:.1f}%" if "click_agreement" in figure
+               else ""))  # fmt: skip

@@ -12,7 +12,9 @@ def export(cfg: DictConfig) -> str:
         out=cfg.out, overwrite=cfg.overwrite, solver=cfg.solver, unfolds=cfg.unfolds,
         solver_tolerance=cfg.solver_tolerance, fold_linear=cfg.fold_linear, steps=cfg.parity.steps,
         streams_per_task=cfg.parity.streams_per_task, fp32_atol=cfg.parity.fp32_atol, fp16_atol=cfg.parity.fp16_atol,
-        int8_min_agreement=cfg.parity.int8_min_agreement, fp16=cfg.fp16, int8=cfg.int8, plots=cfg.plots, web=cfg.web.enabled, ort_dist=cfg.web.ort_dist,
+        int8_min_agreement=cfg.parity.int8_min_agreement,
+        int8_min_click_agreement=cfg.parity.int8_min_click_agreement, click_tie_ratio=cfg.parity.click_tie_ratio,
+        fp16=cfg.fp16, int8=cfg.int8, plots=cfg.plots, web=cfg.web.enabled, ort_dist=cfg.web.ort_dist,
     )  # fmt: skip
     out = export(resolve_source(ckpt=cfg.ckpt, run=cfg.run), options, log=lambda line: print(line, flush=True))
     if cfg.serve:

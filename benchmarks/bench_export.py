@@ -111,7 +111,8 @@ def main() -> None:
     run = Path(args.run) if args.run else default_lite_run(work)
     source = resolve_source(run=str(run))
     random_weights = not args.run
-    options = ExportOptions(out=str(work / "export"), int8_min_agreement=0.0 if random_weights else 0.95)
+    floor = 0.0 if random_weights else 0.95  # a random model's agreement says nothing: report it, require none
+    options = ExportOptions(out=str(work / "export"), int8_min_agreement=floor, int8_min_click_agreement=floor)
     t0 = time.time()
     out = export(source, options, log=lambda line: print("  " + line))
     export_seconds = time.time() - t0
@@ -224,7 +225,7 @@ def main() -> None:
               f"state carried): fp32 max |Δ| τ {par['fp32']['max_abs_diff']['tau']:.2g}, logits "
               f"{par['fp32']['max_abs_diff']['action_logits']:.2g}; fp16 τ {par['fp16']['max_abs_diff']['tau']:.2g}, "
               f"logits {par['fp16']['max_abs_diff']['action_logits']:.2g}; int8 same action "
-              f"{100 * par['int8']['action_agreement']:.1f}%.", ""]  # fmt: skip
+              f"{100 * par['int8']['action_agreement']:.1f}%, same click {100 * par['int8']['click_agreement']:.1f}%.", ""]  # fmt: skip
     lines += [f"Goals: fp16 {'met' if results['goals']['fp16_mb'][2] else 'MISSED'}, int8 "
               f"{'met' if results['goals']['int8_mb'][2] else 'MISSED'}, browser fp32 median "
               f"{'met' if results['goals']['browser_fp32_ms'][2] else 'MISSED'}.", ""]  # fmt: skip

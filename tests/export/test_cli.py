@@ -50,3 +50,17 @@ def test_optuna_sweep_over_tau_and_solver(tmp_path):
     assert summary.count("| finished |") == 2 and "**Best job:" in summary
     jobs = [p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit()]
     assert len(jobs) == 2 and all("solver=" in (j / ".hydra" / "overrides.yaml").read_text() for j in jobs)
+
+
+def test_fast_debug_run_then_export_as_the_readme_says(tmp_path):
+    """`python train.py debug=fast` then `python export.py run=<that run>`: a barely trained click map is flat,
+    and fp16 rounding moves its peak; parity judges that a tie, not a failure (it stopped the export before)."""
+    trained = run_cli(str(ROOT / "train.py"), "debug=fast", cwd=tmp_path)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    run = only(tmp_path / "logs" / "runs")
+    exported = run_cli(str(ROOT / "export.py"), f"run={run}", "web.enabled=false", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stdout[-2000:] + exported.stderr[-3000:]
+    parity = json.loads((run / "export" / "manifest.json").read_text())["parity"]
+    for precision in ("fp32", "fp16", "int8"):
+        assert parity[precision]["passed"] and parity[precision]["click_agreement"] == 1.0, precision
+        assert f"parity {precision}: " in exported.stdout and "same click 100.0%" in exported.stdout

@@ -90,9 +90,12 @@ def test_padding_mask_skips_padded_frames_without_changing_real_outputs():
     dt = mask.double()
     masked = model(images, tokens, dt=dt, mask=mask)
     full = model(images, tokens, dt=dt)
-    for key in ("action_logits", "coords", "click_logits"):
+    for key in ("action_logits", "coords", "click_logits", "look_logits"):
         torch.testing.assert_close(masked[key][mask], full[key][mask])
-        assert (masked[key][~mask] == 0).all() if key != "action_logits" else True
+        assert (masked[key][~mask] == 0).all(), key  # one rule for every model: padded steps give zeros
+    for a, b in zip(masked["tau_values"], full["tau_values"]):
+        torch.testing.assert_close(a[mask], b[mask])
+        assert (a[~mask] == 0).all()
     for a, b in zip(masked["state"], full["state"]):
         torch.testing.assert_close(a, b)
 

@@ -39,6 +39,12 @@ def test_fast_debug_run_writes_everything(tmp_path):
     assert "results: " in result.stdout + result.stderr
 
 
+def adam_steps(checkpoint: Path) -> set[int]:
+    """The optimizer's own step count of every parameter (Adam's bias correction runs on it)."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=False)["optimizer_states"][0]["state"]
+    return {int(s["step"]) for s in state.values()}
+
+
 def test_killed_run_resumes_with_the_same_command(tmp_path):
     # 2 epochs of 12 steps, last.ckpt every 4 steps: killed mid-way through the second epoch
     args = [str(ROOT / "train.py"), "debug=fast", "trainer.max_epochs=2", "trainer.limit_train_batches=12",
@@ -58,16 +64,36 @@ def test_killed_run_resumes_with_the_same_command(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     killed_at = torch.load(last, map_location="cpu", weights_only=False)["global_step"]
-    assert 16 <= killed_at < 24
+    assert 16 <= killed_at < 24 and adam_steps(last) == {killed_at}
+
+    # Mark what the killed run logged: a run that continues keeps these rows (it logs from killed_at on),
+    # a run that starts again from step 0 replaces them. The same seed would log the same values: hence marks.
+    metrics = last.parents[1] / "csv" / "metrics.csv"
+    with open(metrics, newline="") as f:
+        rows = list(csv.DictReader(f))
+    marked = {int(float(r["step"])) for r in rows if r.get("train/loss_step") and int(float(r["step"])) < killed_at}
+    assert marked, "the killed run left no training rows to check the resumed run against"
+    for r in rows:
+        if r.get("train/loss_step"):
+            r["train/loss_step"] = "-1"
+    with open(metrics, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
 
     result = run_cli(*args, cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"resuming from {last}" in result.stdout + result.stderr
     run = only_run(tmp_path)  # continued in place, not a new run directory
-    assert json.loads((run / "results.json").read_text())["global_step"] == 24
+    assert json.loads((run / "results.json").read_text())["global_step"] == 24  # as planned, not more
+    # the optimizer state came back: Adam counted every step of both processes, not only the resumed ones
+    assert adam_steps(run / "checkpoints" / "last.ckpt") == {24}
     with open(run / "csv" / "metrics.csv") as f:  # one file across the kill: the curves are not split
-        steps = [int(float(row["step"])) for row in csv.DictReader(f)]
-    assert min(steps) < killed_at and max(steps) >= 23 and not list((run / "csv").glob("version_*"))
+        train = [(int(float(r["step"])), r["train/loss_step"]) for r in csv.DictReader(f) if r.get("train/loss_step")]
+    assert sorted(step for step, _ in train) == list(range(24)), "every step logged once"
+    assert {step for step, loss in train if loss == "-1"} == marked  # the resumed run started past them ...
+    assert all(float(loss) > 0 for step, loss in train if step >= killed_at)  # ... and logged the rest
+    assert not list((run / "csv").glob("version_*"))
 
     again = run_cli(*args, cwd=tmp_path)  # finished: the same command now starts a new run
     assert again.returncode == 0 and len(list((tmp_path / "logs" / "runs").iterdir())) == 2

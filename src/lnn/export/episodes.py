@@ -94,12 +94,14 @@ def reset_mask(streams: list[Stream], reset_at_new_episode: bool) -> np.ndarray:
 
 @dataclass
 class Trace:
-    """Outputs per step: action_logits (T,B,A), coords (T,B,2), tau [per layer (T,B,k)], state [(T,B,H)]."""
+    """Outputs per step: action_logits (T,B,A), coords (T,B,2), tau [per layer (T,B,k)], state [(T,B,H)];
+    click_logits (T,B,cells): the click map, where the model gives it (PyTorch's Lite; not the ONNX step)."""
 
     action_logits: np.ndarray
     coords: np.ndarray
     tau: list[np.ndarray]
     state: list[np.ndarray]
+    click_logits: np.ndarray | None = None
 
     def taus(self) -> np.ndarray:
         """(T, B, layers, k); zero layers gives (T, B, 0, 1)."""
@@ -126,6 +128,7 @@ def run_torch(model, images: np.ndarray, tokens: np.ndarray, resets: np.ndarray 
         np.stack([o["coords"].numpy() for o in out_steps]),
         [np.stack([o["tau_values"][i].numpy() for o in out_steps]) for i in range(len(out_steps[0]["tau_values"]))],
         [np.stack([o["state"][i].numpy() for o in out_steps]) for i in range(len(out_steps[0]["state"]))],
+        np.stack([o["click_logits"].numpy() for o in out_steps]) if "click_logits" in out_steps[0] else None,
     )
 
 

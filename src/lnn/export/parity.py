@@ -1,11 +1,23 @@
 """Parity figures: how far an exported model (or a substituted solver) is from the PyTorch step.
 
 Figures are max absolute differences over every step of every stream, on the action logits, the click
-point and τ of every layer, plus the share of steps where both pick the same action. Bounds apply to the
-differences over each output's scale, max(1, max |reference|): τ lives in [τ_min, τ_max] (up to 10 by
-default) and logits grow with training, so one absolute bound would ask ten times more of τ than of the
-click point. `check` turns a figure out of bounds into a ParityError (a DataError: the entry point prints
-one line, exit 2).
+point and τ of every layer, plus the share of steps where both pick the same action and the share where
+both click the same place. Bounds apply to the differences over each output's scale, max(1, max
+|reference|): τ lives in [τ_min, τ_max] (up to 10 by default) and logits grow with training, so one
+absolute bound would ask ten times more of τ than of the click point. `check` turns a figure out of
+bounds into a ParityError (a DataError: the entry point prints one line, exit 2).
+
+The click point is the peak of a click map (plus a sub-cell refinement around it), so it is judged by
+where it lands, as a user sees it. A step clicks the same place when the two points are
+
+* within half a map cell of each other (the same spot), or
+* both inside the step's target box, when the episode has one (the same target), or
+* a tie under PyTorch's click map: the cell of the other point has at least `tie_ratio` of the
+  probability of the map's peak (a flat, untrained map, or two near-equal candidates: which one wins
+  is rounding, not an error).
+
+The bound on coords then applies to every step but those where the peak moved to another cell of the
+same target or to an equally likely one, which no |Δ| bound on the point judges fairly.
 """
 
 from __future__ import annotations
@@ -16,14 +28,42 @@ from lnn.errors import DataError
 from lnn.export.episodes import Trace
 
 KEYS = ("action_logits", "coords", "tau")
+TIE_RATIO = 0.5
 
 
 class ParityError(DataError):
     """An exported model does not reproduce the PyTorch model within the tolerance."""
 
 
-def compare(ref: Trace, other: Trace) -> dict:
-    """Max |Δ| per output (τ: over all layers; state: over all layers) and the action agreement."""
+def target_boxes(streams) -> np.ndarray:
+    """(T, B, 4) the oracle's target box of each step of each stream (x0, y0, x1, y1); NaN where none."""
+    nan = [np.nan] * 4
+    return np.array([[t["box"] or nan for t in s.truth] for s in streams], np.float64).transpose(1, 0, 2)
+
+
+def same_click(ref: Trace, other: Trace, boxes: np.ndarray | None = None,
+               tie_ratio: float = TIE_RATIO) -> dict:  # fmt: skip
+    """(T, B) bool per rule (see the module docstring): `spot`, `target`, `tie`, and `same`, any of them."""
+    side = round(ref.click_logits.shape[-1] ** 0.5)  # the click map is side × side cells over the screen
+    spot = (np.abs(ref.coords - other.coords) <= 0.5 / side).all(-1)
+    target = np.zeros_like(spot)
+    if boxes is not None:
+        def inside(xy):
+            return ((boxes[..., :2] <= xy) & (xy <= boxes[..., 2:])).all(-1)  # NaN boxes: False
+
+        target = inside(ref.coords) & inside(other.coords)
+    logits = ref.click_logits - ref.click_logits.max(-1, keepdims=True)
+    p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    column, row = np.clip((other.coords * side).astype(int), 0, side - 1).transpose(2, 0, 1)
+    p_other = np.take_along_axis(p, (row * side + column)[..., None], -1)[..., 0]
+    tie = p_other >= tie_ratio * p.max(-1)
+    return {"spot": spot, "target": target, "tie": tie, "same": spot | target | tie}
+
+
+def compare(ref: Trace, other: Trace, boxes: np.ndarray | None = None, tie_ratio: float = TIE_RATIO) -> dict:
+    """Max |Δ| per output (τ: over all layers; state: over all layers), the action agreement and, where
+    `ref` has its click map, the click agreement (the coords bound then leaves out the same-target and
+    tie steps where the point moved more than half a cell)."""
     diff = {
         "action_logits": float(np.abs(ref.action_logits - other.action_logits).max()),
         "coords": float(np.abs(ref.coords - other.coords).max()),
@@ -37,11 +77,24 @@ def compare(ref: Trace, other: Trace) -> dict:
     }
     relative = {k: diff[k] / max(1.0, scale[k]) for k in KEYS}
     same = ref.action_logits.argmax(-1) == other.action_logits.argmax(-1)
-    return {"max_abs_diff": diff, "max_rel_diff": relative, "action_agreement": float(same.mean()),
-            "steps_compared": int(same.size)}  # fmt: skip
+    figure = {"max_abs_diff": diff, "max_rel_diff": relative, "action_agreement": float(same.mean()),
+              "steps_compared": int(same.size)}  # fmt: skip
+    if ref.click_logits is not None:
+        clicks = same_click(ref, other, boxes, tie_ratio)
+        bounded = clicks["spot"] | ~clicks["same"]
+        judged = float(np.abs(ref.coords - other.coords)[bounded].max(initial=0.0))
+        relative["coords"] = judged / max(1.0, scale["coords"])
+        figure["click_agreement"] = float(clicks["same"].mean())
+        # shares of steps, each counted under the first rule it meets
+        spot, target = clicks["spot"], clicks["target"] & ~clicks["spot"]
+        figure["click"] = {"same_spot": float(spot.mean()), "same_target": float(target.mean()),
+                           "tie": float((clicks["same"] & ~spot & ~target).mean()), "tie_ratio": tie_ratio,
+                           "max_abs_diff_coords_bounded": judged}  # fmt: skip
+    return figure
 
 
-def check(name: str, figure: dict, atol: float | None = None, min_agreement: float | None = None) -> dict:
+def check(name: str, figure: dict, atol: float | None = None, min_agreement: float | None = None,
+          min_click_agreement: float | None = None) -> dict:  # fmt: skip
     # atol bounds max |Δ| / max(1, max |reference|) per output (see the module docstring)
     """Record the bounds and the verdict in `figure`; raise ParityError when a bound is not met."""
     problems = []
@@ -54,6 +107,11 @@ def check(name: str, figure: dict, atol: float | None = None, min_agreement: flo
         if not figure["action_agreement"] >= min_agreement:
             problems.append(f"same action on {100 * figure['action_agreement']:.1f}% of steps < "
                             f"{100 * min_agreement:g}%")  # fmt: skip
+    if min_click_agreement is not None and "click_agreement" in figure:
+        figure["min_click_agreement"] = min_click_agreement
+        if not figure["click_agreement"] >= min_click_agreement:
+            problems.append(f"same click on {100 * figure['click_agreement']:.1f}% of steps < "
+                            f"{100 * min_click_agreement:g}%")  # fmt: skip
     figure["passed"] = not problems
     if problems:
         raise ParityError(f"parity failed for {name}: {'; '.join(problems)} (over {figure['steps_compared']} "
@@ -64,4 +122,6 @@ def check(name: str, figure: dict, atol: float | None = None, min_agreement: flo
 def format_figure(name: str, figure: dict) -> str:
     d = figure["max_abs_diff"]
     return (f"{name}: max |Δ| logits {d['action_logits']:.2g}, coords {d['coords']:.2g}, τ {d['tau']:.2g}; "
-            f"same action {100 * figure['action_agreement']:.1f}%")  # fmt: skip
+            f"same action {100 * figure['action_agreement']:.1f}%"
+            + (f", same click {100 * figure['click_agreement']:.1f}%" if "click_agreement" in figure
+               else ""))  # fmt: skip

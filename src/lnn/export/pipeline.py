@@ -27,7 +27,7 @@ import torch
 from lnn.errors import ConfigError
 from lnn.export import onnx_step
 from lnn.export.episodes import Stream, Trace, record_streams, reset_mask, run_onnx, run_torch, stream_inputs
-from lnn.export.parity import check, compare, format_figure
+from lnn.export.parity import check, compare, format_figure, target_boxes
 from lnn.export.source import Source, build_model, checkpoint_score
 
 FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
@@ -59,6 +59,8 @@ class ExportOptions:
     fp32_atol: float = 1e-4
     fp16_atol: float = 1e-2
     int8_min_agreement: float = 0.95
+    int8_min_click_agreement: float = 0.95  # share of steps clicking the same place (see parity.py)
+    click_tie_ratio: float = 0.5
     fp16: str = "weights"  # weights: fp16 storage, float32 arithmetic | full: fp16 arithmetic too
     int8: str = "weights"  # weights: int8 storage, float32 arithmetic | dynamic: int8 arithmetic (slower here)
     plots: bool = True
@@ -232,6 +234,8 @@ def export(source: Source, opts: ExportOptions | None = None, log=print) -> Path
     opts = opts or ExportOptions()
     if opts.steps < 1 or opts.streams_per_task < 1:
         raise ConfigError("parity.steps" if opts.steps < 1 else "parity.streams_per_task", "must be >= 1")
+    if not 0 < opts.click_tie_ratio <= 1:  # 0 would call every click a tie
+        raise ConfigError("parity.click_tie_ratio", f"must be in (0, 1], got {opts.click_tie_ratio}")
     if opts.fp16 not in onnx_step.FP16_SCHEMES:
         raise ConfigError("fp16", f"unknown scheme {opts.fp16!r}; choose one of {', '.join(onnx_step.FP16_SCHEMES)}")
     if opts.int8 not in onnx_step.INT8_SCHEMES:
@@ -308,7 +312,7 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
     parity = {"episodes": len(streams), "steps": opts.steps, "state": "carried through every step of each episode",
               "reference": "PyTorch, model.step (float32), the same frames and tokens",
               "episodes_from": f"{env_name} env, oracle-driven, test seeds"}  # fmt: skip
-    parity |= _check_parity(paths, carry, (images, tokens), layers, hidden, opts, log)
+    parity |= _check_parity(paths, carry, (images, tokens), target_boxes(streams), layers, hidden, opts, log)
 
     plot_files = write_plots(tmp, streams, reset, (model.liquid_cells()[0].tau_min, model.liquid_cells()[0].tau_max)
                              if layers else (0, 1), log) if opts.plots else []  # fmt: skip
@@ -345,15 +349,19 @@ def _export_graphs(model, tmp: Path, opts: ExportOptions, log) -> tuple[dict[str
     return paths, folded
 
 
-def _check_parity(paths: dict[str, Path], carry: Trace, inputs, layers: int, hidden: int, opts: ExportOptions, log) -> dict:
-    """Each precision's graph in onnxruntime against PyTorch (state carried); raises ParityError out of bounds."""
+def _check_parity(paths: dict[str, Path], carry: Trace, inputs, boxes, layers: int, hidden: int, opts: ExportOptions,
+                  log) -> dict:  # fmt: skip
+    """Each precision's graph in onnxruntime against PyTorch (state carried), clicks judged against the episodes'
+    target `boxes`; raises ParityError out of bounds."""
     images, tokens = inputs
     bounds = {"fp32": {"atol": opts.fp32_atol}, "fp16": {"atol": opts.fp16_atol},
-              "int8": {"min_agreement": opts.int8_min_agreement}}  # fmt: skip
+              "int8": {"min_agreement": opts.int8_min_agreement,
+                       "min_click_agreement": opts.int8_min_click_agreement}}  # fmt: skip
     parity = {}
     for precision, path in paths.items():
         trace = run_onnx(_session(path), images, tokens, layers, hidden)
-        parity[precision] = check(precision, compare(carry, trace), **bounds[precision])
+        figure = compare(carry, trace, boxes, opts.click_tie_ratio)
+        parity[precision] = check(precision, figure, **bounds[precision])
         log("parity " + format_figure(precision, parity[precision]))
     return parity
 

@@ -189,7 +189,8 @@ class VisionLNNLite(Described, nn.Module):
         """images (B, T, 3, S, S) in [0, 1], tokens (B, T, L) -> outputs per step (B, T, ...).
 
         `mask` (B, T) marks real steps of padded episodes: frames are only encoded where it is true
-        (padding costs nothing in the CNN); outputs at padded steps are zeros.
+        (padding costs nothing in the CNN); every output per step (logits, coords, maps, τ) is zero at
+        padded steps, as LFM2-Liquid's are.
         """
         batch, steps = images.shape[:2]
         frames, tokens = images.flatten(0, 1), tokens.flatten(0, 1)
@@ -209,8 +210,10 @@ class VisionLNNLite(Described, nn.Module):
         z_real = z if real is None else z[real]
         click_logits = self.click_scorer(feats, torch.cat([self.state_norm(z_real), words], -1))
         coords = self.click_point(click_logits)
+        if mask is not None:
+            taus = [tau * mask.unsqueeze(-1).to(tau.dtype) for tau in taus]
         return {
-            "action_logits": self.action_head(z).view(batch, steps, -1),
+            "action_logits": unflatten(self.action_head(z_real), real, batch, steps),
             "coords": unflatten(coords, real, batch, steps),
             "click_logits": unflatten(click_logits, real, batch, steps),
             "look_logits": unflatten(pool_logits, real, batch, steps),

@@ -1,0 +1,90 @@
+"""The parity judgement of the click: by where it lands, not by |Δ| on the point (lnn.export.parity)."""
+
+import numpy as np
+import pytest
+
+from lnn.export.episodes import Trace
+from lnn.export.parity import ParityError, check, compare
+
+SIDE = 8  # an 8 × 8 click map, as Lite's at image_size 64
+
+
+def cell_centre(column: int, row: int) -> list[float]:
+    return [(column + 0.5) / SIDE, (row + 0.5) / SIDE]
+
+
+def trace(coords, click_logits=None) -> Trace:
+    """One step of one stream; logits and τ equal everywhere, so only the click differs."""
+    coords = np.array(coords, np.float32).reshape(1, 1, 2)
+    maps = None if click_logits is None else np.asarray(click_logits, np.float32).reshape(1, 1, SIDE * SIDE)
+    return Trace(np.zeros((1, 1, 6), np.float32), coords, [np.ones((1, 1, 4), np.float32)], [], maps)
+
+
+def peaked_at(column: int, row: int, height: float = 8.0) -> np.ndarray:
+    logits = np.zeros(SIDE * SIDE)
+    logits[row * SIDE + column] = height
+    return logits
+
+
+def test_a_flat_map_flipping_its_peak_is_rounding_not_an_error():
+    flat = np.random.default_rng(0).normal(0, 1e-3, SIDE * SIDE)  # barely trained: every cell as likely
+    figure = compare(trace(cell_centre(1, 1), flat), trace(cell_centre(6, 5)))
+    assert figure["max_abs_diff"]["coords"] > 0.5  # the point moved across the screen ...
+    assert figure["click_agreement"] == 1.0 and figure["click"]["tie"] == 1.0  # ... to a place as likely
+    check("fp16", figure, atol=1e-2)  # and nothing else differs: it passes
+
+
+def test_a_click_on_another_place_fails_when_the_map_is_sure():
+    figure = compare(trace(cell_centre(1, 1), peaked_at(1, 1)), trace(cell_centre(6, 5)))
+    assert figure["click_agreement"] == 0.0
+    with pytest.raises(ParityError, match="same click on 0.0% of steps < 95%"):
+        check("int8", figure, min_agreement=0.95, min_click_agreement=0.95)  # the same action is not enough
+    with pytest.raises(ParityError, match="on coords"):  # for fp16 the point's |Δ| is bounded there
+        check("fp16", compare(trace(cell_centre(1, 1), peaked_at(1, 1)), trace(cell_centre(6, 5))), atol=1e-2)
+
+
+def test_a_near_tie_between_two_candidates_counts_as_the_same_click():
+    two = peaked_at(1, 1) + peaked_at(6, 5, height=8.0 - np.log(1.5))  # PyTorch: 1.5 to 1 for the first
+    assert compare(trace(cell_centre(1, 1), two), trace(cell_centre(6, 5)))["click_agreement"] == 1.0
+    assert compare(trace(cell_centre(1, 1), two), trace(cell_centre(6, 5)), tie_ratio=0.8)["click_agreement"] == 0.0
+
+
+def test_the_same_target_box_is_the_same_place():
+    sure = peaked_at(1, 1)
+    ref, other = trace([0.10, 0.10], sure), trace([0.30, 0.12])  # two cells apart, on one wide button
+    box = np.array([0.05, 0.05, 0.35, 0.2]).reshape(1, 1, 4)
+    assert compare(ref, other)["click_agreement"] == 0.0
+    figure = compare(ref, other, boxes=box)
+    assert figure["click_agreement"] == 1.0 and figure["click"]["same_target"] == 1.0
+    elsewhere = np.array([0.5, 0.5, 0.9, 0.9]).reshape(1, 1, 4)  # a box neither click is in
+    assert compare(ref, other, boxes=elsewhere)["click_agreement"] == 0.0
+    assert compare(ref, other, boxes=np.full((1, 1, 4), np.nan))["click_agreement"] == 0.0  # no box: no target
+
+
+def test_within_half_a_cell_is_the_same_spot_and_the_point_keeps_its_bound_there():
+    sure = peaked_at(3, 3)
+    ref = trace(cell_centre(3, 3), sure)
+    shifted = trace(np.array(cell_centre(3, 3)) + [0.4 / SIDE, -0.3 / SIDE])
+    figure = compare(ref, shifted)
+    assert figure["click"]["same_spot"] == 1.0 and figure["click_agreement"] == 1.0
+    with pytest.raises(ParityError, match="on coords"):  # a sub-cell error is still an error for fp32
+        check("fp32", figure, atol=1e-4)
+    assert compare(ref, trace(np.array(cell_centre(3, 3)) + [0.6 / SIDE, 0]))["click_agreement"] == 0.0
+
+
+def test_without_a_click_map_the_point_is_judged_by_its_difference():
+    figure = compare(trace(cell_centre(1, 1)), trace(cell_centre(6, 5)))  # e.g. a substituted solver's check
+    assert "click_agreement" not in figure and figure["max_rel_diff"]["coords"] > 0.5
+    with pytest.raises(ParityError, match="on coords"):
+        check("fp16", figure, atol=1e-2)
+
+
+@pytest.mark.parametrize("ratio", [0.0, 1.5])
+def test_a_tie_ratio_outside_0_1_stops_before_any_work(tiny_run, tmp_path, ratio):
+    from lnn.errors import ConfigError
+    from lnn.export.pipeline import ExportOptions, export
+    from lnn.export.source import resolve_source
+
+    with pytest.raises(ConfigError, match="click_tie_ratio"):
+        export(resolve_source(run=str(tiny_run)), ExportOptions(out=str(tmp_path / "e"), click_tie_ratio=ratio, web=False))
+    assert not (tmp_path / "e").exists()

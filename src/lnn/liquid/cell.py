@@ -51,6 +51,31 @@ def as_step_dt(dt: Tensor | float | None, batch: int, steps: int, ref: Tensor) -
     return dt.unsqueeze(-1)
 
 
+def integrate(field, h: Tensor, dt: Tensor | float, solver: str, unfolds: int, rtol: float, atol: float) -> Tensor:
+    """h advanced over elapsed time dt in `unfolds` sub-steps of `solver`; field(y) -> (target, rate)."""
+    sub_dt = dt / unfolds
+    for _ in range(unfolds):
+        if solver == "dopri5":
+            h = dopri5(field, h, sub_dt, rtol, atol)
+        else:
+            h = SOLVERS[solver].step(field, h, sub_dt)
+    return h
+
+
+def hold_without_time(dt: Tensor | float, h_next: Tensor, h: Tensor) -> Tensor:
+    """h_next, except where dt = 0 (padding): there the state stays h, as an ODE cell's does by itself."""
+    if not torch.is_tensor(dt):
+        return h if dt == 0 else h_next
+    return torch.where(dt > 0, h_next, h)
+
+
+def time_column(dt: Tensor | float, ref: Tensor) -> Tensor:
+    """dt as one input feature per sample: a float or (B, 1) -> (B, 1)."""
+    if torch.is_tensor(dt):
+        return dt.to(ref.dtype).expand(ref.shape[0], 1)
+    return ref.new_full((ref.shape[0], 1), float(dt))
+
+
 class LiquidCell(nn.Module):
     def __init__(
         self,
@@ -66,7 +91,7 @@ class LiquidCell(nn.Module):
     ):
         super().__init__()
         check_liquid_args(tau_min, tau_max, solver, unfolds, rtol, atol, tau_per)
-        self.input_size, self.hidden_size = input_size, hidden_size
+        self.input_size, self.hidden_size, self.state_size = input_size, hidden_size, hidden_size
         self.tau_min, self.tau_max = float(tau_min), float(tau_max)
         self.solver, self.unfolds, self.rtol, self.atol = solver, unfolds, rtol, atol
         self.tau_per = tau_per
@@ -114,16 +139,13 @@ class LiquidCell(nn.Module):
 
         if self.solver == "dopri5":  # its first evaluation point is torchdiffeq's business
             taus.append(self._target_tau(u, h)[1])
-        sub_dt = dt / self.unfolds
-        for _ in range(self.unfolds):
-            if self.solver == "dopri5":
-                h = dopri5(field, h, sub_dt, self.rtol, self.atol)
-            else:
-                h = SOLVERS[self.solver].step(field, h, sub_dt)
-        return h, taus[0]
+        return integrate(field, h, dt, self.solver, self.unfolds, self.rtol, self.atol), taus[0]
 
     def initial_state(self, batch: int, ref: Tensor) -> Tensor:
         return ref.new_zeros(batch, self.hidden_size)
+
+    def output(self, h: Tensor) -> Tensor:
+        return h
 
     def forward(self, x: Tensor, h: Tensor | None = None, dt: Tensor | float | None = None):
         """One step on x of shape (B, D); dt a float or (B,). Returns (h_next, τ)."""

@@ -53,7 +53,10 @@ def records_spec(init):
         bound = signature.bind(self, *args, **kwargs)
         bound.apply_defaults()
         init(self, *args, **kwargs)
-        self.spec_kwargs = plain({k: v for k, v in list(bound.arguments.items())[1:]})
+        arguments = dict(list(bound.arguments.items())[1:])
+        # what __init__ chose itself (e.g. a width solved for a budget), so a checkpoint rebuilds the same model
+        arguments |= getattr(self, "resolved_kwargs", {})
+        self.spec_kwargs = plain(arguments)
 
     return wrapper
 

@@ -245,7 +245,9 @@ def export_fp32(model: nn.Module, path: Path, opset: int = OPSET):
     args += tuple(torch.zeros(batch, n) for n in sizes)
     inputs, outputs = io_names(tau_layers(model), len(sizes))
     dim = torch.export.Dim("batch")
-    dynamic = {"image": {0: dim}, "tokens": {0: dim}, "state": tuple({0: dim} for _ in sizes)}
+    dynamic = {"image": {0: dim}, "tokens": {0: dim}}
+    if sizes:  # the feed-forward core has no state, and the exporter wants no key for an empty *state
+        dynamic["state"] = tuple({0: dim} for _ in sizes)
     try:
         with quiet(), torch.no_grad():
             program = torch.onnx.export(graph, args, dynamo=True, input_names=inputs, output_names=outputs,

@@ -1,4 +1,5 @@
-"""The Lite policy: a tiny CNN, an instruction encoder, a liquid stack, and action + click heads.
+"""The Lite policy: a tiny CNN, an instruction encoder, a liquid stack (or another core: `core`), and
+action + click heads.
 
 Shape at defaults follows the seed's VisionLNNLite (CNN 3→32→64→128, stride 2; 4 liquid layers of
 width 256 with one τ per sample; heads 128→64). Two changes, both for clicking:

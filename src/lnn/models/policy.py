@@ -6,7 +6,7 @@ A policy maps a screenshot and an instruction (with its recurrent state) to an a
     forward(images (B,T,3,S,S) in [0,1], tokens (B,T,L), state=None, dt=None, mask=None) -> dict:
         action_logits (B,T,6), coords (B,T,2) in [0,1], click_logits (B,T,cells),
         look_logits (B,T,cells) — optional: where the model looks (trained towards the oracle's focus),
-        tau_values [per liquid layer (B,T,τ)], state [per layer]
+        tau_values [per liquid layer (B,T,τ)], state [per core layer (B,S): the LSTM's is [h, c]]
     step(image (B,3,S,S), tokens (B,L), state) -> the same without T   (agent, ONNX export)
     initial_state(batch) -> [per layer]
     image_size: int                                   the square size frames are resized to
@@ -17,7 +17,9 @@ and says what it is, so that nothing outside has to walk its attributes:
     spec -> {"class": "lnn.models.lite.VisionLNNLite", "kwargs": {...}}   its class and constructor
                                                       arguments (plain values): stored in every checkpoint
     family: "lite" | "lfm2"                           which exporter handles it
-    liquid_cells() -> [LiquidCell, ...]               its liquid cells in layer order ([]: no liquid core)
+    liquid_cells() -> [LiquidCell, ...]               its liquid cells in layer order ([]: no liquid core) — the
+                                                      cells with a bounded τ, what τ outputs and plots read (CfC,
+                                                      LTC, LSTM, GRU cores report no τ)
     with_solver(solver, unfolds) -> a copy            integrating with another solver / number of sub-steps
 
 `mask` (B,T) marks real steps of right-padded episodes; `dt` is the elapsed time per step (0 on

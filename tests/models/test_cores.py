@@ -35,6 +35,7 @@ def test_the_same_parameter_budget_within_3_percent(core, capsys):
 
 def test_an_explicit_width_wins_and_liquid_keeps_its_width():
     assert VisionLNNLite(core="gru", core_width=20, **TINY).width == 20
+    assert VisionLNNLite(core_width=20, **TINY).liquid_cells()[0].hidden_size == 20
     assert VisionLNNLite(**TINY).width == 16 and VisionLNNLite(**TINY).spec["kwargs"]["core_width"] is None
     with pytest.raises(ConfigError, match="core_width"):
         VisionLNNLite(core="gru", core_width=0, **TINY)

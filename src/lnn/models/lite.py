@@ -118,22 +118,22 @@ def matching_width(core: str, budget: int, **sizes) -> int:
 
 
 def core_width_for(core: str, core_width: int | None, hidden_size: int, sizes: dict) -> int:
-    """The liquid core's width is hidden_size; another core's is core_width, or else the budget's."""
-    if core == "liquid":
-        return hidden_size
+    """core_width when given; else hidden_size for the liquid core, and the budget's width for another."""
     if core_width is not None:
         if not isinstance(core_width, int) or core_width < 1:
             raise ConfigError("core_width", f"must be a positive integer or null (match the budget), got {core_width!r}")
         return core_width
+    if core == "liquid":
+        return hidden_size
     return matching_width(core, core_parameters("liquid", hidden_size, **sizes), **sizes)
 
 
 class VisionLNNLite(Described, nn.Module):
     """`core` picks what carries the state between frames (CORES): the same shell around it (vision,
     instruction, heads), and the same parameter budget: `hidden_size` is the liquid core's width, and
-    another core's width (`core_width`, None: chosen here) is the one at which the whole model has as many
-    parameters as with the liquid core at `hidden_size`. The chosen width is printed and stored in the
-    model's spec, so a checkpoint rebuilds the same model; an explicit `core_width` wins."""
+    another core's width is the one at which the whole model has as many parameters as with the liquid
+    core at `hidden_size`. The chosen width is printed and stored in the model's spec (`core_width`), so
+    a checkpoint rebuilds the same model; an explicit `core_width` wins (for any core)."""
 
     family = "lite"
 

@@ -39,6 +39,8 @@ def test_export_and_agent_work_for_every_core(core, tmp_path):
     taus = [o for o in manifest["outputs"] if o["name"].startswith("tau_")]
     assert len(taus) == (2 if core == "liquid" else 0) and (manifest["tau"] is None) == (core != "liquid")
     assert manifest["parity"]["fp32"]["max_abs_diff"]["action_logits"] < 1e-4  # the export checked it, too
+    solver = manifest["solver"] and manifest["solver"]["exported"]
+    assert solver == ({"solver": "semi_implicit", "unfolds": 2} if core in ("liquid", "ltc") else None)
 
     # the agent: the export in onnxruntime acts as the checkpoint does in PyTorch, state carried
     env = GuiEnv(["click-color", "remember-color"], image_size=model.image_size)

@@ -82,3 +82,11 @@ def test_a_checkpoint_rebuilds_the_model_from_its_spec(core, tmp_path, capsys):
     assert loaded.width == model.width and capsys.readouterr().out == ""  # the width was stored, not solved again
     images, tokens = inputs(steps=2)
     torch.testing.assert_close(loaded(images, tokens)["action_logits"], model(images, tokens)["action_logits"])
+
+
+def test_with_solver_reaches_the_ltc_cells():
+    model = VisionLNNLite(core="ltc", **TINY)
+    other = model.with_solver("euler", 7)
+    assert [(c.solver, c.unfolds) for c in other.solver_cells()] == [("euler", 7)] * 2
+    assert [(c.solver, c.unfolds) for c in model.solver_cells()] == [("semi_implicit", 2)] * 2
+    assert model.liquid_cells() == [] and VisionLNNLite(core="gru", **TINY).solver_cells() == []

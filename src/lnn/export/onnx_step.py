@@ -60,12 +60,12 @@ def hidden_size(model: nn.Module) -> int:
 
 
 def solver_of(model: nn.Module) -> tuple[str, int] | None:
-    cells = model.liquid_cells()
+    cells = model.solver_cells()
     return (cells[0].solver, cells[0].unfolds) if cells else None
 
 
 def with_solver(model: nn.Module, solver: str, unfolds: int) -> nn.Module:
-    """A copy of the model whose liquid cells integrate with `solver` in `unfolds` sub-steps (exportable ones only)."""
+    """A copy of the model whose ODE cells integrate with `solver` in `unfolds` sub-steps (exportable ones only)."""
     if solver not in FIXED_SOLVERS:
         raise ConfigError("solver", f"{solver!r} cannot be exported; choose a fixed-step solver: {', '.join(FIXED_SOLVERS)}")
     if not (isinstance(unfolds, int) and unfolds >= 1):

@@ -228,6 +228,10 @@ class VisionLNNLite(Described, nn.Module):
         """The cells with a bounded τ (the liquid core's): what the τ plots and the export's τ outputs read."""
         return [layer.cell for layer in self.core.layers] if self.core_type == "liquid" else []
 
+    def solver_cells(self) -> list:
+        """The cells an ODE solver integrates: the liquid core's or the LTC core's."""
+        return [layer.cell for layer in self.core.layers] if self.core_type in ("liquid", "ltc") else []
+
     # --- pieces ---------------------------------------------------------------------------------
     def tokenize(self, tasks: list[str], instructions: list[str]) -> Tensor:
         """(N,) task names and instructions -> (N, L) word ids; an empty instruction is all padding."""

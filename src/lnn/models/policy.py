@@ -20,6 +20,8 @@ and says what it is, so that nothing outside has to walk its attributes:
     liquid_cells() -> [LiquidCell, ...]               its liquid cells in layer order ([]: no liquid core) — the
                                                       cells with a bounded τ, what τ outputs and plots read (CfC,
                                                       LTC, LSTM, GRU cores report no τ)
+    solver_cells() -> [cell, ...]                     the cells an ODE solver integrates (liquid, LTC; default:
+                                                      liquid_cells())
     with_solver(solver, unfolds) -> a copy            integrating with another solver / number of sub-steps
 
 `mask` (B,T) marks real steps of right-padded episodes; `dt` is the elapsed time per step (0 on
@@ -76,10 +78,13 @@ class Described:
     def liquid_cells(self) -> list:
         raise NotImplementedError
 
+    def solver_cells(self) -> list:
+        return self.liquid_cells()
+
     def with_solver(self, solver: str, unfolds: int):
-        """A copy whose liquid cells integrate with `solver` in `unfolds` sub-steps per input step."""
+        """A copy whose ODE cells integrate with `solver` in `unfolds` sub-steps per input step."""
         model = copy.deepcopy(self)
-        for cell in model.liquid_cells():
+        for cell in model.solver_cells():
             cell.solver, cell.unfolds = solver, unfolds
         return model
 
@@ -91,6 +96,8 @@ class Policy(Protocol):
     spec: dict
 
     def liquid_cells(self) -> list: ...
+
+    def solver_cells(self) -> list: ...
 
     def with_solver(self, solver: str, unfolds: int) -> Policy: ...
 

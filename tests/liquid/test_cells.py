@@ -57,6 +57,11 @@ def test_ltc_equals_ncps_semi_implicit(unfolds):
         _, h_theirs = theirs(x[:, t], h_theirs, dt[:, t : t + 1])
         h_ours, _ = ours.step(ours.project_input(x[:, t]), h_ours, dt[:, t : t + 1])
     torch.testing.assert_close(h_ours, h_theirs, rtol=1e-5, atol=1e-6)
+    # the gradients too (ours recomputes the synapses in the backward)
+    (h_ours**2).sum().backward()
+    (h_theirs**2).sum().backward()
+    for name, p in ours.named_parameters():
+        torch.testing.assert_close(p.grad, getattr(theirs, name).grad, rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_ltc_derivative_and_tau():

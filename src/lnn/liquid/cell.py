@@ -37,6 +37,11 @@ def check_liquid_args(tau_min, tau_max, solver, unfolds, rtol, atol, tau_per="ne
         raise ConfigError("tau_per", f"must be one of {TAU_PER}, got {tau_per!r}")
 
 
+def tracing() -> bool:
+    """Inside an ONNX export or a torch.compile/export trace: only plain torch ops will do."""
+    return torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
+
+
 def as_step_dt(dt: Tensor | float | None, batch: int, steps: int, ref: Tensor) -> Tensor | float:
     """Elapsed time per sample and step: a float (None -> 1.0), or (B,) / (B, T) -> (B, T, 1)."""
     if dt is None:

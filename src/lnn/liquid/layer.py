@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from lnn.errors import ConfigError
-from lnn.liquid.cell import LiquidCell, as_step_dt
+from lnn.liquid.cell import LiquidCell, as_step_dt, tracing
 from lnn.liquid.cfc import CfCCell
 from lnn.liquid.fused import FUSED_SOLVERS, fused_sequence
 from lnn.liquid.gated import GRUCell, LSTMCell
@@ -35,11 +35,6 @@ def make_cell(core: str, input_size: int, hidden_size: int, **kwargs) -> nn.Modu
     cls = CELLS[core]
     accepted = inspect.signature(cls).parameters
     return cls(input_size, hidden_size, **{k: v for k, v in kwargs.items() if k in accepted})
-
-
-def tracing() -> bool:
-    """Inside an ONNX export or a torch.compile/export trace: only plain torch ops will do."""
-    return torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
 
 
 class LiquidLayer(nn.Module):

@@ -12,8 +12,10 @@ the denominator). w, sensory_w, cm and gleak pass through softplus, as ncps's
 `implicit_param_constraints=True`; no input or output mapping (ncps's `input_mapping=None`,
 `output_mapping=None`): the layers around the cell are linear already. Parameter names are ncps's.
 
-The sensory synapses depend on the input only (`project_input`: once per sequence). The recurrent
-ones cost B×N×N per ODE evaluation, as in ncps.
+The sensory synapses depend on the input only (`project_input`: once per sequence). Every synapse
+has its own mu and sigma, so an evaluation computes B×N×N activations, as ncps's does; under autograd
+they are recomputed in the backward instead of kept (activation checkpointing), so what a training
+step keeps per ODE evaluation is O(B·N), not O(B·N²).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lnn.liquid.cell import check_liquid_args, integrate
+from torch.utils.checkpoint import checkpoint
+
+from lnn.liquid.cell import check_liquid_args, integrate, tracing
 
 
 def _uniform(shape, low: float, high: float) -> nn.Parameter:
@@ -58,13 +62,18 @@ class LTCCell(nn.Module):
         a = F.softplus(w) * torch.sigmoid(sigma * (v.unsqueeze(-1) - mu))
         return torch.cat([(a * erev).sum(-2), a.sum(-2)], -1)
 
+    def _drive(self, v: Tensor, w: Tensor, mu: Tensor, sigma: Tensor, erev: Tensor) -> Tensor:
+        if torch.is_grad_enabled() and not tracing():  # keep v, not the (..., S, N) activations
+            return checkpoint(self._synapses, v, w, mu, sigma, erev, use_reentrant=False)
+        return self._synapses(v, w, mu, sigma, erev)
+
     def project_input(self, x: Tensor) -> Tensor:
         """The sensory synapses' drive for any leading shape: (..., D) -> (..., 2N)."""
-        return self._synapses(x, self.sensory_w, self.sensory_mu, self.sensory_sigma, self.sensory_erev)
+        return self._drive(x, self.sensory_w, self.sensory_mu, self.sensory_sigma, self.sensory_erev)
 
     def _field(self, u: Tensor, v: Tensor) -> tuple[Tensor, Tensor]:
         """(target, rate) at v."""
-        drive = u + self._synapses(v, self.w, self.mu, self.sigma, self.erev)
+        drive = u + self._drive(v, self.w, self.mu, self.sigma, self.erev)
         numerator, conductance = drive.chunk(2, -1)
         gleak = F.softplus(self.gleak)
         conductance = conductance + gleak

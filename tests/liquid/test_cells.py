@@ -88,7 +88,7 @@ def test_gated_equal_torch_on_x_and_dt(kind):
     ours = (LSTMCell if kind == "lstm" else GRUCell)(D, H)
     with torch.no_grad():
         ours.input_proj.weight.copy_(theirs.weight_ih[:, :D])
-        ours.time_weight.copy_(theirs.weight_ih[:, D:])
+        ours.time_weight.copy_(theirs.weight_ih[:, D])
         ours.recurrent.weight.copy_(theirs.weight_hh)
         if kind == "lstm":
             ours.input_proj.bias.copy_(theirs.bias_ih + theirs.bias_hh)

@@ -74,13 +74,6 @@ def hold_without_time(dt: Tensor | float, h_next: Tensor, h: Tensor) -> Tensor:
     return torch.where(dt > 0, h_next, h)
 
 
-def time_column(dt: Tensor | float, ref: Tensor) -> Tensor:
-    """dt as one input feature per sample: a float or (B, 1) -> (B, 1)."""
-    if torch.is_tensor(dt):
-        return dt.to(ref.dtype).expand(ref.shape[0], 1)
-    return ref.new_full((ref.shape[0], 1), float(dt))
-
-
 class LiquidCell(nn.Module):
     def __init__(
         self,

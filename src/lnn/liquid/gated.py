@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from lnn.liquid.cell import hold_without_time, time_column
+from lnn.liquid.cell import hold_without_time
 
 
 class _Gated(nn.Module):
@@ -24,7 +24,7 @@ class _Gated(nn.Module):
         width = self.gates * hidden_size
         # torch's init: U(±1/√H) for every weight and bias
         self.input_proj = nn.Linear(input_size, width)
-        self.time_weight = nn.Parameter(torch.empty(width, 1))
+        self.time_weight = nn.Parameter(torch.empty(width))
         self.recurrent = nn.Linear(hidden_size, width, bias=recurrent_bias)
         bound = hidden_size**-0.5
         for p in self.parameters():
@@ -37,7 +37,7 @@ class _Gated(nn.Module):
         return self.input_proj(x)
 
     def _gates_x(self, u: Tensor, dt: Tensor | float) -> Tensor:
-        return u + time_column(dt, u) @ self.time_weight.t()
+        return u + dt * self.time_weight  # dt: a float or (B, 1)
 
     def initial_state(self, batch: int, ref: Tensor) -> Tensor:
         return ref.new_zeros(batch, self.state_size)

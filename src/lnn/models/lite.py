@@ -23,7 +23,7 @@ from torch import Tensor, nn
 
 from lnn.errors import ConfigError
 from lnn.liquid import CELLS, LiquidStack
-from lnn.liquid.cell import time_column
+from lnn.liquid.cell import as_step_dt
 from lnn.models.policy import Described, records_spec
 from lnn.models.text import MAX_TOKENS, instruction_text, tokenize_batch
 
@@ -84,12 +84,7 @@ class FeedForwardStack(nn.Module):
         return []
 
     def forward(self, x: Tensor, state=None, dt=None):
-        batch, steps = x.shape[:2]
-        dt = 1.0 if dt is None else dt
-        if torch.is_tensor(dt) and dt.dim() == 1:
-            dt = dt[:, None].expand(batch, steps)
-        dt = time_column(dt.reshape(-1, 1) if torch.is_tensor(dt) else dt, x.flatten(0, 1)).view(batch, steps, 1)
-        x = self.inp(x) + dt * self.time_weight
+        x = self.inp(x) + as_step_dt(dt, x.shape[0], x.shape[1], x) * self.time_weight
         for block, norm in zip(self.blocks, self.norms):
             x = norm(x + block(x))
         return x, [], []
@@ -106,18 +101,18 @@ def core_parameters(core: str, width: int, input_size: int, head_size: int, num_
     return sum(p.numel() for p in parts.parameters())
 
 
-def matching_width(core: str, budget: int, **sizes) -> int:
+def matching_width(core: str, budget: int, **shell) -> int:
     """The width at which `core`'s width-dependent parameters come nearest to `budget` (they grow with width)."""
     low, high = 1, 8
-    while core_parameters(core, high, **sizes) < budget:
+    while core_parameters(core, high, **shell) < budget:
         low, high = high, 2 * high
     while high - low > 1:  # smallest width at or above the budget lies in (low, high]
         mid = (low + high) // 2
-        low, high = (mid, high) if core_parameters(core, mid, **sizes) < budget else (low, mid)
-    return min((low, high), key=lambda w: abs(core_parameters(core, w, **sizes) - budget))
+        low, high = (mid, high) if core_parameters(core, mid, **shell) < budget else (low, mid)
+    return min((low, high), key=lambda w: abs(core_parameters(core, w, **shell) - budget))
 
 
-def core_width_for(core: str, core_width: int | None, hidden_size: int, sizes: dict) -> int:
+def core_width_for(core: str, core_width: int | None, hidden_size: int, shell: dict) -> int:
     """core_width when given; else hidden_size for the liquid core, and the budget's width for another."""
     if core_width is not None:
         if not isinstance(core_width, int) or core_width < 1:
@@ -125,7 +120,7 @@ def core_width_for(core: str, core_width: int | None, hidden_size: int, sizes: d
         return core_width
     if core == "liquid":
         return hidden_size
-    return matching_width(core, core_parameters("liquid", hidden_size, **sizes), **sizes)
+    return matching_width(core, core_parameters("liquid", hidden_size, **shell), **shell)
 
 
 class VisionLNNLite(Described, nn.Module):
@@ -173,7 +168,7 @@ class VisionLNNLite(Described, nn.Module):
             raise ConfigError("core", f"must be one of {', '.join(CORES)}, got {core!r}")
         if core == "ltc" and solver not in ("semi_implicit", "dopri5"):
             raise ConfigError("solver", f"core=ltc is stiff (rates grow with its width), {solver} diverges at dt = 1; "
-                                        "use solver=semi_implicit (ncps's step; e.g. solver.unfolds=6)")  # fmt: skip
+                                        "use solver=semi_implicit (ncps's step; e.g. model.unfolds=6)")  # fmt: skip
         if instruction_buckets < 2:
             raise ConfigError("instruction_buckets", f"must be >= 2, got {instruction_buckets}")
         sizes = {"num_actions": num_actions, "feature_size": feature_size, "instruction_dim": instruction_dim,
@@ -205,8 +200,8 @@ class VisionLNNLite(Described, nn.Module):
         self.image_proj = nn.Linear(seen_size, feature_size)
         cell_kwargs = dict(tau_min=tau_min, tau_max=tau_max, solver=solver, unfolds=unfolds, tau_per=tau_per, rtol=rtol,
                            atol=atol, bptt_steps=bptt_steps, impl=impl)  # fmt: skip
-        sizes = dict(input_size=feature_size + instruction_dim, head_size=head_size, num_layers=num_layers, **cell_kwargs)
-        width = self.width = core_width_for(core, core_width, hidden_size, sizes)
+        shell = dict(input_size=feature_size + instruction_dim, head_size=head_size, num_layers=num_layers, **cell_kwargs)
+        width = self.width = core_width_for(core, core_width, hidden_size, shell)
         self.input_proj = nn.Linear(feature_size + instruction_dim, width)
         stack = LiquidStack if core != "feedforward" else FeedForwardStack
         self.core = stack(width, width, num_layers, core=core, **cell_kwargs)
@@ -220,7 +215,7 @@ class VisionLNNLite(Described, nn.Module):
 
         if core != "liquid" and core_width is None:
             total = sum(p.numel() for p in self.parameters())
-            liquid = total - core_parameters(core, width, **sizes) + core_parameters("liquid", hidden_size, **sizes)
+            liquid = total - core_parameters(core, width, **shell) + core_parameters("liquid", hidden_size, **shell)
             print(f"core={core}: width {width}, {total / 1e6:.2f}M params ({100 * (total / liquid - 1):+.1f}% vs liquid)")
         self.resolved_kwargs = {"core_width": width if core != "liquid" else core_width}
 

@@ -39,7 +39,8 @@ def make_cell(core: str, input_size: int, hidden_size: int, **kwargs) -> nn.Modu
 
 class LiquidLayer(nn.Module):
     """(B, T, D) in -> (B, T, H) out, the final state (B, S) and τ per step (B, T, τ-size), or None for
-    a cell that reports no τ (every kind but `liquid`).
+    a cell that reports no τ (every kind but `liquid`). `core` is the kind of cell (CELLS); the other
+    keyword arguments go to the cell, each kind taking those it knows.
 
     dt (elapsed time per input step) is None (= 1), a float, (B,) or (B, T); a step with dt = 0
     leaves the state as it is, which is how right-padded steps of a batch keep final states exact.

@@ -112,3 +112,18 @@ def export_step_onnx(model: VisionLNNLite, out_dir: Path, manifest_style: str = 
                 "max_tokens": 24, **io}  # fmt: skip
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return out_dir
+
+
+def assert_policies_agree(a, b, observations, steps: int, atol: float = 1e-5, tau: bool = True) -> None:
+    """Two policies (e.g. OnnxPolicy and TorchPolicy of one model) act alike over `steps`, state carried."""
+    import torch
+
+    a.reset(len(observations))
+    b.reset(len(observations))
+    for _ in range(steps):
+        (actions_a, info_a), (actions_b, info_b) = a.act(observations), b.act(observations)
+        assert [x.type for x in actions_a] == [x.type for x in actions_b]
+        np.testing.assert_allclose(info_a["coords"], info_b["coords"], atol=atol)
+        if tau:
+            for tau_a, tau_b in zip(info_a["tau"], info_b["tau"], strict=True):
+                torch.testing.assert_close(tau_a, tau_b, atol=atol, rtol=atol)

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from lnn.agent import OnnxPolicy, TorchPolicy
 from lnn.envs import GuiEnv, Observation
@@ -90,20 +89,12 @@ def test_unreadable_exports_are_config_errors(tmp_path):
 @pytest.mark.slow
 def test_exported_lite_acts_like_the_torch_model(tmp_path):
     from lnn.agent.cli import run
-    from tests.agent.helpers import export_step_onnx, fake_run
+    from tests.agent.helpers import assert_policies_agree, export_step_onnx, fake_run
 
     run_dir, model = fake_run(tmp_path)
     export = export_step_onnx(model, tmp_path / "export", manifest_style="lists")
     env = GuiEnv(["click-color", "remember-target"], image_size=32)
-    onnx_policy, torch_policy = OnnxPolicy(export), TorchPolicy(model)
-    observations = [env.reset(seed) for seed in range(3)]
-    onnx_policy.reset(3)
-    torch_policy.reset(3)
-    for _ in range(2):
-        (a_onnx, i_onnx), (a_torch, i_torch) = onnx_policy.act(observations), torch_policy.act(observations)
-        assert [a.type for a in a_onnx] == [a.type for a in a_torch]
-        np.testing.assert_allclose(i_onnx["coords"], i_torch["coords"], atol=1e-5)
-        torch.testing.assert_close(i_onnx["tau"][0], i_torch["tau"][0], atol=1e-5, rtol=1e-5)
+    assert_policies_agree(OnnxPolicy(export), TorchPolicy(model), [env.reset(seed) for seed in range(3)], steps=2)
     # the CLI takes the export directory as ckpt= (env and tasks given: an export has no run config)
     out = run([f"ckpt={export}", "env=gui", "task=click-color", "episodes=3", f"out={tmp_path / 'out'}"])
     assert json.loads((out / "agent.json").read_text())["backend"] == "onnxruntime"

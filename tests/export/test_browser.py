@@ -3,6 +3,7 @@
 Run by CI (`-m browser`); needs Debian's chromium, Playwright (python) and onnxruntime-web (`npm ci`).
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -36,26 +37,35 @@ def _skip_reason() -> str | None:
     return None
 
 
-@pytest.fixture(scope="module")
-def page(tiny_export):
+@contextlib.contextmanager
+def open_page(export_dir: Path):
+    """The export's page served and loaded in headless Chromium (skips without one); no page errors allowed."""
     reason = _skip_reason()
     if reason:
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
-    server, url = serve_in_thread(tiny_export)
+    server, url = serve_in_thread(export_dir)
     errors = []
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        tab = browser.new_page()
-        tab.on("pageerror", lambda e: errors.append(str(e)))
-        tab.goto(url)
-        tab.evaluate("window.lnnPage.ready")
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+            tab = browser.new_page()
+            tab.on("pageerror", lambda e: errors.append(str(e)))
+            tab.goto(url)
+            tab.evaluate("window.lnnPage.ready")
+            yield tab
+            assert not errors, errors
+            browser.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="module")
+def page(tiny_export):
+    with open_page(tiny_export) as tab:
         yield tab
-        assert not errors, errors
-        browser.close()
-    server.shutdown()
-    server.server_close()
 
 
 @pytest.fixture(scope="module")

@@ -132,11 +132,13 @@ def run_torch(model, images: np.ndarray, tokens: np.ndarray, resets: np.ndarray 
     )
 
 
-def run_onnx(session, images: np.ndarray, tokens: np.ndarray, layers: int, hidden: int,
+def run_onnx(session, images: np.ndarray, tokens: np.ndarray, layers: int, state_sizes: list[int],
              resets: np.ndarray | None = None) -> Trace:  # fmt: skip
-    """An onnxruntime session of the exported step over (T, B, ...) inputs, feeding its state back."""
+    """An onnxruntime session of the exported step over (T, B, ...) inputs, feeding its state back.
+
+    `layers`: how many tau_i outputs it has; `state_sizes`: the size of each state_i."""
     steps, batch = images.shape[:2]
-    state = [np.zeros((batch, hidden), np.float32) for _ in range(layers)]
+    state = [np.zeros((batch, n), np.float32) for n in state_sizes]
     logits, coords, taus, states = [], [], [], []
     for t in range(steps):
         if resets is not None and resets[t].any():
@@ -147,7 +149,7 @@ def run_onnx(session, images: np.ndarray, tokens: np.ndarray, layers: int, hidde
         logits.append(out[0])
         coords.append(out[1])
         taus.append(out[2 : 2 + layers])
-        state = list(out[2 + layers : 2 + 2 * layers])
+        state = list(out[2 + layers :])
         states.append(state)
     return Trace(np.stack(logits), np.stack(coords), [np.stack([t[i] for t in taus]) for i in range(layers)],
-                 [np.stack([s[i] for s in states]) for i in range(layers)])  # fmt: skip
+                 [np.stack([s[i] for s in states]) for i in range(len(state_sizes))])  # fmt: skip

@@ -1,12 +1,13 @@
-"""The policy's single step as an ONNX graph: image + tokens + state of every liquid layer in ->
-action_logits, coords, τ of every layer, new state out; dynamic batch axis.
+"""The policy's single step as an ONNX graph: image + tokens + state of every core layer in ->
+action_logits, coords, τ of every liquid layer, new state out; dynamic batch axis.
 
     image      (batch, 3, S, S) float32 in [0, 1]   RGB; the model normalises inside the graph
     tokens     (batch, 24) int64                   hashed words of "<task> <instruction>" (lnn.models.text)
-    state_i    (batch, H) float32                  layer i's state; zeros start an episode
+    state_i    (batch, S_i) float32                layer i's state; zeros start an episode (S_i = H; the
+                                                   LSTM's is [h, c], 2H; the feed-forward core has none)
   ->
     action_logits (batch, 6), coords (batch, 2) in [0, 1], tau_i (batch, k) (k = 1 per sample, or H per
-    neuron), new_state_i (batch, H)
+    neuron; only the liquid core's layers have a bounded τ: other cores have no tau_i), new_state_i (batch, S_i)
 
 The export goes through torch.onnx's dynamo exporter (tracing the liquid layers' plain reference loop)
 and writes one self-contained file (no `.data` side file), per-node metadata stripped, names minified.
@@ -42,22 +43,29 @@ FIXED_SOLVERS = tuple(name for name, s in SOLVERS.items() if s.exportable)
 OPSET = 18
 
 
-def num_layers(model: nn.Module) -> int:
+def tau_layers(model: nn.Module) -> int:
+    """How many tau_i outputs the step has: one per liquid layer."""
     return len(model.liquid_cells())
 
 
+def state_sizes(model: nn.Module) -> list[int]:
+    """The size of each state_i (one per core layer that carries state)."""
+    return [h.shape[-1] for h in model.initial_state(1)]
+
+
 def hidden_size(model: nn.Module) -> int:
+    """The core's width (0 without one)."""
     cells = model.liquid_cells()
-    return cells[0].hidden_size if cells else 0
+    return cells[0].hidden_size if cells else getattr(model, "width", 0)
 
 
 def solver_of(model: nn.Module) -> tuple[str, int] | None:
-    cells = model.liquid_cells()
+    cells = model.solver_cells()
     return (cells[0].solver, cells[0].unfolds) if cells else None
 
 
 def with_solver(model: nn.Module, solver: str, unfolds: int) -> nn.Module:
-    """A copy of the model whose liquid cells integrate with `solver` in `unfolds` sub-steps (exportable ones only)."""
+    """A copy of the model whose ODE cells integrate with `solver` in `unfolds` sub-steps (exportable ones only)."""
     if solver not in FIXED_SOLVERS:
         raise ConfigError("solver", f"{solver!r} cannot be exported; choose a fixed-step solver: {', '.join(FIXED_SOLVERS)}")
     if not (isinstance(unfolds, int) and unfolds >= 1):
@@ -105,32 +113,31 @@ class StepGraph(nn.Module):
     def __init__(self, model: nn.Module):
         super().__init__()
         self.model = model
-        self.layers = num_layers(model)
 
     def forward(self, image, tokens, *state):
         out = self.model.step(image, tokens, list(state) if state else None)
         return (out["action_logits"], out["coords"], *out["tau_values"], *out["state"])
 
 
-def io_names(layers: int) -> tuple[list[str], list[str]]:
-    inputs = ["image", "tokens"] + [f"state_{i}" for i in range(layers)]
-    outputs = ["action_logits", "coords"] + [f"tau_{i}" for i in range(layers)] + [f"new_state_{i}" for i in range(layers)]
+def io_names(taus: int, states: int) -> tuple[list[str], list[str]]:
+    inputs = ["image", "tokens"] + [f"state_{i}" for i in range(states)]
+    outputs = ["action_logits", "coords"] + [f"tau_{i}" for i in range(taus)] + [f"new_state_{i}" for i in range(states)]
     return inputs, outputs
 
 
 def io_spec(model: nn.Module) -> dict:
     """Inputs and outputs with shapes (`batch` is dynamic) and dtypes, for the manifest."""
-    layers, hidden, size = num_layers(model), hidden_size(model), model.image_size
-    tau = model.liquid_cells()[0].tau_size if layers else 0
-    per = "neuron" if layers and tau > 1 else "sample"
+    taus, sizes, size = tau_layers(model), state_sizes(model), model.image_size
+    tau = model.liquid_cells()[0].tau_size if taus else 0
+    per = "neuron" if taus and tau > 1 else "sample"
     inputs = [
         {"name": "image", "shape": ["batch", 3, size, size], "dtype": "float32",
          "description": "RGB frame resized to image_size, values in [0, 1] (uint8 / 255), channels first"},
         {"name": "tokens", "shape": ["batch", model.max_tokens], "dtype": "int64",
          "description": "hashed word ids of '<task> <instruction>' (see preprocessing.tokens); 0 pads"},
-    ] + [{"name": f"state_{i}", "shape": ["batch", hidden], "dtype": "float32",
-          "description": f"liquid layer {i}'s state from the previous step (new_state_{i}); zeros start an episode"}
-         for i in range(layers)]  # fmt: skip
+    ] + [{"name": f"state_{i}", "shape": ["batch", n], "dtype": "float32",
+          "description": f"core layer {i}'s state from the previous step (new_state_{i}); zeros start an episode"}
+         for i, n in enumerate(sizes)]  # fmt: skip
     outputs = [
         {"name": "action_logits", "shape": ["batch", model.num_actions], "dtype": "float32",
          "description": "unnormalised scores of the actions (argmax = the chosen action)"},
@@ -138,9 +145,9 @@ def io_spec(model: nn.Module) -> dict:
          "description": "click point (x, y) as fractions of the frame's width and height"},
     ] + [{"name": f"tau_{i}", "shape": ["batch", tau], "dtype": "float32",
           "description": f"layer {i}'s time constant τ at this step (one per {per}), in [tau_min, tau_max]"}
-         for i in range(layers)] + [
-        {"name": f"new_state_{i}", "shape": ["batch", hidden], "dtype": "float32",
-         "description": f"layer {i}'s state after this step: feed it back as state_{i}"} for i in range(layers)
+         for i in range(taus)] + [
+        {"name": f"new_state_{i}", "shape": ["batch", n], "dtype": "float32",
+         "description": f"layer {i}'s state after this step: feed it back as state_{i}"} for i, n in enumerate(sizes)
     ]
     return {"inputs": inputs, "outputs": outputs}
 
@@ -232,13 +239,15 @@ def quiet():
 def export_fp32(model: nn.Module, path: Path, opset: int = OPSET):
     """Write the step of `model` (eval, float32, CPU) to `path` as one ONNX file; returns the ModelProto."""
     graph = StepGraph(reference_path(model)).eval()
-    layers, hidden, size = graph.layers, hidden_size(model), model.image_size
+    sizes, size = state_sizes(model), model.image_size
     batch = 2  # >= 2, or the exporter specialises the batch axis to 1
     args = (torch.rand(batch, 3, size, size), torch.randint(0, 2, (batch, model.max_tokens)))
-    args += tuple(torch.zeros(batch, hidden) for _ in range(layers))
-    inputs, outputs = io_names(layers)
+    args += tuple(torch.zeros(batch, n) for n in sizes)
+    inputs, outputs = io_names(tau_layers(model), len(sizes))
     dim = torch.export.Dim("batch")
-    dynamic = {"image": {0: dim}, "tokens": {0: dim}, "state": tuple({0: dim} for _ in range(layers))}
+    dynamic = {"image": {0: dim}, "tokens": {0: dim}}
+    if sizes:  # the feed-forward core has no state, and the exporter wants no key for an empty *state
+        dynamic["state"] = tuple({0: dim} for _ in sizes)
     try:
         with quiet(), torch.no_grad():
             program = torch.onnx.export(graph, args, dynamo=True, input_names=inputs, output_names=outputs,

@@ -292,7 +292,7 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
     log(f"checkpoint: {source.checkpoint}\n  chosen because: {source.reason}")
     if source.score is None and source.checkpoint.name == "best.ckpt":
         source.score = checkpoint_score(source.checkpoint, source.monitor)
-    layers, hidden = onnx_step.num_layers(model), onnx_step.hidden_size(model)
+    layers, sizes = onnx_step.tau_layers(model), onnx_step.state_sizes(model)
 
     # streams of recorded frames: the parity episodes, the plots' and the page's episodes
     env_name = str(source.config.data.get("env", "gui"))
@@ -312,14 +312,14 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
     parity = {"episodes": len(streams), "steps": opts.steps, "state": "carried through every step of each episode",
               "reference": "PyTorch, model.step (float32), the same frames and tokens",
               "episodes_from": f"{env_name} env, oracle-driven, test seeds"}  # fmt: skip
-    parity |= _check_parity(paths, carry, (images, tokens), target_boxes(streams), layers, hidden, opts, log)
+    parity |= _check_parity(paths, carry, (images, tokens), target_boxes(streams), layers, sizes, opts, log)
 
     plot_files = write_plots(tmp, streams, reset, (model.liquid_cells()[0].tau_min, model.liquid_cells()[0].tau_max)
                              if layers else (0, 1), log) if opts.plots else []  # fmt: skip
     web = _write_web(tmp, streams, tokens, (reset, carry), ort_dist, opts, source, log) if opts.web else None
 
     (tmp / "config.yaml").write_text((source.config_path).read_text())
-    manifest = _manifest(source, model, opts, layers, hidden, folded)
+    manifest = _manifest(source, model, opts, layers, folded)
     manifest |= {"solver": solver_info, "files": {name: _file_info(paths[p], p) for p, name in FILES.items()},
                  "fp16_scheme": {"name": opts.fp16, "about": FP16_ABOUT[opts.fp16]},
                  "int8_scheme": {"name": opts.int8, "about": INT8_ABOUT[opts.int8]},
@@ -349,8 +349,8 @@ def _export_graphs(model, tmp: Path, opts: ExportOptions, log) -> tuple[dict[str
     return paths, folded
 
 
-def _check_parity(paths: dict[str, Path], carry: Trace, inputs, boxes, layers: int, hidden: int, opts: ExportOptions,
-                  log) -> dict:  # fmt: skip
+def _check_parity(paths: dict[str, Path], carry: Trace, inputs, boxes, layers: int, sizes: list[int],
+                  opts: ExportOptions, log) -> dict:  # fmt: skip
     """Each precision's graph in onnxruntime against PyTorch (state carried), clicks judged against the episodes'
     target `boxes`; raises ParityError out of bounds."""
     images, tokens = inputs
@@ -359,7 +359,7 @@ def _check_parity(paths: dict[str, Path], carry: Trace, inputs, boxes, layers: i
                        "min_click_agreement": opts.int8_min_click_agreement}}  # fmt: skip
     parity = {}
     for precision, path in paths.items():
-        trace = run_onnx(_session(path), images, tokens, layers, hidden)
+        trace = run_onnx(_session(path), images, tokens, layers, sizes)
         figure = compare(carry, trace, boxes, opts.click_tie_ratio)
         parity[precision] = check(precision, figure, **bounds[precision])
         log("parity " + format_figure(precision, parity[precision]))
@@ -381,7 +381,7 @@ def _write_web(tmp: Path, streams: list[Stream], tokens, traces: tuple[Trace, Tr
     return web
 
 
-def _manifest(source: Source, model, opts: ExportOptions, layers: int, hidden: int, folded: list) -> dict:
+def _manifest(source: Source, model, opts: ExportOptions, layers: int, folded: list) -> dict:
     """The manifest's description of the model: what a reader needs first, architecture, I/O, preprocessing, τ."""
     from lnn.envs import ACTIONS
 
@@ -400,7 +400,8 @@ def _manifest(source: Source, model, opts: ExportOptions, layers: int, hidden: i
         "architecture": {
             "class": str(cfg.model.get("_target_", type(model).__name__)),
             "parameters": sum(p.numel() for p in model.parameters()),
-            "core": str(cfg.model.get("core", "liquid")), "liquid_layers": layers, "hidden_size": hidden,
+            "core": str(cfg.model.get("core", "liquid")), "liquid_layers": layers,
+            "hidden_size": onnx_step.hidden_size(model), "state_sizes": onnx_step.state_sizes(model),
             "graph_simplifications": folded,
         },
         **onnx_step.io_spec(model),

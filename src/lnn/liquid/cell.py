@@ -37,6 +37,11 @@ def check_liquid_args(tau_min, tau_max, solver, unfolds, rtol, atol, tau_per="ne
         raise ConfigError("tau_per", f"must be one of {TAU_PER}, got {tau_per!r}")
 
 
+def tracing() -> bool:
+    """Inside an ONNX export or a torch.compile/export trace: only plain torch ops will do."""
+    return torch.onnx.is_in_onnx_export() or torch.compiler.is_compiling()
+
+
 def as_step_dt(dt: Tensor | float | None, batch: int, steps: int, ref: Tensor) -> Tensor | float:
     """Elapsed time per sample and step: a float (None -> 1.0), or (B,) / (B, T) -> (B, T, 1)."""
     if dt is None:
@@ -49,6 +54,24 @@ def as_step_dt(dt: Tensor | float | None, batch: int, steps: int, ref: Tensor) -
     if dt.shape != (batch, steps):
         raise ValueError(f"dt must be a float, (B,)=({batch},) or (B, T)=({batch}, {steps}); got {tuple(dt.shape)}")
     return dt.unsqueeze(-1)
+
+
+def integrate(field, h: Tensor, dt: Tensor | float, solver: str, unfolds: int, rtol: float, atol: float) -> Tensor:
+    """h advanced over elapsed time dt in `unfolds` sub-steps of `solver`; field(y) -> (target, rate)."""
+    sub_dt = dt / unfolds
+    for _ in range(unfolds):
+        if solver == "dopri5":
+            h = dopri5(field, h, sub_dt, rtol, atol)
+        else:
+            h = SOLVERS[solver].step(field, h, sub_dt)
+    return h
+
+
+def hold_without_time(dt: Tensor | float, h_next: Tensor, h: Tensor) -> Tensor:
+    """h_next, except where dt = 0 (padding): there the state stays h, as an ODE cell's does by itself."""
+    if not torch.is_tensor(dt):
+        return h if dt == 0 else h_next
+    return torch.where(dt > 0, h_next, h)
 
 
 class LiquidCell(nn.Module):
@@ -66,7 +89,7 @@ class LiquidCell(nn.Module):
     ):
         super().__init__()
         check_liquid_args(tau_min, tau_max, solver, unfolds, rtol, atol, tau_per)
-        self.input_size, self.hidden_size = input_size, hidden_size
+        self.input_size, self.hidden_size, self.state_size = input_size, hidden_size, hidden_size
         self.tau_min, self.tau_max = float(tau_min), float(tau_max)
         self.solver, self.unfolds, self.rtol, self.atol = solver, unfolds, rtol, atol
         self.tau_per = tau_per
@@ -114,16 +137,13 @@ class LiquidCell(nn.Module):
 
         if self.solver == "dopri5":  # its first evaluation point is torchdiffeq's business
             taus.append(self._target_tau(u, h)[1])
-        sub_dt = dt / self.unfolds
-        for _ in range(self.unfolds):
-            if self.solver == "dopri5":
-                h = dopri5(field, h, sub_dt, self.rtol, self.atol)
-            else:
-                h = SOLVERS[self.solver].step(field, h, sub_dt)
-        return h, taus[0]
+        return integrate(field, h, dt, self.solver, self.unfolds, self.rtol, self.atol), taus[0]
 
     def initial_state(self, batch: int, ref: Tensor) -> Tensor:
         return ref.new_zeros(batch, self.hidden_size)
+
+    def output(self, h: Tensor) -> Tensor:
+        return h
 
     def forward(self, x: Tensor, h: Tensor | None = None, dt: Tensor | float | None = None):
         """One step on x of shape (B, D); dt a float or (B,). Returns (h_next, τ)."""

@@ -1,4 +1,5 @@
-"""The Lite policy: a tiny CNN, an instruction encoder, a liquid stack, and action + click heads.
+"""The Lite policy: a tiny CNN, an instruction encoder, a liquid stack (or another core: `core`), and
+action + click heads.
 
 Shape at defaults follows the seed's VisionLNNLite (CNN 3→32→64→128, stride 2; 4 liquid layers of
 width 256 with one τ per sample; heads 128→64). Two changes, both for clicking:
@@ -21,9 +22,12 @@ import torch
 from torch import Tensor, nn
 
 from lnn.errors import ConfigError
-from lnn.liquid import LiquidStack
+from lnn.liquid import CELLS, LiquidStack
+from lnn.liquid.cell import as_step_dt
 from lnn.models.policy import Described, records_spec
 from lnn.models.text import MAX_TOKENS, instruction_text, tokenize_batch
+
+CORES = (*CELLS, "feedforward")
 
 
 def unflatten(x: Tensor, real: Tensor | None, batch: int, steps: int) -> Tensor:
@@ -63,11 +67,13 @@ class FeedForwardStack(nn.Module):
     """The ablation: residual MLP blocks in place of the liquid layers; no state, no τ.
 
     Each block has two (H × H) matmuls, the same weight count as a liquid layer's W_in and W_rec.
+    The elapsed time dt is an input feature (`time_weight`), as for the other cores without time.
     """
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 4, **_ignored):
         super().__init__()
         self.inp = nn.Linear(input_size, hidden_size) if input_size != hidden_size else nn.Identity()
+        self.time_weight = nn.Parameter(torch.zeros(hidden_size))
         self.blocks = nn.ModuleList(
             nn.Sequential(nn.Linear(hidden_size, hidden_size), nn.Tanh(), nn.Linear(hidden_size, hidden_size))
             for _ in range(num_layers)
@@ -78,13 +84,52 @@ class FeedForwardStack(nn.Module):
         return []
 
     def forward(self, x: Tensor, state=None, dt=None):
-        x = self.inp(x)
+        x = self.inp(x) + as_step_dt(dt, x.shape[0], x.shape[1], x) * self.time_weight
         for block, norm in zip(self.blocks, self.norms):
             x = norm(x + block(x))
         return x, [], []
 
 
+def core_parameters(core: str, width: int, input_size: int, head_size: int, num_layers: int, **cell_kwargs) -> int:
+    """Parameters of the parts of Lite whose size depends on the core's width: input projection, core, head.
+
+    Counted on the meta device: no memory, no random numbers drawn."""
+    stack = LiquidStack if core != "feedforward" else FeedForwardStack
+    with torch.device("meta"):
+        parts = nn.ModuleList([nn.Linear(input_size, width), stack(width, width, num_layers, core=core, **cell_kwargs),
+                               nn.Linear(width, head_size)])  # fmt: skip
+    return sum(p.numel() for p in parts.parameters())
+
+
+def matching_width(core: str, budget: int, **shell) -> int:
+    """The width at which `core`'s width-dependent parameters come nearest to `budget` (they grow with width)."""
+    low, high = 1, 8
+    while core_parameters(core, high, **shell) < budget:
+        low, high = high, 2 * high
+    while high - low > 1:  # smallest width at or above the budget lies in (low, high]
+        mid = (low + high) // 2
+        low, high = (mid, high) if core_parameters(core, mid, **shell) < budget else (low, mid)
+    return min((low, high), key=lambda w: abs(core_parameters(core, w, **shell) - budget))
+
+
+def core_width_for(core: str, core_width: int | None, hidden_size: int, shell: dict) -> int:
+    """core_width when given; else hidden_size for the liquid core, and the budget's width for another."""
+    if core_width is not None:
+        if not isinstance(core_width, int) or core_width < 1:
+            raise ConfigError("core_width", f"must be a positive integer or null (match the budget), got {core_width!r}")
+        return core_width
+    if core == "liquid":
+        return hidden_size
+    return matching_width(core, core_parameters("liquid", hidden_size, **shell), **shell)
+
+
 class VisionLNNLite(Described, nn.Module):
+    """`core` picks what carries the state between frames (CORES): the same shell around it (vision,
+    instruction, heads), and the same parameter budget: `hidden_size` is the liquid core's width, and
+    another core's width is the one at which the whole model has as many parameters as with the liquid
+    core at `hidden_size`. The chosen width is printed and stored in the model's spec (`core_width`), so
+    a checkpoint rebuilds the same model; an explicit `core_width` wins (for any core)."""
+
     family = "lite"
 
     @records_spec
@@ -102,6 +147,7 @@ class VisionLNNLite(Described, nn.Module):
         scorer_size: int = 64,
         position_frequencies: int = 2,
         core: str = "liquid",
+        core_width: int | None = None,
         tau_min: float = 1.0,
         tau_max: float = 10.0,
         solver: str = "rk4",
@@ -118,8 +164,11 @@ class VisionLNNLite(Described, nn.Module):
             raise ConfigError(
                 "image_size", f"{image_size} is too small for a CNN of {len(channels)} stride-2 layers; use >= {min_size}"
             )
-        if core not in ("liquid", "feedforward"):
-            raise ConfigError("core", f"must be 'liquid' or 'feedforward', got {core!r}")
+        if core not in CORES:
+            raise ConfigError("core", f"must be one of {', '.join(CORES)}, got {core!r}")
+        if core == "ltc" and solver not in ("semi_implicit", "dopri5"):
+            raise ConfigError("solver", f"core=ltc is stiff (rates grow with its width), {solver} diverges at dt = 1; "
+                                        "use solver=semi_implicit (ncps's step; e.g. model.unfolds=6)")  # fmt: skip
         if instruction_buckets < 2:
             raise ConfigError("instruction_buckets", f"must be >= 2, got {instruction_buckets}")
         sizes = {"num_actions": num_actions, "feature_size": feature_size, "instruction_dim": instruction_dim,
@@ -149,13 +198,14 @@ class VisionLNNLite(Described, nn.Module):
         seen_size = c_map
         self.seen_norm = nn.BatchNorm1d(seen_size)  # frames share most of what is seen: keep what differs
         self.image_proj = nn.Linear(seen_size, feature_size)
-        self.input_proj = nn.Linear(feature_size + instruction_dim, hidden_size)
-        stack = LiquidStack if core == "liquid" else FeedForwardStack
-        self.core = stack(
-            hidden_size, hidden_size, num_layers, tau_min=tau_min, tau_max=tau_max, solver=solver,
-            unfolds=unfolds, tau_per=tau_per, rtol=rtol, atol=atol, bptt_steps=bptt_steps, impl=impl,
-        )  # fmt: skip
-        self.head = nn.Sequential(nn.Linear(hidden_size, head_size), nn.ReLU())
+        cell_kwargs = dict(tau_min=tau_min, tau_max=tau_max, solver=solver, unfolds=unfolds, tau_per=tau_per, rtol=rtol,
+                           atol=atol, bptt_steps=bptt_steps, impl=impl)  # fmt: skip
+        shell = dict(input_size=feature_size + instruction_dim, head_size=head_size, num_layers=num_layers, **cell_kwargs)
+        width = self.width = core_width_for(core, core_width, hidden_size, shell)
+        self.input_proj = nn.Linear(feature_size + instruction_dim, width)
+        stack = LiquidStack if core != "feedforward" else FeedForwardStack
+        self.core = stack(width, width, num_layers, core=core, **cell_kwargs)
+        self.head = nn.Sequential(nn.Linear(width, head_size), nn.ReLU())
         self.action_head = nn.Sequential(nn.Linear(head_size, 64), nn.ReLU(), nn.Linear(64, num_actions))
         # Where to click, given the state and (directly, not only through the state) the instruction.
         # The state is batch-normalised first: what all episodes share otherwise dominates it, every
@@ -163,8 +213,19 @@ class VisionLNNLite(Described, nn.Module):
         self.state_norm = nn.BatchNorm1d(head_size)
         self.click_scorer = CellScorer(c_map, head_size + instruction_dim, scorer_size)
 
+        if core != "liquid" and core_width is None:
+            total = sum(p.numel() for p in self.parameters())
+            liquid = total - core_parameters(core, width, **shell) + core_parameters("liquid", hidden_size, **shell)
+            print(f"core={core}: width {width}, {total / 1e6:.2f}M params ({100 * (total / liquid - 1):+.1f}% vs liquid)")
+        self.resolved_kwargs = {"core_width": width if core != "liquid" else core_width}
+
     def liquid_cells(self) -> list:
+        """The cells with a bounded τ (the liquid core's): what the τ plots and the export's τ outputs read."""
         return [layer.cell for layer in self.core.layers] if self.core_type == "liquid" else []
+
+    def solver_cells(self) -> list:
+        """The cells an ODE solver integrates: the liquid core's or the LTC core's."""
+        return [layer.cell for layer in self.core.layers] if self.core_type in ("liquid", "ltc") else []
 
     # --- pieces ---------------------------------------------------------------------------------
     def tokenize(self, tasks: list[str], instructions: list[str]) -> Tensor:

@@ -6,7 +6,7 @@ A policy maps a screenshot and an instruction (with its recurrent state) to an a
     forward(images (B,T,3,S,S) in [0,1], tokens (B,T,L), state=None, dt=None, mask=None) -> dict:
         action_logits (B,T,6), coords (B,T,2) in [0,1], click_logits (B,T,cells),
         look_logits (B,T,cells) — optional: where the model looks (trained towards the oracle's focus),
-        tau_values [per liquid layer (B,T,τ)], state [per layer]
+        tau_values [per liquid layer (B,T,τ)], state [per core layer (B,S): the LSTM's is [h, c]]
     step(image (B,3,S,S), tokens (B,L), state) -> the same without T   (agent, ONNX export)
     initial_state(batch) -> [per layer]
     image_size: int                                   the square size frames are resized to
@@ -17,7 +17,11 @@ and says what it is, so that nothing outside has to walk its attributes:
     spec -> {"class": "lnn.models.lite.VisionLNNLite", "kwargs": {...}}   its class and constructor
                                                       arguments (plain values): stored in every checkpoint
     family: "lite" | "lfm2"                           which exporter handles it
-    liquid_cells() -> [LiquidCell, ...]               its liquid cells in layer order ([]: no liquid core)
+    liquid_cells() -> [LiquidCell, ...]               its liquid cells in layer order ([]: no liquid core) — the
+                                                      cells with a bounded τ, what τ outputs and plots read (CfC,
+                                                      LTC, LSTM, GRU cores report no τ)
+    solver_cells() -> [cell, ...]                     the cells an ODE solver integrates (liquid, LTC; default:
+                                                      liquid_cells())
     with_solver(solver, unfolds) -> a copy            integrating with another solver / number of sub-steps
 
 `mask` (B,T) marks real steps of right-padded episodes; `dt` is the elapsed time per step (0 on
@@ -53,7 +57,10 @@ def records_spec(init):
         bound = signature.bind(self, *args, **kwargs)
         bound.apply_defaults()
         init(self, *args, **kwargs)
-        self.spec_kwargs = plain({k: v for k, v in list(bound.arguments.items())[1:]})
+        arguments = dict(list(bound.arguments.items())[1:])
+        # what __init__ chose itself (e.g. a width solved for a budget), so a checkpoint rebuilds the same model
+        arguments |= getattr(self, "resolved_kwargs", {})
+        self.spec_kwargs = plain(arguments)
 
     return wrapper
 
@@ -71,10 +78,13 @@ class Described:
     def liquid_cells(self) -> list:
         raise NotImplementedError
 
+    def solver_cells(self) -> list:
+        return self.liquid_cells()
+
     def with_solver(self, solver: str, unfolds: int):
-        """A copy whose liquid cells integrate with `solver` in `unfolds` sub-steps per input step."""
+        """A copy whose ODE cells integrate with `solver` in `unfolds` sub-steps per input step."""
         model = copy.deepcopy(self)
-        for cell in model.liquid_cells():
+        for cell in model.solver_cells():
             cell.solver, cell.unfolds = solver, unfolds
         return model
 
@@ -86,6 +96,8 @@ class Policy(Protocol):
     spec: dict
 
     def liquid_cells(self) -> list: ...
+
+    def solver_cells(self) -> list: ...
 
     def with_solver(self, solver: str, unfolds: int) -> Policy: ...
 

@@ -306,7 +306,9 @@ function describeModel() {
   const m = app.manifest;
   const solver = m.solver ? `${m.solver.exported.solver} × ${m.solver.exported.unfolds}` + (m.solver.substitution ? ` (trained: ${m.solver.trained.solver})` : "") : "none";
   const tau = m.tau ? `τ ∈ [${m.tau.min}, ${m.tau.max}] per ${m.tau.per}` : "no τ";
-  $("model-info").textContent = `${m.architecture.class.split(".").pop()} · ${m.architecture.parameters.toLocaleString()} parameters · ${m.architecture.liquid_layers} liquid layers × ${m.architecture.hidden_size} · ${tau} · solver ${solver} · input ${m.preprocessing.image.size}×${m.preprocessing.image.size}`;
+  const a = m.architecture;
+  const core = a.liquid_layers ? `${a.liquid_layers} liquid layers × ${a.hidden_size}` : `core ${a.core || "liquid"} × ${a.hidden_size}, ${(a.state_sizes || []).length} state tensors`;
+  $("model-info").textContent = `${m.architecture.class.split(".").pop()} · ${m.architecture.parameters.toLocaleString()} parameters · ${core} · ${tau} · solver ${solver} · input ${m.preprocessing.image.size}×${m.preprocessing.image.size}`;
   const source = m.source.metric && m.source.metric.value != null ? ` · ${m.source.metric.name} = ${Number(m.source.metric.value).toFixed(3)}` : "";
   $("source-info").textContent = `from ${m.source.checkpoint}${source}`;
   const p = m.parity;

@@ -108,23 +108,24 @@ export class StepModel {
     this.session = session;
     this.manifest = manifest;
     this.size = manifest.preprocessing.image.size;
-    this.layers = manifest.architecture.liquid_layers;
-    this.hidden = manifest.architecture.hidden_size;
+    // from the graph's signature: state_i of any size (the LSTM's is [h, c]), tau_i only for liquid layers
+    this.stateSizes = manifest.inputs.filter((i) => i.name.startsWith("state_")).map((i) => i.shape[1]);
+    this.tauLayers = manifest.outputs.filter((o) => o.name.startsWith("tau_")).length;
     this.maxTokens = manifest.preprocessing.tokens.max_tokens;
   }
 
   initialState() {
-    return Array.from({ length: this.layers }, () => new Float32Array(this.hidden));
+    return this.stateSizes.map((n) => new Float32Array(n));
   }
 
-  /** pixels: Float32Array(3*S*S); tokens: array of ints; state: [Float32Array(H)] -> outputs and ms. */
+  /** pixels: Float32Array(3*S*S); tokens: array of ints; state: [Float32Array(S_i)] -> outputs and ms. */
   async step(pixels, tokens, state) {
     const T = this.ort.Tensor;
     const feeds = {
       image: new T("float32", pixels, [1, 3, this.size, this.size]),
       tokens: new T("int64", BigInt64Array.from(tokens, (v) => BigInt(v)), [1, this.maxTokens]),
     };
-    state.forEach((h, i) => (feeds[`state_${i}`] = new T("float32", h, [1, this.hidden])));
+    state.forEach((h, i) => (feeds[`state_${i}`] = new T("float32", h, [1, h.length])));
     const start = performance.now();
     const out = await this.session.run(feeds);
     const ms = performance.now() - start;
@@ -132,8 +133,8 @@ export class StepModel {
     return {
       logits: plain("action_logits"),
       coords: plain("coords"),
-      tau: Array.from({ length: this.layers }, (_, i) => plain(`tau_${i}`)),
-      state: Array.from({ length: this.layers }, (_, i) => plain(`new_state_${i}`)),
+      tau: Array.from({ length: this.tauLayers }, (_, i) => plain(`tau_${i}`)),
+      state: this.stateSizes.map((_, i) => plain(`new_state_${i}`)),
       ms,
     };
   }

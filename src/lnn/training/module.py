@@ -51,12 +51,13 @@ class PolicyModule(pl.LightningModule):
         click_weight: float = 1.0,
         coord_weight: float = 1.0,
         look_weight: float = 0.5,
+        seed: int | None = None,
     ):
         super().__init__()
         self.model = model
         self.optimizer_factory = optimizer
         self.warmup_steps, self.click_weight, self.coord_weight = warmup_steps, click_weight, coord_weight
-        self.look_weight = look_weight
+        self.look_weight, self.seed = look_weight, seed
         self.save_hyperparameters(ignore=["model", "optimizer"])
 
     def forward(self, batch: dict) -> dict:
@@ -99,6 +100,12 @@ class PolicyModule(pl.LightningModule):
             self.log(f"{stage}/{name}", value, batch_size=batch_size, prog_bar=name in ("loss", "action_acc", "click_acc"),
                      on_step=stage == "train" and name == "loss", on_epoch=True, sync_dist=stage != "train")  # fmt: skip
         return loss
+
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        """Torch's RNG (dropout, augmentation) seeded from (seed, rank, step): a resumed run draws what the
+        killed one would have, whatever ran before (validation, a restart), with no state to checkpoint."""
+        if self.seed is not None:
+            torch.manual_seed(hash((self.seed, self.global_rank, self.global_step)) % 2**63)
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         return self._step(batch, "train")

@@ -119,3 +119,29 @@ def test_csv_writer_appending_to_an_older_header_rewrites_it(tmp_path):
         rows = list(csv.DictReader(f))
     assert rows == [{"step": "0", "train/loss_epoch": "", "train/loss_step": "1.0"},
                     {"step": "1", "train/loss_epoch": "3.0", "train/loss_step": ""}]  # fmt: skip
+
+
+def test_a_sweep_run_again_continues_its_unfinished_sweep(tmp_path):
+    from lnn.training import resume
+
+    command = ("model.tau_min=0.1,1.0", "debug=fast")
+    first = resume.sweep_dir(str(tmp_path), "2026-01-01_00-00-00", "auto", command)
+    # a job's config resolves the sweep dir again, with its own overrides: the same answer
+    assert resume.sweep_dir(str(tmp_path), "2026-01-01_00-00-00", "auto", ("model.tau_min=0.1",)) == first
+    resume._sweeps.clear()  # a new process: the same command line finds the unfinished sweep
+    assert resume.sweep_dir(str(tmp_path), "2026-01-01_00-00-05", "auto", ("debug=fast", "model.tau_min=0.1,1.0")) == first
+    resume._sweeps.clear()
+    assert resume.sweep_dir(str(tmp_path), "2026-01-01_00-00-06", "auto", ("model.tau_min=0.5",)) != first
+    (Path(first) / resume.SWEEP_DONE).write_text("done")  # its summary: the sweep ended
+    resume._sweeps.clear()
+    assert resume.sweep_dir(str(tmp_path), "2026-01-01_00-00-07", "auto", command) != first
+
+
+def test_finished_job_returns_its_recorded_results(tmp_path):
+    from lnn.training.resume import finished_results, write_run
+
+    write_run(tmp_path, status="running")
+    (tmp_path / "results.json").write_text('{"val/success": 0.5}')
+    assert finished_results(tmp_path) is None
+    write_run(tmp_path, status="finished")
+    assert finished_results(tmp_path) == {"val/success": 0.5}

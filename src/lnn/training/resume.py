@@ -4,6 +4,11 @@ Each run keeps `run.json` (its overrides and status). With `resume=auto`, the ru
 newest one under logs/runs whose overrides equal this command's, that has a last.ckpt and did not
 finish; otherwise a new timestamped directory. Hydra resolves `hydra.run.dir` through
 `lnn_run_dir` before the run starts, so everything of the continued run lands in one place.
+
+Sweeps likewise: `hydra.sweep.dir` goes through `lnn_sweep_dir`, which with `resume=auto` picks the newest
+sweep of the same command line (`sweep.json`) that has no summary yet (the summary is written when a sweep
+ends). Its jobs then continue in their own directories: a finished job returns its recorded results, an
+unfinished one resumes from its last.ckpt.
 """
 
 from __future__ import annotations
@@ -15,21 +20,23 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 RUN_FILE = "run.json"
+SWEEP_FILE = "sweep.json"
+SWEEP_DONE = "summary.md"  # written by the sweep summary when the multirun ends
 LAST = Path("checkpoints") / "last.ckpt"
 
 
-def read_run(run_dir: Path) -> dict:
+def read_run(run_dir: Path, name: str = RUN_FILE) -> dict:
     try:
-        return json.loads((run_dir / RUN_FILE).read_text())
+        return json.loads((run_dir / name).read_text())
     except (OSError, ValueError):
         return {}
 
 
-def write_run(run_dir: Path, **fields) -> None:
-    info = read_run(run_dir) | fields
-    tmp = run_dir / (RUN_FILE + ".tmp")
+def write_run(run_dir: Path, name: str = RUN_FILE, **fields) -> None:
+    info = read_run(run_dir, name) | fields
+    tmp = run_dir / (name + ".tmp")
     tmp.write_text(json.dumps(info, indent=1, default=str))
-    tmp.replace(run_dir / RUN_FILE)
+    tmp.replace(run_dir / name)
 
 
 def unfinished_run(runs_dir: Path, overrides: str) -> Path | None:
@@ -42,6 +49,25 @@ def unfinished_run(runs_dir: Path, overrides: str) -> Path | None:
     return None
 
 
+def unfinished_sweep(sweeps_dir: Path, command: str) -> Path | None:
+    """The newest sweep of this command line that has not ended (no summary)."""
+    for sweep_json in sorted(sweeps_dir.glob(f"*/{SWEEP_FILE}"), reverse=True):
+        sweep = sweep_json.parent
+        if read_run(sweep, SWEEP_FILE).get("command") == command and not (sweep / SWEEP_DONE).exists():
+            return sweep
+    return None
+
+
+def finished_results(run_dir: Path) -> dict | None:
+    """The recorded results of a run that finished (a sweep's job run again), else None."""
+    if read_run(run_dir).get("status") != "finished":
+        return None
+    try:
+        return json.loads((run_dir / "results.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
 @lru_cache(maxsize=None)  # Hydra resolves the run dir more than once: answer the same each time
 def run_dir(runs_dir: str, timestamp: str, resume, overrides: str) -> str:
     resume = str(resume)
@@ -51,6 +77,36 @@ def run_dir(runs_dir: str, timestamp: str, resume, overrides: str) -> str:
         found = unfinished_run(Path(runs_dir), overrides)
         if found is not None:
             return str(found)
+    return _claim(runs_dir, timestamp)
+
+
+_sweeps: dict[tuple, str] = {}
+
+
+def sweep_dir(sweeps_dir: str, timestamp: str, resume, task_overrides) -> str:
+    """A new sweep directory, or with resume=auto the unfinished sweep of the same command line.
+
+    The first answer holds for the whole multirun: each job's config resolves this again with the job's own
+    overrides (and the sweep's timestamp, which Hydra copies into it).
+    """
+    key = (sweeps_dir, timestamp, str(resume))
+    if key not in _sweeps:
+        _sweeps[key] = _sweep_dir(sweeps_dir, timestamp, resume, task_overrides)
+    return _sweeps[key]
+
+
+def _sweep_dir(sweeps_dir: str, timestamp: str, resume, task_overrides) -> str:
+    command = " ".join(sorted(str(o) for o in task_overrides if not str(o).startswith("resume=")))
+    if str(resume) == "auto":
+        found = unfinished_sweep(Path(sweeps_dir), command)
+        if found is not None:
+            return str(found)
+    new = Path(_claim(sweeps_dir, timestamp))
+    write_run(new, SWEEP_FILE, command=command)
+    return str(new)
+
+
+def _claim(runs_dir: str, timestamp: str) -> str:
     new, n = Path(runs_dir) / timestamp, 1
     while True:  # mkdir claims the name atomically: two runs started in the same second get two directories
         try:
@@ -63,3 +119,5 @@ def run_dir(runs_dir: str, timestamp: str, resume, overrides: str) -> str:
 def register_resolvers() -> None:
     if not OmegaConf.has_resolver("lnn_run_dir"):
         OmegaConf.register_new_resolver("lnn_run_dir", run_dir)
+    if not OmegaConf.has_resolver("lnn_sweep_dir"):
+        OmegaConf.register_new_resolver("lnn_sweep_dir", lambda d, t, r, o: sweep_dir(d, t, r, tuple(o)))

@@ -16,7 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from lnn.errors import ConfigError
 from lnn.training.closed_loop import closed_loop_jobs, evaluate_model, write_success_report
 from lnn.training.module import PolicyModule
-from lnn.training.resume import LAST, write_run
+from lnn.training.resume import LAST, finished_results, write_run
 
 log = logging.getLogger("lnn")
 
@@ -63,6 +63,9 @@ def build(cfg: DictConfig):
 def train(cfg: DictConfig, overrides: str = "") -> dict:
     """Fit, evaluate and report; `overrides` (Hydra's override_dirname) identifies the command for resume."""
     out = Path(cfg.paths.output_dir)
+    if str(cfg.resume) == "auto" and (done := finished_results(out)) is not None:
+        log.info(f"{out} finished before: its recorded results (a sweep run again skips its finished jobs)")
+        return done
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model, datamodule, module, trainer = build(cfg)
     if cfg.get("compile"):

@@ -230,6 +230,8 @@ class EpisodeDataModule(pl.LightningDataModule):
         self.env_kwargs = {"image_size": image_size, **(env_kwargs or {})}
         self.splits: dict[str, Episodes] = {}
         self.seed = seed
+        self.train_loader: ResumableLoader | None = None
+        self._loader_state: dict | None = None  # from a checkpoint, for the train loader
 
     def spec(self, split: str) -> RolloutSpec:
         return RolloutSpec(self.env, self.tasks, self.episodes_per_task[split], split, self.env_kwargs)
@@ -246,7 +248,21 @@ class EpisodeDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         dataset = EpisodeDataset(self.splits["train"])
-        return ResumableLoader(dataset, EpisodeSampler(len(dataset), self.seed), **self._loader_args())
+        self.train_loader = ResumableLoader(dataset, EpisodeSampler(len(dataset), self.seed), **self._loader_args())
+        if self._loader_state is not None:
+            self.train_loader.load_state_dict(self._loader_state)
+        return self.train_loader
+
+    # The loader's position also goes through the datamodule's state: Lightning sets the train loader up
+    # early (configure_optimizers asks for estimated_stepping_batches) and then skips loading the loader
+    # states it saved. Lightning restores the datamodule before or after the loader exists: both work.
+    def state_dict(self) -> dict:
+        return {"train_loader": self.train_loader.state_dict()} if self.train_loader is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._loader_state = state.get("train_loader")
+        if self.train_loader is not None and self._loader_state is not None:
+            self.train_loader.load_state_dict(self._loader_state)
 
     def _loader_args(self) -> dict:
         return dict(batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=collate_episodes,

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 
 from lnn.data import IGNORE
 from lnn.envs import ACTIONS
+from lnn.training import epoch_metrics
 
 CLICK = ACTIONS.index("click")
 
@@ -59,6 +60,7 @@ class PolicyModule(pl.LightningModule):
         self.warmup_steps, self.click_weight, self.coord_weight = warmup_steps, click_weight, coord_weight
         self.look_weight, self.seed = look_weight, seed
         self.save_hyperparameters(ignore=["model", "optimizer"])
+        self._epoch_metrics: dict | None = None  # from the checkpoint resumed, until training starts
 
     def forward(self, batch: dict) -> dict:
         images = images_to_float(batch["images"])
@@ -106,6 +108,17 @@ class PolicyModule(pl.LightningModule):
         killed one would have, whatever ran before (validation, a restart), with no state to checkpoint."""
         if self.seed is not None:
             torch.manual_seed(hash((self.seed, self.global_rank, self.global_step)) % 2**63)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint[epoch_metrics.KEY] = epoch_metrics.save(self.trainer)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._epoch_metrics = checkpoint.get(epoch_metrics.KEY)
+
+    def on_train_start(self) -> None:
+        """A run resumed mid-epoch averages the whole epoch into train/*_epoch, as if never killed."""
+        epoch_metrics.restore(self.trainer, self._epoch_metrics)
+        self._epoch_metrics = None
 
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         return self._step(batch, "train")

@@ -5,6 +5,7 @@ The reference run is the same command with resume=false (resume is not part of t
 """
 
 import csv
+import json
 import os
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import torch
 
 from lnn.data.datamodule import EpisodeSampler, ResumableLoader
 from lnn.training.csv_logger import ResumableCSVLogger, UnionHeaderWriter
+from lnn.training.resume import LAST
 from tests.conftest import ROOT, run_cli
 
 # 2 epochs of 6 steps (of 18 batches: the order matters), last.ckpt every 2 steps
@@ -44,7 +46,7 @@ def reference(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_at, resumed_at", [("step:5", 4), ("step:9", 8), ("validation:0", 6)])
+@pytest.mark.parametrize("kill_at, resumed_at", [("step:5", 4), ("step:9", 8), ("validation:0", 4)])
 def test_killed_run_resumes_exactly(reference, kill_at, resumed_at):
     root, ref = reference
     killed = run_cli(*ARGS, cwd=root, env=ENV | {"LNN_KILL_AT": kill_at})
@@ -56,12 +58,79 @@ def test_killed_run_resumes_exactly(reference, kill_at, resumed_at):
     out = result.stdout + result.stderr
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"resuming from {run / 'checkpoints' / 'last.ckpt'}" in out and runs(root)[-1] == run
+    assert f"training starts at step {resumed_at}" in out  # not from step 0 (it would end the same)
     assert "unreliable" not in out and "not resumable" not in out
-    # every row from the resume point on (train/loss per step: the batches; val/*, test/*) as never killed
-    assert metrics(run, resumed_at) == metrics(ref, resumed_at)
+    # every row (train/loss per step: the batches; the epochs' train/*_epoch, val/*; test/*) as never killed
+    assert metrics(run, 0) == metrics(ref, 0)
     assert len(metrics(ref, resumed_at)) > 0
     a, b = weights(run), weights(ref)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.slow
+def test_run_killed_in_its_final_evaluation_only_evaluates_again(reference):
+    root, ref = reference
+    killed = run_cli(*ARGS, cwd=root, env=ENV | {"LNN_KILL_AT": "evaluation"})
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    run = runs(root)[-1]
+    trained = {p.name: p.stat().st_mtime_ns for p in (run / "checkpoints").iterdir()}
+
+    result = run_cli(*ARGS, cwd=root, env=ENV)
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "only the final evaluation runs again" in out and "resuming from" not in out
+    assert runs(root)[-1] == run
+    # not trained again
+    assert {p.name: p.stat().st_mtime_ns for p in (run / "checkpoints").iterdir()} == trained
+    assert metrics(run, 0) == metrics(ref, 0)  # every row once: the fit's, then the test episodes'
+    assert final_results(run) == final_results(ref)
+
+
+def final_results(run: Path) -> dict:
+    results = json.loads((run / "results.json").read_text())
+    results["best_checkpoint"] = Path(results["best_checkpoint"]).relative_to(run).as_posix()
+    return {k: v for k, v in results.items() if k != "fit_seconds"}
+
+
+SWEEP = [str(ROOT / "train.py"), "-m", "model.tau_min=0.5,1.0", "debug=fast",
+         "+callbacks.kill._target_=tests.training.kill_at.KillAt"]  # fmt: skip
+
+
+def sweeps(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "logs" / "multiruns").iterdir() if p.is_dir())
+
+
+def summary(sweep: Path) -> list[str]:
+    """summary.md with the sweep's path as <sweep> and without the fit_seconds column."""
+    lines = (sweep / "summary.md").read_text().replace(str(sweep), "<sweep>").splitlines()
+    table = [i for i, line in enumerate(lines) if line.startswith("|")]
+    drop = [c.strip() for c in lines[table[0]].split("|")].index("fit_seconds")
+    for i in table:
+        cells = lines[i].split("|")
+        lines[i] = "|".join(cells[:drop] + cells[drop + 1 :])
+    return lines
+
+
+@pytest.mark.slow
+def test_killed_sweep_skips_its_finished_jobs_and_resumes_the_unfinished_one(tmp_path):
+    whole = run_cli(*SWEEP, cwd=tmp_path, env=ENV)  # never killed (and marked ended: the next one is new)
+    assert whole.returncode == 0, whole.stderr[-3000:]
+    killed = run_cli(*SWEEP, cwd=tmp_path, env=ENV | {"LNN_KILL_AT": "step:3", "LNN_KILL_JOB": "1"})
+    assert killed.returncode == -9, killed.stderr[-3000:]
+    reference, sweep = sweeps(tmp_path)
+    assert torch.load(sweep / "1" / LAST, weights_only=False)["global_step"] == 2
+    job0 = {f: (sweep / "0" / f).read_bytes() for f in ("run.json", "results.json", "csv/metrics.csv")}
+    job0_ckpt = (sweep / "0" / LAST).stat().st_mtime_ns
+
+    result = run_cli(*SWEEP, cwd=tmp_path, env=ENV)  # the same command again
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert sweeps(tmp_path) == [reference, sweep]
+    assert {f: (sweep / "0" / f).read_bytes() for f in job0} == job0  # job 0 not run again
+    assert (sweep / "0" / LAST).stat().st_mtime_ns == job0_ckpt
+    assert f"resuming from {sweep / '1' / LAST}" in out
+    assert metrics(sweep / "1", 2) == metrics(reference / "1", 2)
+    assert summary(sweep) == summary(reference)
 
 
 def batches(loader, epoch: int, n: int | None = None) -> list[list[int]]:
@@ -132,9 +201,12 @@ def test_a_sweep_run_again_continues_its_unfinished_sweep(tmp_path):
     assert resume.sweep_dir(str(tmp_path), "2026-01-01_00-00-05", "auto", ("debug=fast", "model.tau_min=0.1,1.0")) == first
     resume._sweeps.clear()
     assert resume.sweep_dir(str(tmp_path), "2026-01-01_00-00-06", "auto", ("model.tau_min=0.5",)) != first
-    (Path(first) / resume.SWEEP_DONE).write_text("done")  # its summary: the sweep ended
+    (Path(first) / "summary.md").write_text("after job 0")  # rewritten after each job: the sweep goes on
     resume._sweeps.clear()
-    assert resume.sweep_dir(str(tmp_path), "2026-01-01_00-00-07", "auto", command) != first
+    assert resume.sweep_dir(str(tmp_path), "2026-01-01_00-00-07", "auto", command) == first
+    resume.finish_sweep(Path(first))  # the multirun ended
+    resume._sweeps.clear()
+    assert resume.sweep_dir(str(tmp_path), "2026-01-01_00-00-08", "auto", command) != first
 
 
 def test_finished_job_returns_its_recorded_results(tmp_path):

@@ -6,9 +6,10 @@ finish; otherwise a new timestamped directory. Hydra resolves `hydra.run.dir` th
 `lnn_run_dir` before the run starts, so everything of the continued run lands in one place.
 
 Sweeps likewise: `hydra.sweep.dir` goes through `lnn_sweep_dir`, which with `resume=auto` picks the newest
-sweep of the same command line (`sweep.json`) that has no summary yet (the summary is written when a sweep
-ends). Its jobs then continue in their own directories: a finished job returns its recorded results, an
-unfinished one resumes from its last.ckpt.
+sweep of the same command line (`sweep.json`) that did not end (`finish_sweep` marks it when the multirun
+ends; the summary says nothing: it is rewritten after every job). Its jobs then continue in their own
+directories: a finished job returns its recorded results, an unfinished one resumes from its last.ckpt,
+and one killed during its final evaluation (status `fitted`) only runs that evaluation again.
 """
 
 from __future__ import annotations
@@ -17,12 +18,24 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
+from lightning.pytorch.callbacks import ModelCheckpoint
 from omegaconf import OmegaConf
 
 RUN_FILE = "run.json"
 SWEEP_FILE = "sweep.json"
-SWEEP_DONE = "summary.md"  # written by the sweep summary when the multirun ends
 LAST = Path("checkpoints") / "last.ckpt"
+
+
+class LastCheckpoint(ModelCheckpoint):
+    """The resume point: every N training steps, except on an epoch's last batch, and at each epoch's end.
+
+    On an epoch's last batch the epoch's validation has yet to run, but Lightning resuming from there takes it
+    as done (and the epoch's end with it): that save is left to the epoch's end, after its validation.
+    """
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
+        if batch_idx + 1 < trainer.num_training_batches:
+            super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
 
 
 def read_run(run_dir: Path, name: str = RUN_FILE) -> dict:
@@ -50,12 +63,18 @@ def unfinished_run(runs_dir: Path, overrides: str) -> Path | None:
 
 
 def unfinished_sweep(sweeps_dir: Path, command: str) -> Path | None:
-    """The newest sweep of this command line that has not ended (no summary)."""
+    """The newest sweep of this command line that has not ended."""
     for sweep_json in sorted(sweeps_dir.glob(f"*/{SWEEP_FILE}"), reverse=True):
-        sweep = sweep_json.parent
-        if read_run(sweep, SWEEP_FILE).get("command") == command and not (sweep / SWEEP_DONE).exists():
-            return sweep
+        info = read_run(sweep_json.parent, SWEEP_FILE)
+        if info.get("command") == command and info.get("status") != "finished":
+            return sweep_json.parent
     return None
+
+
+def finish_sweep(sweep: Path) -> None:
+    """The multirun ended: running its command again starts a new sweep."""
+    if (sweep / SWEEP_FILE).exists():
+        write_run(sweep, SWEEP_FILE, status="finished")
 
 
 def finished_results(run_dir: Path) -> dict | None:
@@ -66,6 +85,12 @@ def finished_results(run_dir: Path) -> dict | None:
         return json.loads((run_dir / "results.json").read_text())
     except (OSError, ValueError):
         return None
+
+
+def fitted(run_dir: Path) -> dict | None:
+    """What the fit of a run killed during its final evaluation recorded (only that evaluation runs again)."""
+    info = read_run(run_dir)
+    return info.get("fit") if info.get("status") == "fitted" else None
 
 
 @lru_cache(maxsize=None)  # Hydra resolves the run dir more than once: answer the same each time

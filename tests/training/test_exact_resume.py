@@ -17,7 +17,8 @@ from lnn.training.csv_logger import ResumableCSVLogger, UnionHeaderWriter
 from lnn.training.resume import LAST
 from tests.conftest import ROOT, run_cli
 
-# 2 epochs of 6 steps (of 18 batches: the order matters), last.ckpt every 2 steps
+# 2 epochs of 6 steps (of 18 batches: the order matters), last.ckpt every 2 steps (not on an epoch's last
+# batch: step 6 is the epoch end's, after its validation)
 ARGS = [str(ROOT / "train.py"), "debug=fast", "trainer.max_epochs=2", "trainer.limit_train_batches=6",
         "callbacks.last.every_n_train_steps=2", "+callbacks.kill._target_=tests.training.kill_at.KillAt"]  # fmt: skip
 ENV = {"PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}  # this checkout's lnn, and the KillAt callback
@@ -46,7 +47,8 @@ def reference(tmp_path_factory):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kill_at, resumed_at", [("step:5", 4), ("step:9", 8), ("validation:0", 4)])
+# mid-epoch 0 and 1; at the start of epoch 1 (from the epoch end's checkpoint); during epoch 0's validation
+@pytest.mark.parametrize("kill_at, resumed_at", [("step:5", 4), ("step:9", 8), ("step:7", 6), ("validation:0", 4)])
 def test_killed_run_resumes_exactly(reference, kill_at, resumed_at):
     root, ref = reference
     killed = run_cli(*ARGS, cwd=root, env=ENV | {"LNN_KILL_AT": kill_at})

@@ -3,10 +3,11 @@
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from lnn.training.resume import run_dir
+from lnn.training.resume import run_dir, sweep_dir
 
-if not OmegaConf.has_resolver("lnn_run_dir"):  # before Hydra resolves hydra.run.dir
+if not OmegaConf.has_resolver("lnn_run_dir"):  # before Hydra resolves hydra.run.dir / hydra.sweep.dir
     OmegaConf.register_new_resolver("lnn_run_dir", run_dir)
+    OmegaConf.register_new_resolver("lnn_sweep_dir", lambda d, t, r, o: sweep_dir(d, t, r, tuple(o)))
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

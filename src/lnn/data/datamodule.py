@@ -10,7 +10,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 from tqdm.auto import tqdm
 
 from lnn.data.rollouts import RolloutSpec, build_dataset
@@ -137,12 +137,64 @@ def collate_episodes(items: list[dict]) -> dict:
     return out
 
 
+class EpisodeSampler(Sampler[int]):
+    """Episode order of an epoch: a permutation drawn from (seed, epoch) alone, so any epoch can be redrawn.
+
+    `start` indices of the epoch are skipped once (a resumed epoch); Lightning calls `set_epoch` each epoch.
+    """
+
+    def __init__(self, size: int, seed: int = 0):
+        self.size, self.seed = size, seed
+        self.epoch, self.start = 0, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch != self.epoch:
+            self.epoch, self.start = epoch, 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self):
+        order = torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed * 100_003 + self.epoch))
+        start, self.start = self.start, 0
+        yield from order[start:].tolist()
+
+
+class ResumableLoader(DataLoader):
+    """A DataLoader whose position in the epoch is in Lightning's checkpoints (`state_dict`), so a run killed
+    mid-epoch goes on with the batches it would have seen.
+
+    It counts the batches it hands out: Lightning takes them one at a time from a loader with a length
+    (no prefetching), so at a checkpoint the count is the number of batches trained on this epoch. Iteration
+    starts lazily, at the first batch, after Lightning's `set_epoch` of the epoch it belongs to.
+    """
+
+    def __init__(self, dataset, sampler: EpisodeSampler, **kwargs):
+        # a generator of its own: the loader draws its workers' base seed from it, not from torch's global RNG
+        kwargs.setdefault("generator", torch.Generator().manual_seed(sampler.seed))
+        super().__init__(dataset, sampler=sampler, **kwargs)
+        self.batches = 0  # handed out since the epoch started
+
+    def __iter__(self):
+        self.batches = self.sampler.start // self.batch_size
+        for batch in super().__iter__():
+            self.batches += 1
+            yield batch
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.sampler.epoch, "batches": self.batches, "seed": self.sampler.seed}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.sampler.seed, self.sampler.epoch = state["seed"], state["epoch"]
+        self.sampler.start = state["batches"] * self.batch_size
+
+
 class EpisodeDataModule(pl.LightningDataModule):
     """Oracle episodes of an env, recorded on first use and cached under `data_dir`.
 
     `tasks` may name kinds (`single-click`) for all their tasks; `record_workers` processes record (one
     env each); `max_envs` caps the envs closed-loop evaluation opens at once, `max_steps` its actions per
-    episode. Neither changes the recorded data.
+    episode. Neither changes the recorded data. `seed` draws the training episodes' order of each epoch.
     """
 
     def __init__(
@@ -158,6 +210,7 @@ class EpisodeDataModule(pl.LightningDataModule):
         env_kwargs: dict | None = None,
         max_envs: int | None = None,
         max_steps: int | None = None,
+        seed: int = 0,
     ):
         super().__init__()
         self.tasks = tuple(check_tasks(env, tasks))
@@ -182,6 +235,13 @@ class EpisodeDataModule(pl.LightningDataModule):
         self.data_dir, self.record_workers = Path(data_dir), record_workers
         self.env_kwargs = {"image_size": image_size, **(env_kwargs or {})}
         self.splits: dict[str, Episodes] = {}
+        self._init_order(seed)
+
+    def _init_order(self, seed: int) -> None:
+        """What draws and resumes the training episodes' order (`seed`, with the epoch number)."""
+        self.seed = seed
+        self.train_loader: ResumableLoader | None = None
+        self._loader_state: dict | None = None  # from a checkpoint, for the train loader
 
     def spec(self, split: str) -> RolloutSpec:
         return RolloutSpec(self.env, self.tasks, self.episodes_per_task[split], split, self.env_kwargs)
@@ -199,18 +259,27 @@ class EpisodeDataModule(pl.LightningDataModule):
             if split not in self.splits:
                 self.splits[split] = load_episodes(self.dataset_path(split), self.image_size)
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            EpisodeDataset(self.splits[split]),
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            collate_fn=collate_episodes,
-            persistent_workers=self.num_workers > 0,
-        )
-
     def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
+        dataset = EpisodeDataset(self.splits["train"])
+        self.train_loader = ResumableLoader(dataset, EpisodeSampler(len(dataset), self.seed), **self._loader_args())
+        if self._loader_state is not None:
+            self.train_loader.load_state_dict(self._loader_state)
+        return self.train_loader
+
+    # The loader's position also goes through the datamodule's state: Lightning sets the train loader up
+    # early (configure_optimizers asks for estimated_stepping_batches) and then skips loading the loader
+    # states it saved. Lightning restores the datamodule before or after the loader exists: both work.
+    def state_dict(self) -> dict:
+        return {"train_loader": self.train_loader.state_dict()} if self.train_loader is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._loader_state = state.get("train_loader")
+        if self.train_loader is not None and self._loader_state is not None:
+            self.train_loader.load_state_dict(self._loader_state)
+
+    def _loader_args(self) -> dict:
+        return dict(batch_size=self.batch_size, num_workers=self.num_workers, collate_fn=collate_episodes,
+                    persistent_workers=self.num_workers > 0)  # fmt: skip
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
+        return DataLoader(EpisodeDataset(self.splits["val"]), shuffle=False, **self._loader_args())

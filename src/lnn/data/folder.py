@@ -271,8 +271,9 @@ class FolderDataModule(EpisodeDataModule):
         num_workers: int = 0,
         data_dir: str = "data_cache",
         import_workers: int | None = None,
+        seed: int = 0,
     ):
-        pl.LightningDataModule.__init__(self)  # not EpisodeDataModule's: no env, tasks or seeds
+        pl.LightningDataModule.__init__(self)  # not EpisodeDataModule's: no env, tasks or seed splits
         if not path:
             raise ConfigError("path", "is required: data=folder data.path=<folder with episodes.jsonl>")
         if not Path(path).expanduser().is_dir():
@@ -289,6 +290,7 @@ class FolderDataModule(EpisodeDataModule):
         self.data_dir = Path(data_dir)
         self.splits = {}
         self.imported: Path | None = None
+        self._init_order(seed)
 
     def dataset_path(self, split: str) -> Path:
         if self.imported is None:  # checked and imported once per run

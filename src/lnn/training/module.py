@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from lnn.data import IGNORE
 from lnn.envs import ACTIONS
 from lnn.runs import SPEC
+from lnn.training import epoch_metrics
 
 CLICK = ACTIONS.index("click")
 
@@ -52,13 +53,15 @@ class PolicyModule(pl.LightningModule):
         click_weight: float = 1.0,
         coord_weight: float = 1.0,
         look_weight: float = 0.5,
+        seed: int | None = None,
     ):
         super().__init__()
         self.model = model
         self.optimizer_factory = optimizer
         self.warmup_steps, self.click_weight, self.coord_weight = warmup_steps, click_weight, coord_weight
-        self.look_weight = look_weight
+        self.look_weight, self.seed = look_weight, seed
         self.save_hyperparameters(ignore=["model", "optimizer"])
+        self._epoch_metrics: dict | None = None  # from the checkpoint resumed, until training starts
 
     def forward(self, batch: dict) -> dict:
         images = images_to_float(batch["images"])
@@ -107,17 +110,32 @@ class PolicyModule(pl.LightningModule):
                      on_step=stage == "train" and name == "loss", on_epoch=True, sync_dist=stage != "train")  # fmt: skip
         return loss
 
+    def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
+        """Torch's RNG (dropout, augmentation) seeded from (seed, rank, step): a resumed run draws what the
+        killed one would have, whatever ran before (validation, a restart), with no state to checkpoint."""
+        if self.seed is not None:
+            torch.manual_seed(hash((self.seed, self.global_rank, self.global_step)) % 2**63)
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        """The model spec (it rebuilds the model without the run's config) and the running epoch averages."""
+        model = getattr(self.model, "_orig_mod", self.model)  # torch.compile wraps the model
+        if hasattr(model, "spec"):
+            checkpoint[SPEC] = model.spec
+        checkpoint[epoch_metrics.KEY] = epoch_metrics.save(self.trainer)
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self._epoch_metrics = checkpoint.get(epoch_metrics.KEY)
+
+    def on_train_start(self) -> None:
+        """A run resumed mid-epoch averages the whole epoch into train/*_epoch, as if never killed."""
+        epoch_metrics.restore(self.trainer, self._epoch_metrics)
+        self._epoch_metrics = None
+
     def training_step(self, batch: dict, batch_idx: int) -> Tensor:
         return self._step(batch, "train")
 
     def validation_step(self, batch: dict, batch_idx: int) -> None:
         self._step(batch, "val")
-
-    def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """The model spec goes into every checkpoint: it rebuilds the model without the run's config."""
-        model = getattr(self.model, "_orig_mod", self.model)  # torch.compile wraps the model
-        if hasattr(model, "spec"):
-            checkpoint[SPEC] = model.spec
 
     def configure_optimizers(self):
         optimizer = self.optimizer_factory(params=self.parameters())

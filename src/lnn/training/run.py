@@ -16,7 +16,7 @@ from lnn.rollout import split_jobs
 from lnn.runs import CONFIG, RESULTS
 from lnn.training.closed_loop import ClosedLoopEval, evaluate_model, write_success_report
 from lnn.training.module import PolicyModule
-from lnn.training.resume import LAST_CHECKPOINT, write_run
+from lnn.training.resume import LAST_CHECKPOINT, finished_results, fitted, write_run
 from lnn.training.tau_plots import TauPlots
 
 log = logging.getLogger("lnn")
@@ -56,6 +56,9 @@ def build(cfg):
 def train(cfg, overrides: str = "") -> dict:
     """Fit, evaluate and report; `overrides` (Hydra's override_dirname) identifies the command for resume."""
     out = Path(cfg.paths.output_dir)
+    if str(cfg.resume) == "auto" and (done := finished_results(out)) is not None:
+        log.info(f"{out} finished before: its recorded results (a sweep run again skips its finished jobs)")
+        return done
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model, datamodule, module, trainer = build(cfg)
     if cfg.get("compile"):
@@ -63,26 +66,34 @@ def train(cfg, overrides: str = "") -> dict:
 
     last = out / LAST_CHECKPOINT
     ckpt_path = str(last) if str(cfg.resume) not in ("false", "False") and last.exists() else None
+    fit = fitted(out) if ckpt_path else None
     if trainer.is_global_zero:
         out.mkdir(parents=True, exist_ok=True)
         save_config(cfg, out / CONFIG)
-        write_run(out, overrides=overrides, status="running", started=time.strftime("%Y-%m-%d %H:%M:%S"))
+        status = "running" if fit is None else "fitted"  # killed again during the evaluation: still fitted
+        write_run(out, overrides=overrides, status=status, started=time.strftime("%Y-%m-%d %H:%M:%S"))
         params = sum(p.numel() for p in model.parameters())
         log.info(f"run directory: {out}  ({params:,} parameters)")
-        if ckpt_path:
+        if fit is not None:
+            log.info(f"{out} finished its training before: only the final evaluation runs again")
+        elif ckpt_path:
             log.info(f"resuming from {ckpt_path}: pass resume=false to start a new run instead")
 
-    started = time.time()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
-    fit_seconds = time.time() - started
-    results = {"fit_seconds": round(fit_seconds, 1), "global_step": trainer.global_step, "world_size": trainer.world_size}
-    results |= {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+    if fit is None:
+        started = time.time()
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
+        fit = {"fit_seconds": round(time.time() - started, 1), "global_step": trainer.global_step,
+               "world_size": trainer.world_size}  # fmt: skip
+        fit |= {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val/")}
+        fit |= {"best_checkpoint": best_checkpoint(trainer) or ""} | best_score(trainer)
+        if trainer.is_global_zero:  # a run killed from here on redoes only the final evaluation
+            write_run(out, status="fitted", fit=fit)
 
+    results = dict(fit)
     if trainer.is_global_zero:
         if getattr(datamodule, "env", None) is not None:
-            results |= final_evaluation(cfg, trainer, module, datamodule, out)
-        else:  # no env, no closed-loop success: the best checkpoint by the offline metric it monitors
-            results |= {"best_checkpoint": best_checkpoint(trainer) or ""} | best_score(trainer)
+            results |= final_evaluation(cfg, trainer, module, datamodule, out, fit)
+        else:  # no env, no closed-loop success: the best checkpoint by the offline metric it monitors (in `fit`)
             log.info("no env to act in: no closed-loop evaluation; offline validation metrics are in results.json")
         (out / RESULTS).write_text(json.dumps(results, indent=1))
         write_run(out, status="finished", finished=time.strftime("%Y-%m-%d %H:%M:%S"))
@@ -110,11 +121,10 @@ def best_score(trainer: pl.Trainer) -> dict:
     return {"monitor": cb.monitor, "best_score": float(cb.best_model_score)}
 
 
-def final_evaluation(cfg, trainer, module, datamodule, out: Path) -> dict:
+def final_evaluation(cfg, trainer, module, datamodule, out: Path, fit: dict) -> dict:
     """Closed-loop success of the best checkpoint on the held-out test seeds: table, plot, logged."""
-    best = best_checkpoint(trainer)
-    if best:
-        state = torch.load(best, map_location="cpu", weights_only=False)["state_dict"]
+    if fit["best_checkpoint"]:
+        state = torch.load(fit["best_checkpoint"], map_location="cpu", weights_only=False)["state_dict"]
         module.load_state_dict(state)
     model = module.model.to(module.device if module.device.type != "meta" else "cpu")
     jobs = split_jobs(datamodule.tasks, "test", cfg.evaluate.episodes_per_task)
@@ -123,7 +133,7 @@ def final_evaluation(cfg, trainer, module, datamodule, out: Path) -> dict:
     rows = write_success_report(results, out / "eval", datamodule.env, title)
     metrics = {f"test/success/{r['task'].strip('[]')}": r["success"] for r in rows}
     for logger in trainer.loggers:
-        logger.log_metrics(metrics, step=trainer.global_step)
+        logger.log_metrics(metrics, step=fit["global_step"])
         logger.save()
     log.info("closed-loop success on test seeds:\n" + (out / "eval" / "success.md").read_text())
-    return metrics | {"best_checkpoint": best or ""} | best_score(trainer)
+    return metrics

@@ -157,6 +157,8 @@ class SweepSummary(Callback):
                 logging.getLogger("lnn").warning(f"sweep summary not updated: {e}")
 
     def on_multirun_end(self, config, **kwargs) -> None:
+        from lnn.training.resume import finish_sweep
+
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.exists():
             return
@@ -164,6 +166,7 @@ class SweepSummary(Callback):
         if not jobs:
             return
         best = write_summary(sweep_dir)
+        finish_sweep(sweep_dir)
         print(f"sweep of {jobs} jobs: results in {sweep_dir} (summary.md, summary.csv, summary.png, best.json, "
               "one directory per job)")  # fmt: skip
         if best is None:

@@ -261,6 +261,8 @@ class EpisodeDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         dataset = EpisodeDataset(self.splits["train"])
+        if self.trainer is not None and self.trainer.world_size > 1:  # DDP: Lightning's DistributedSampler
+            return DataLoader(dataset, shuffle=True, **self._loader_args())  # shuffles (a resume is not exact)
         self.train_loader = ResumableLoader(dataset, EpisodeSampler(len(dataset), self.seed), **self._loader_args())
         if self._loader_state is not None:
             self.train_loader.load_state_dict(self._loader_state)

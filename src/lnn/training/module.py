@@ -121,7 +121,8 @@ class PolicyModule(pl.LightningModule):
         model = getattr(self.model, "_orig_mod", self.model)  # torch.compile wraps the model
         if hasattr(model, "spec"):
             checkpoint[SPEC] = model.spec
-        checkpoint[epoch_metrics.KEY] = epoch_metrics.save(self.trainer)
+        if self._trainer is not None:  # saved outside a fit (by hand, in tests): no epoch under way
+            checkpoint[epoch_metrics.KEY] = epoch_metrics.save(self.trainer)
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._epoch_metrics = checkpoint.get(epoch_metrics.KEY)

@@ -386,3 +386,26 @@ def test_cuda_bf16_mixed_training_step_and_generate(cls):
     assert all(b.mix.grad is not None for b in model.branches().values())
     text = model.eval().generate(torch.rand(3, 32, 32), "hi", max_new_tokens=3, min_new_tokens=3)
     assert len(text) == 1
+
+
+def test_pretrained_path_with_tilde_loads_its_tokenizer(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    save_tiny_checkpoint(tmp_path / "lfm2")
+    model = LFM2LiquidMerged(pretrained_path="~/lfm2", image_size=32)
+    assert model.tokenize(["click-color"], ["Click the red square"])[0, -3:].tolist() == [11, 12, 13]
+    assert model.pretrained_path == str(tmp_path / "lfm2")
+
+
+def test_remote_code_checkpoint_is_one_line_and_never_prompts(tmp_path, monkeypatch):
+    import json
+
+    save_tiny_checkpoint(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config |= {"model_type": "lfm2-vl", "auto_map": {"AutoConfig": "configuration_lfm2_vl.Lfm2VlConfig",
+                                                     "AutoModelForImageTextToText": "modeling_lfm2_vl.Lfm2VlForConditionalGeneration"}}  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    monkeypatch.setattr("builtins.input", lambda *a: pytest.fail("prompted for trust_remote_code"))
+    with pytest.raises(ConfigError) as info:
+        LFM2LiquidMerged(pretrained_path=str(tmp_path), image_size=32)
+    assert info.value.key == "pretrained_path" and "\n" not in info.value.message
+    assert "'lfm2-vl'" in info.value.message and "auto_map" in info.value.message

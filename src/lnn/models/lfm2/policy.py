@@ -24,6 +24,7 @@ all frames); `step` is one frame with the state in and out.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -36,7 +37,7 @@ from lnn.models.lfm2.config import (
     build_base,
     build_config,
     check_liquid_layers,
-    check_pretrained_path,
+    load_config,
 )
 from lnn.models.lfm2.images import patchify, token_grid
 from lnn.models.lfm2.liquid import RECURRENCES, LiquidBranch, LiquidContext
@@ -81,6 +82,7 @@ class LFM2Policy(Described, nn.Module):
         check_liquid_args(tau_min, tau_max, solver, unfolds, rtol, atol, tau_per)
         if recurrence not in RECURRENCES:
             raise ConfigError("recurrence", f"must be one of {', '.join(RECURRENCES)}, got {recurrence!r}")
+        pretrained_path = str(Path(pretrained_path).expanduser()) if pretrained_path else None  # `~` once, here
         config = self._base_config(preset, pretrained_path)
         indices, size = self._liquid_layout(preset, liquid_layers, liquid_size, config.text_config)
         patch, factor = self._check_frames(config, image_size, time_unit, max_text_tokens)
@@ -111,14 +113,7 @@ class LFM2Policy(Described, nn.Module):
     @staticmethod
     def _base_config(preset: str, pretrained_path: str | None):
         """LFM2-VL's config: the checkpoint's own (it must be an lfm2_vl one), else the preset's."""
-        if not pretrained_path:
-            return build_config(preset)
-        from transformers import AutoConfig
-
-        config = AutoConfig.from_pretrained(str(check_pretrained_path(pretrained_path)), local_files_only=True)
-        if config.model_type != "lfm2_vl":
-            raise ConfigError("pretrained_path", f"{pretrained_path} holds a {config.model_type!r} model, not lfm2_vl")
-        return config
+        return load_config(pretrained_path) if pretrained_path else build_config(preset)
 
     @staticmethod
     def _liquid_layout(preset: str, liquid_layers, liquid_size, text_config) -> tuple[list[int], int]:
@@ -309,7 +304,8 @@ class LFM2Policy(Described, nn.Module):
             try:
                 from transformers import AutoProcessor
 
-                self._processor = AutoProcessor.from_pretrained(str(self.pretrained_path), local_files_only=True)
+                self._processor = AutoProcessor.from_pretrained(str(self.pretrained_path), local_files_only=True,
+                                                                trust_remote_code=False)  # fmt: skip
                 self._processor.tokenizer.padding_side = "left"
             except Exception:  # noqa: BLE001 — no processor (files, torchvision): prepare pixels here
                 self._processor = False

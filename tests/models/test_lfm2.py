@@ -409,3 +409,33 @@ def test_remote_code_checkpoint_is_one_line_and_never_prompts(tmp_path, monkeypa
         LFM2LiquidMerged(pretrained_path=str(tmp_path), image_size=32)
     assert info.value.key == "pretrained_path" and "\n" not in info.value.message
     assert "'lfm2-vl'" in info.value.message and "auto_map" in info.value.message
+
+
+@pytest.mark.parametrize("time_unit", ["frame", "token"])
+def test_generate_steps_the_liquid_state_as_the_policy_does(time_unit):
+    from transformers import DynamicCache
+
+    from lnn.models.lfm2.liquid import read_state
+
+    torch.manual_seed(0)
+    model = LFM2LiquidMerged(image_size=32, liquid_size=16, time_unit=time_unit).eval()
+    for b in model.branches().values():
+        torch.nn.init.normal_(b.mix, std=0.5)
+    image = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        policy = model.step(image, model.prompt.text_ids(["hello"], model.max_text_tokens))["state"]
+        # generate()'s prefill, the state left in its cache
+        result = model.generate(image, "hello", max_new_tokens=1, return_dict=True, return_dict_in_generate=True)
+        cache = result["output"].past_key_values
+        for i, state in zip(model.liquid_layers, policy):
+            torch.testing.assert_close(read_state(cache, i), state, atol=1e-5, rtol=1e-4)
+        # the prompt's tokens one by one through a cache (decode steps), at generate()'s rate
+        ids, mask = model.prompt.prompts(["hello"])
+        emb = model.embed(ids, model.encode_images(image))
+        cache = DynamicCache(config=model.base.config.text_config)
+        with model.context.pace(model.token_rate(mask, torch.ones(1))):
+            for t in range(ids.shape[1]):
+                model.base.model.language_model(inputs_embeds=emb[:, t : t + 1], past_key_values=cache, use_cache=True)
+        for i, state in zip(model.liquid_layers, policy):
+            torch.testing.assert_close(read_state(cache, i), state, atol=1e-5, rtol=1e-4)
+        assert policy[0].abs().max() > 1e-2

@@ -2,7 +2,8 @@
 
 `LiquidBranch` maps a layer's tokens (B, N, H) to a liquid read-out (B, N, H). Its neurons follow the
 liquid core's ODE (`lnn.liquid.LiquidCell`: relaxation towards tanh(W_in·x) with τ(x) in [τ_min, τ_max]),
-one input step per token, dt = 1 per real token and 0 on padding (a padded token leaves the state as it is).
+one input step per token: by default dt = 1 per real token and 0 on padding (a padded token leaves the
+state as it is); the policy sets the elapsed time per token (`LiquidContext.carry`, `pace`).
 
 Two recurrences:
 
@@ -83,6 +84,7 @@ class LiquidContext:
         self.dt: Tensor | None = None
         self.out: dict[int, Tensor] = {}
         self.taus: dict[int, list[Tensor]] | None = None
+        self.rate: Tensor | None = None
 
     @contextlib.contextmanager
     def carry(self, states: dict[int, Tensor], dt: Tensor | None = None):
@@ -100,6 +102,15 @@ class LiquidContext:
             yield
         finally:
             self.dt = previous
+
+    @contextlib.contextmanager
+    def pace(self, rate: Tensor):
+        """Elapsed time per real token (B,) for calls without an explicit dt (generate(): the policy's rule)."""
+        previous, self.rate = self.rate, rate
+        try:
+            yield
+        finally:
+            self.rate = previous
 
     @contextlib.contextmanager
     def recording(self):
@@ -216,6 +227,9 @@ class LiquidBranch(nn.Module):
             dt = ctx.dt
             if dt is None:
                 dt = attention_mask.to(dtype) if attention_mask is not None and attention_mask.dim() == 2 else 1.0
+                if ctx.rate is not None:  # per row; beams and returned sequences repeat their row
+                    rate = ctx.rate.to(x.device, dtype).repeat_interleave(x.shape[0] // ctx.rate.shape[0])
+                    dt = rate[:, None] * (dt if torch.is_tensor(dt) else x.new_ones(x.shape[:2], dtype=dtype))
             else:
                 dt = dt.to(dtype)
             xf = x.to(dtype)

@@ -16,7 +16,8 @@ the liquid layers are the model's only memory across steps, as in Lite. Time: wi
 (default) a frame's elapsed time (dt, 1 per step) is spread evenly over its real prompt tokens, so τ
 counts frames as Lite's does and the state can remember across steps; with `"token"` every token
 advances by dt (τ counts tokens — then a prompt of ~100 tokens washes out anything with τ ≪ 100).
-Text generation (`generate`, any call with a cache) always uses dt = 1 per token. `forward` runs the frames of
+`generate` steps every prompt and generated token by the same elapsed time as the policy's frame
+(`token_rate`: 1/N for a prompt of N real tokens with `frame`, 1 with `token`). `forward` runs the frames of
 an episode in order (one decoder call per frame for the whole batch; the vision encoder runs once for
 all frames); `step` is one frame with the state in and out.
 """
@@ -198,12 +199,16 @@ class LFM2Policy(Described, nn.Module):
         is_image = (ids == self.config.image_token_id).unsqueeze(-1)
         return emb.masked_scatter(is_image, image_embeds.to(emb.dtype))
 
+    def token_rate(self, mask: Tensor, frame_dt: Tensor) -> Tensor:
+        """Elapsed time per real token (M,) of prompts with mask (M, N) and elapsed time frame_dt (M,) —
+        the one rule for dt per token, used by the policy's frames and by generate()."""
+        if self.time_unit == "frame":  # the frame's time spread over its real tokens: τ counts frames
+            return frame_dt / mask.to(frame_dt.dtype).sum(1).clamp(min=1)
+        return frame_dt  # every token advances by dt: τ counts tokens
+
     def token_dt(self, mask: Tensor, frame_dt: Tensor) -> Tensor:
         """Elapsed time per prompt token (M, N) of frames with elapsed time frame_dt (M,); 0 on padding."""
-        mask = mask.to(frame_dt.dtype)
-        if self.time_unit == "frame":  # the frame's time spread over its real tokens: τ counts frames
-            return frame_dt[:, None] * mask / mask.sum(1, keepdim=True).clamp(min=1)
-        return frame_dt[:, None] * mask  # every token advances by dt: τ counts tokens
+        return self.token_rate(mask, frame_dt)[:, None] * mask.to(frame_dt.dtype)
 
     def decode_frames(self, emb: Tensor, mask: Tensor, states: dict[int, Tensor], dt: Tensor):
         """One decoder pass over frames' prompts with the liquid states carried in; -> hidden, states, τ."""
@@ -344,7 +349,9 @@ class LFM2Policy(Described, nn.Module):
         inputs["pixel_values"] = inputs["pixel_values"].to(self.base.dtype)
         kwargs = {"max_new_tokens": max_new_tokens, "do_sample": False, "pad_token_id": self.tokenizer.pad_id,
                   "eos_token_id": self.tokenizer.eos_id} | generate_kwargs  # fmt: skip
-        with self.context.recording() as taus:
+        mask = inputs["attention_mask"]
+        rate = self.token_rate(mask, torch.ones(mask.shape[0], device=device))  # prompt and generated tokens alike
+        with self.context.pace(rate), self.context.recording() as taus:
             result = self.base.generate(**inputs, **kwargs)
         sequences = result.sequences if hasattr(result, "sequences") else result
         new = sequences[:, inputs["input_ids"].shape[1] :]

@@ -94,23 +94,22 @@ class LiquidContext:
         finally:
             self.states, self.dt = None, None
 
-    @contextlib.contextmanager
     def timing(self, dt: Tensor):
         """Elapsed time per token (B, N) for calls with a cache too (the exported decoder step)."""
-        previous, self.dt = self.dt, dt
-        try:
-            yield
-        finally:
-            self.dt = previous
+        return self._setting("dt", dt)
 
-    @contextlib.contextmanager
     def pace(self, rate: Tensor):
         """Elapsed time per real token (B,) for calls without an explicit dt (generate(): the policy's rule)."""
-        previous, self.rate = self.rate, rate
+        return self._setting("rate", rate)
+
+    @contextlib.contextmanager
+    def _setting(self, name: str, value):
+        previous = getattr(self, name)
+        setattr(self, name, value)
         try:
             yield
         finally:
-            self.rate = previous
+            setattr(self, name, previous)
 
     @contextlib.contextmanager
     def recording(self):

@@ -439,3 +439,78 @@ def test_generate_steps_the_liquid_state_as_the_policy_does(time_unit):
         for i, state in zip(model.liquid_layers, policy):
             torch.testing.assert_close(read_state(cache, i), state, atol=1e-5, rtol=1e-4)
         assert policy[0].abs().max() > 1e-2
+
+
+def test_lora_starts_as_the_pretrained_model_and_trains():
+    torch.manual_seed(0)
+    model = LFM2LiquidMerged(image_size=32, base_tuning="lora", lora_rank=4).eval()
+    torch.manual_seed(0)
+    reference = build_base("tiny").eval()
+    inputs = tiny_inputs(reference)
+    with torch.no_grad():
+        assert torch.equal(model.base(**inputs).logits, reference(**inputs).logits)  # LoRA B = 0, mix = 0
+    names = {n for n, _ in model.base.named_modules() if n.endswith(".lora_A")}
+    assert "model.language_model.layers.2.self_attn.q_proj.lora_A" in names
+    assert "model.language_model.layers.0.conv.shortconv.in_proj.lora_A" in names  # merged layer: the inner ShortConv
+    assert "model.language_model.layers.1.conv.in_proj.lora_A" in names
+    assert not any("vision" in n or ".liquid." in n for n in names)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert all("lora_" in n or ".liquid." in n or n.startswith(("head", "action_head", "click_")) for n in trainable)
+    lora = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
+    frozen = model.base.model.language_model.layers[2].self_attn.q_proj.base_layer.weight.detach().clone()
+    images, tokens = episode(model, batch=2, steps=2)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(2):
+        optimizer.zero_grad()
+        model(images, tokens)["action_logits"].square().mean().backward()
+        optimizer.step()
+    moved = [n for n, p in model.named_parameters() if n in lora and not torch.equal(p, lora[n])]
+    assert moved and len(moved) == len(lora)
+    assert torch.equal(model.base.model.language_model.layers[2].self_attn.q_proj.base_layer.weight, frozen)
+
+
+@pytest.mark.parametrize("kwargs, key", [({"base_tuning": "partial"}, "base_tuning"),
+                                         ({"base_tuning": "full", "freeze_base": True}, "freeze_base"),
+                                         ({"base_tuning": "lora", "lora_rank": 0}, "lora_rank"),
+                                         ({"base_tuning": "lora", "lora_targets": ["w1"]}, "lora_targets")])  # fmt: skip
+def test_base_tuning_refuses_bad_values(kwargs, key):
+    with pytest.raises(ConfigError) as info:
+        LFM2LiquidMerged(image_size=32, **kwargs)
+    assert info.value.key == key
+
+
+def test_a_lora_checkpoint_is_small_and_reloads_onto_its_base_only(tmp_path):
+    import io
+
+    from lnn.runs import build_model, load_weights
+
+    save_tiny_checkpoint(tmp_path / "base")
+    torch.manual_seed(0)
+    model = LFM2LiquidMerged(pretrained_path=str(tmp_path / "base"), image_size=32, base_tuning="lora").eval()
+    with torch.no_grad():  # as after training
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.1)
+    state = model.state_dict()
+    params = dict(model.named_parameters())
+    assert "base_sha256" in state and any("lora_B" in k for k in state)
+    assert all(params[k].requires_grad for k in state if k in params)  # no frozen base weight in it
+    saved, full = io.BytesIO(), io.BytesIO()
+    torch.save(state, saved)
+    torch.save(model.base.state_dict(), full)
+    assert saved.tell() < full.tell() / 3, (saved.tell(), full.tell())
+
+    images, tokens = episode(model, batch=1, steps=2)
+    reloaded = build_model(model.spec, "test")
+    load_weights(reloaded, state, tmp_path / "x.ckpt", "test")
+    with torch.no_grad():
+        expected, got = model(images, tokens), reloaded.eval()(images, tokens)
+    assert torch.equal(expected["action_logits"], got["action_logits"])
+    assert not torch.equal(expected["action_logits"], build_model(model.spec, "test").eval()(images, tokens)["action_logits"])
+
+    torch.manual_seed(5)
+    other = build_base("tiny")
+    other.save_pretrained(tmp_path / "base")  # a different base in the same directory
+    with pytest.raises(ConfigError) as info:
+        load_weights(build_model(model.spec, "test"), state, tmp_path / "x.ckpt", "test")
+    assert info.value.key == "pretrained_path" and "sha256" in info.value.message

@@ -44,6 +44,7 @@ from lnn.models.lfm2.images import patchify, token_grid
 from lnn.models.lfm2.liquid import RECURRENCES, LiquidBranch, LiquidContext
 from lnn.models.lfm2.merged import HookAdapters, merge_liquid_layers
 from lnn.models.lfm2.text import PromptFormat, load_tokenizer
+from lnn.models.lfm2.tuning import add_lora, apply_base_tuning, check_lora, resolve_base_tuning, slim_checkpoints
 from lnn.models.policy import Described, records_spec
 from lnn.models.text import instruction_text
 
@@ -60,7 +61,11 @@ class LFM2Policy(Described, nn.Module):
         pretrained_path: str | None = None,
         liquid_layers: list[int] | None = None,
         liquid_size: int | None = None,
-        freeze_base: bool = False,
+        freeze_base: bool | None = None,
+        base_tuning: str | None = None,
+        lora_rank: int = 8,
+        lora_alpha: float = 16.0,
+        lora_targets: list[str] | None = None,
         image_size: int = 64,
         recurrence: str = "scan",
         tau_min: float = 1.0,
@@ -88,6 +93,8 @@ class LFM2Policy(Described, nn.Module):
         indices, size = self._liquid_layout(preset, liquid_layers, liquid_size, config.text_config)
         patch, factor = self._check_frames(config, image_size, time_unit, max_text_tokens)
         tokenizer = self._tokenizer(pretrained_path, config)
+        tuning = resolve_base_tuning(base_tuning, freeze_base)
+        targets = check_lora(lora_rank, lora_alpha, lora_targets) if tuning == "lora" else ()
 
         self.base = build_base(preset, pretrained_path, base_dtype, attn_implementation)
         self.config = self.base.config
@@ -99,8 +106,12 @@ class LFM2Policy(Described, nn.Module):
         self.context = LiquidContext()
         self._attach(indices, size, recurrence=recurrence, tau_min=tau_min, tau_max=tau_max, tau_per=tau_per,
                      solver=solver, unfolds=unfolds, rtol=rtol, atol=atol)  # fmt: skip
-        self.freeze_base = bool(freeze_base)
-        self.set_base_trainable(not self.freeze_base)
+        self.base_tuning = tuning
+        if tuning == "lora":
+            add_lora(self.base, lora_rank, lora_alpha, targets)
+        self.set_base_trainable(tuning)
+        if pretrained_path and tuning != "full":  # the base is re-attached from its directory when loading
+            slim_checkpoints(self)
 
         self.n_image = (image_size // (patch * factor)) ** 2
         self.tokenizer = tokenizer
@@ -168,9 +179,9 @@ class LFM2Policy(Described, nn.Module):
     def liquid_cells(self) -> list:
         return [branch.cell for branch in self.branches().values()]
 
-    def set_base_trainable(self, trainable: bool) -> None:
-        """Freeze or unfreeze the LFM2-VL weights; liquid layers and heads always train."""
-        self.base.requires_grad_(trainable)
+    def set_base_trainable(self, tuning: str) -> None:
+        """Which LFM2-VL weights train (frozen | lora | full); liquid layers and heads always train."""
+        apply_base_tuning(self.base, tuning)
         for branch in self.branches().values():
             branch.requires_grad_(True)
 

@@ -514,3 +514,25 @@ def test_a_lora_checkpoint_is_small_and_reloads_onto_its_base_only(tmp_path):
     with pytest.raises(ConfigError) as info:
         load_weights(build_model(model.spec, "test"), state, tmp_path / "x.ckpt", "test")
     assert info.value.key == "pretrained_path" and "sha256" in info.value.message
+
+
+def test_real_weights_read_the_architecture_and_size_the_liquid_defaults(tmp_path):
+    from transformers import Lfm2VlForConditionalGeneration
+
+    save_tiny_checkpoint(tmp_path)  # its tokenizer; then a model that differs from the tiny preset over it
+    config = build_config("tiny")
+    config.text_config.hidden_size, config.text_config.num_hidden_layers = 96, 6
+    config.text_config.layer_types = ["conv", "full_attention", "conv", "conv", "full_attention", "conv"]
+    config.vision_config.patch_size = 8
+    Lfm2VlForConditionalGeneration(config).save_pretrained(tmp_path)
+    model = LFM2LiquidMerged(preset="tiny", pretrained_path=str(tmp_path))
+    assert model.config.text_config.hidden_size == 96 and len(model.base.model.language_model.layers) == 6
+    assert model.liquid_layers == [0, 2, 5] and model.liquid_size == 24  # conv layers [0, 2, 3, 5]; 96 / 4
+    assert model.image_size == 128 and model.n_image == 64  # 8 × patch 8 × downsample 2
+    assert model.base_tuning == "frozen" and not any(p.requires_grad for n, p in model.base.named_parameters()
+                                                     if ".liquid." not in n)  # fmt: skip
+    spec = model.spec["kwargs"]
+    assert (spec["liquid_layers"], spec["liquid_size"], spec["image_size"], spec["base_tuning"]) == ([0, 2, 5], 24, 128, "frozen")
+    images, tokens = episode(model, batch=1, steps=1)
+    assert torch.isfinite(model(images, tokens)["action_logits"]).all()
+    assert LFM2LiquidMerged().liquid_layers == [0, 3] and LFM2LiquidMerged().base_tuning == "full"  # the preset's, without weights

@@ -150,6 +150,19 @@ def conv_layers(text_config) -> list[int]:
     return [i for i, kind in enumerate(text_config.layer_types) if kind == "conv"]
 
 
+def default_liquid_layout(text_config) -> dict:
+    """Liquid defaults for a decoder read from a directory: the first, a quarter-way and the last ShortConv
+    layer, hidden / 4 neurons (for LFM2-VL-450M: [0, 3, 15] and 256, its preset's values)."""
+    conv = conv_layers(text_config)
+    layers = sorted({conv[0], conv[len(conv) // 4], conv[-1]}) if conv else []
+    return {"liquid_layers": layers, "liquid_size": max(1, text_config.hidden_size // 4)}
+
+
+def default_image_size(config) -> int:
+    """Square frames giving 8 × 8 = 64 image tokens (LFM2-VL's minimum): 8 × patch × downsample (tiny 64, 450M 256)."""
+    return 8 * config.vision_config.patch_size * config.downsample_factor
+
+
 def check_liquid_layers(indices, text_config, key: str = "liquid_layers") -> list[int]:
     """The indices, sorted and unique, if each names a ShortConv layer; else a ConfigError listing the valid ones."""
     valid = conv_layers(text_config)

@@ -38,6 +38,8 @@ from lnn.models.lfm2.config import (
     build_base,
     build_config,
     check_liquid_layers,
+    default_image_size,
+    default_liquid_layout,
     load_config,
 )
 from lnn.models.lfm2.images import patchify, token_grid
@@ -66,7 +68,7 @@ class LFM2Policy(Described, nn.Module):
         lora_rank: int = 8,
         lora_alpha: float = 16.0,
         lora_targets: list[str] | None = None,
-        image_size: int = 64,
+        image_size: int | None = None,
         recurrence: str = "scan",
         tau_min: float = 1.0,
         tau_max: float = 10.0,
@@ -90,10 +92,14 @@ class LFM2Policy(Described, nn.Module):
             raise ConfigError("recurrence", f"must be one of {', '.join(RECURRENCES)}, got {recurrence!r}")
         pretrained_path = str(Path(pretrained_path).expanduser()) if pretrained_path else None  # `~` once, here
         config = self._base_config(preset, pretrained_path)
-        indices, size = self._liquid_layout(preset, liquid_layers, liquid_size, config.text_config)
+        indices, size = self._liquid_layout(preset, liquid_layers, liquid_size, config.text_config, pretrained_path)
+        image_size = default_image_size(config) if image_size is None else image_size
         patch, factor = self._check_frames(config, image_size, time_unit, max_text_tokens)
         tokenizer = self._tokenizer(pretrained_path, config)
-        tuning = resolve_base_tuning(base_tuning, freeze_base)
+        tuning = resolve_base_tuning(base_tuning, freeze_base, pretrained=bool(pretrained_path))
+        # what null chose, so the checkpoint's spec rebuilds the same model
+        self.resolved_kwargs = {"liquid_layers": indices, "liquid_size": size, "image_size": image_size,
+                                "base_tuning": tuning}  # fmt: skip
         targets = check_lora(lora_rank, lora_alpha, lora_targets) if tuning == "lora" else ()
 
         self.base = build_base(preset, pretrained_path, base_dtype, attn_implementation)
@@ -128,12 +134,12 @@ class LFM2Policy(Described, nn.Module):
         return load_config(pretrained_path) if pretrained_path else build_config(preset)
 
     @staticmethod
-    def _liquid_layout(preset: str, liquid_layers, liquid_size, text_config) -> tuple[list[int], int]:
-        """The decoder layers that get a liquid layer, and its neurons (null: the preset's)."""
-        preset_spec = PRESETS.get(preset, PRESETS["tiny"])
-        indices = check_liquid_layers(preset_spec["liquid_layers"] if liquid_layers is None else liquid_layers,
-                                      text_config)  # fmt: skip
-        size = preset_spec["liquid_size"] if liquid_size is None else liquid_size
+    def _liquid_layout(preset: str, liquid_layers, liquid_size, text_config, pretrained_path=None) -> tuple[list[int], int]:
+        """The decoder layers that get a liquid layer, and its neurons (null: the preset's, or with real
+        weights sized for the directory's architecture: `default_liquid_layout`)."""
+        default = default_liquid_layout(text_config) if pretrained_path else PRESETS.get(preset, PRESETS["tiny"])
+        indices = check_liquid_layers(default["liquid_layers"] if liquid_layers is None else liquid_layers, text_config)
+        size = default["liquid_size"] if liquid_size is None else liquid_size
         if not (isinstance(size, int) and size >= 1):
             raise ConfigError("liquid_size", f"must be an integer >= 1 (neurons per liquid layer), got {size!r}")
         return indices, size

@@ -20,10 +20,11 @@ BASE_TUNINGS = ("frozen", "lora", "full")
 LORA_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj", "in_proj")
 
 
-def resolve_base_tuning(base_tuning: str | None, freeze_base: bool | None) -> str:
-    """base_tuning, or from the older `freeze_base` alias (true: frozen, false: full) when it is null."""
+def resolve_base_tuning(base_tuning: str | None, freeze_base: bool | None, pretrained: bool = False) -> str:
+    """base_tuning, or from the older `freeze_base` alias (true: frozen, false: full) when it is null; both
+    null: frozen for real weights (`pretrained`), full for a random preset base."""
     if base_tuning is None:
-        return "frozen" if freeze_base else "full"
+        return ("frozen" if pretrained else "full") if freeze_base is None else ("frozen" if freeze_base else "full")
     if base_tuning not in BASE_TUNINGS:
         raise ConfigError("base_tuning", f"must be one of {', '.join(BASE_TUNINGS)}, got {base_tuning!r}")
     if freeze_base and base_tuning == "full":

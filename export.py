@@ -15,6 +15,7 @@ def export(cfg: DictConfig) -> str:
         int8_min_agreement=cfg.parity.int8_min_agreement,
         int8_min_click_agreement=cfg.parity.int8_min_click_agreement, click_tie_ratio=cfg.parity.click_tie_ratio,
         fp16=cfg.fp16, int8=cfg.int8, plots=cfg.plots, web=cfg.web.enabled, ort_dist=cfg.web.ort_dist,
+        explicit=explicit_keys(),
     )  # fmt: skip
     out = export(resolve_source(ckpt=cfg.ckpt, run=cfg.run), options, log=lambda line: print(line, flush=True))
     if cfg.serve:
@@ -25,9 +26,18 @@ def export(cfg: DictConfig) -> str:
 
             raise ConfigError("serve", "there is no page to serve with web.enabled=false")
         serve(out, cfg.port)
-    else:
+    elif (out / "web").is_dir():  # none with web.enabled=false, nor for LFM2 (which refuses serve=true)
         print(f"open the page: python -m lnn.export.serve {out}   (or export again with serve=true)")
     return str(out)
+
+
+def explicit_keys() -> tuple[str, ...]:
+    """The keys given on the command line (`key=value`, `+key=value`, `~key`); none outside a Hydra run."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return ()
+    return tuple(o.lstrip("+~").split("=")[0] for o in HydraConfig.get().overrides.task)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")

@@ -386,3 +386,153 @@ def test_cuda_bf16_mixed_training_step_and_generate(cls):
     assert all(b.mix.grad is not None for b in model.branches().values())
     text = model.eval().generate(torch.rand(3, 32, 32), "hi", max_new_tokens=3, min_new_tokens=3)
     assert len(text) == 1
+
+
+def test_pretrained_path_with_tilde_loads_its_tokenizer(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    save_tiny_checkpoint(tmp_path / "lfm2")
+    model = LFM2LiquidMerged(pretrained_path="~/lfm2", image_size=32)
+    assert model.tokenize(["click-color"], ["Click the red square"])[0, -3:].tolist() == [11, 12, 13]
+    assert model.pretrained_path == str(tmp_path / "lfm2")
+
+
+def test_remote_code_checkpoint_is_one_line_and_never_prompts(tmp_path, monkeypatch):
+    import json
+
+    save_tiny_checkpoint(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config |= {"model_type": "lfm2-vl", "auto_map": {"AutoConfig": "configuration_lfm2_vl.Lfm2VlConfig",
+                                                     "AutoModelForImageTextToText": "modeling_lfm2_vl.Lfm2VlForConditionalGeneration"}}  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    monkeypatch.setattr("builtins.input", lambda *a: pytest.fail("prompted for trust_remote_code"))
+    with pytest.raises(ConfigError) as info:
+        LFM2LiquidMerged(pretrained_path=str(tmp_path), image_size=32)
+    assert info.value.key == "pretrained_path" and "\n" not in info.value.message
+    assert "'lfm2-vl'" in info.value.message and "auto_map" in info.value.message
+
+
+@pytest.mark.parametrize("time_unit", ["frame", "token"])
+def test_generate_steps_the_liquid_state_as_the_policy_does(time_unit):
+    from transformers import DynamicCache
+
+    from lnn.models.lfm2.liquid import read_state
+
+    torch.manual_seed(0)
+    model = LFM2LiquidMerged(image_size=32, liquid_size=16, time_unit=time_unit).eval()
+    for b in model.branches().values():
+        torch.nn.init.normal_(b.mix, std=0.5)
+    image = torch.rand(1, 3, 32, 32)
+    with torch.no_grad():
+        policy = model.step(image, model.prompt.text_ids(["hello"], model.max_text_tokens))["state"]
+        # generate()'s prefill, the state left in its cache
+        result = model.generate(image, "hello", max_new_tokens=1, return_dict=True, return_dict_in_generate=True)
+        cache = result["output"].past_key_values
+        for i, state in zip(model.liquid_layers, policy):
+            torch.testing.assert_close(read_state(cache, i), state, atol=1e-5, rtol=1e-4)
+        # the prompt's tokens one by one through a cache (decode steps), at generate()'s rate
+        ids, mask = model.prompt.prompts(["hello"])
+        emb = model.embed(ids, model.encode_images(image))
+        cache = DynamicCache(config=model.base.config.text_config)
+        with model.context.pace(model.token_rate(mask, torch.ones(1))):
+            for t in range(ids.shape[1]):
+                model.base.model.language_model(inputs_embeds=emb[:, t : t + 1], past_key_values=cache, use_cache=True)
+        for i, state in zip(model.liquid_layers, policy):
+            torch.testing.assert_close(read_state(cache, i), state, atol=1e-5, rtol=1e-4)
+        assert policy[0].abs().max() > 1e-2
+
+
+def test_lora_starts_as_the_pretrained_model_and_trains():
+    torch.manual_seed(0)
+    model = LFM2LiquidMerged(image_size=32, base_tuning="lora", lora_rank=4).eval()
+    torch.manual_seed(0)
+    reference = build_base("tiny").eval()
+    inputs = tiny_inputs(reference)
+    with torch.no_grad():
+        assert torch.equal(model.base(**inputs).logits, reference(**inputs).logits)  # LoRA B = 0, mix = 0
+    names = {n for n, _ in model.base.named_modules() if n.endswith(".lora_A")}
+    assert "model.language_model.layers.2.self_attn.q_proj.lora_A" in names
+    assert "model.language_model.layers.0.conv.shortconv.in_proj.lora_A" in names  # merged layer: the inner ShortConv
+    assert "model.language_model.layers.1.conv.in_proj.lora_A" in names
+    assert not any("vision" in n or ".liquid." in n for n in names)
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert all("lora_" in n or ".liquid." in n or n.startswith(("head", "action_head", "click_")) for n in trainable)
+    lora = {n: p.detach().clone() for n, p in model.named_parameters() if "lora_B" in n}
+    frozen = model.base.model.language_model.layers[2].self_attn.q_proj.base_layer.weight.detach().clone()
+    images, tokens = episode(model, batch=2, steps=2)
+    optimizer = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(2):
+        optimizer.zero_grad()
+        model(images, tokens)["action_logits"].square().mean().backward()
+        optimizer.step()
+    moved = [n for n, p in model.named_parameters() if n in lora and not torch.equal(p, lora[n])]
+    assert moved and len(moved) == len(lora)
+    assert torch.equal(model.base.model.language_model.layers[2].self_attn.q_proj.base_layer.weight, frozen)
+
+
+@pytest.mark.parametrize("kwargs, key", [({"base_tuning": "partial"}, "base_tuning"),
+                                         ({"base_tuning": "full", "freeze_base": True}, "freeze_base"),
+                                         ({"base_tuning": "lora", "lora_rank": 0}, "lora_rank"),
+                                         ({"base_tuning": "lora", "lora_targets": ["w1"]}, "lora_targets")])  # fmt: skip
+def test_base_tuning_refuses_bad_values(kwargs, key):
+    with pytest.raises(ConfigError) as info:
+        LFM2LiquidMerged(image_size=32, **kwargs)
+    assert info.value.key == key
+
+
+def test_a_lora_checkpoint_is_small_and_reloads_onto_its_base_only(tmp_path):
+    import io
+
+    from lnn.runs import build_model, load_weights
+
+    save_tiny_checkpoint(tmp_path / "base")
+    torch.manual_seed(0)
+    model = LFM2LiquidMerged(pretrained_path=str(tmp_path / "base"), image_size=32, base_tuning="lora").eval()
+    with torch.no_grad():  # as after training
+        for name, p in model.named_parameters():
+            if p.requires_grad:
+                p.add_(torch.randn_like(p) * 0.1)
+    state = model.state_dict()
+    params = dict(model.named_parameters())
+    assert "base_sha256" in state and any("lora_B" in k for k in state)
+    assert all(params[k].requires_grad for k in state if k in params)  # no frozen base weight in it
+    saved, full = io.BytesIO(), io.BytesIO()
+    torch.save(state, saved)
+    torch.save(model.base.state_dict(), full)
+    assert saved.tell() < full.tell() / 3, (saved.tell(), full.tell())
+
+    images, tokens = episode(model, batch=1, steps=2)
+    reloaded = build_model(model.spec, "test")
+    load_weights(reloaded, state, tmp_path / "x.ckpt", "test")
+    with torch.no_grad():
+        expected, got = model(images, tokens), reloaded.eval()(images, tokens)
+    assert torch.equal(expected["action_logits"], got["action_logits"])
+    assert not torch.equal(expected["action_logits"], build_model(model.spec, "test").eval()(images, tokens)["action_logits"])
+
+    torch.manual_seed(5)
+    other = build_base("tiny")
+    other.save_pretrained(tmp_path / "base")  # a different base in the same directory
+    with pytest.raises(ConfigError) as info:
+        load_weights(build_model(model.spec, "test"), state, tmp_path / "x.ckpt", "test")
+    assert info.value.key == "pretrained_path" and "sha256" in info.value.message
+
+
+def test_real_weights_read_the_architecture_and_size_the_liquid_defaults(tmp_path):
+    from transformers import Lfm2VlForConditionalGeneration
+
+    save_tiny_checkpoint(tmp_path)  # its tokenizer; then a model that differs from the tiny preset over it
+    config = build_config("tiny")
+    config.text_config.hidden_size, config.text_config.num_hidden_layers = 96, 6
+    config.text_config.layer_types = ["conv", "full_attention", "conv", "conv", "full_attention", "conv"]
+    config.vision_config.patch_size = 8
+    Lfm2VlForConditionalGeneration(config).save_pretrained(tmp_path)
+    model = LFM2LiquidMerged(preset="tiny", pretrained_path=str(tmp_path))
+    assert model.config.text_config.hidden_size == 96 and len(model.base.model.language_model.layers) == 6
+    assert model.liquid_layers == [0, 2, 5] and model.liquid_size == 24  # conv layers [0, 2, 3, 5]; 96 / 4
+    assert model.image_size == 128 and model.n_image == 64  # 8 × patch 8 × downsample 2
+    assert model.base_tuning == "frozen" and not any(p.requires_grad for n, p in model.base.named_parameters()
+                                                     if ".liquid." not in n)  # fmt: skip
+    spec = model.spec["kwargs"]
+    assert (spec["liquid_layers"], spec["liquid_size"], spec["image_size"], spec["base_tuning"]) == ([0, 2, 5], 24, 128, "frozen")
+    images, tokens = episode(model, batch=1, steps=1)
+    assert torch.isfinite(model(images, tokens)["action_logits"]).all()
+    assert LFM2LiquidMerged().liquid_layers == [0, 3] and LFM2LiquidMerged().base_tuning == "full"  # the preset's, without weights

@@ -59,10 +59,19 @@ def test_export_py_on_an_lfm2_liquid_run_writes_its_graphs(tmp_path):
                       cwd=tmp_path, timeout=600)  # fmt: skip
     assert trained.returncode == 0, trained.stderr[-2000:]
     run = next((tmp_path / "logs" / "runs").iterdir())
-    exported = run_cli(str(ROOT / "export.py"), f"run={run}", cwd=tmp_path, timeout=600)
+    exported = run_cli(str(ROOT / "export.py"), f"run={run}", cwd=tmp_path, timeout=600, env={"LNN_ORT_DIST": ""})
     assert exported.returncode == 0, exported.stderr[-2000:]
     out = run / "export"
     assert {"vision.onnx", "decoder_step.onnx", "heads.onnx", "manifest.json"} <= {p.name for p in out.iterdir()}
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["source"]["checkpoint"].endswith(".ckpt")
-    assert "parity" in exported.stdout
+    assert "parity" in exported.stdout  # and no onnxruntime-web was needed: this tmp_path has no node_modules
+    assert "open the page" not in exported.stdout and not (out / "web").exists()
+    for option in ("fp16=full", "int8=dynamic", "web.enabled=false", "serve=true", "unfolds=2", "parity.steps=4"):
+        refused = run_cli(str(ROOT / "export.py"), f"run={run}", option, cwd=tmp_path, timeout=300)
+        lines = refused.stderr.strip().splitlines()
+        assert refused.returncode == 2 and len(lines) == 1, (option, refused.stderr[-2000:])
+        assert lines[0].startswith(f"error: {option.split('=')[0]} — ") and "does not apply to an LFM2 export" in lines[0], lines
+    kept = run_cli(str(ROOT / "export.py"), f"run={run}", f"out={tmp_path / 'again'}", "overwrite=true", cwd=tmp_path,
+                   timeout=600)  # fmt: skip
+    assert kept.returncode == 0 and (tmp_path / "again" / "decoder_step.onnx").exists(), kept.stderr[-2000:]

@@ -167,6 +167,22 @@ def _export(module, args, path: Path, input_names, output_names, dynamic_shapes,
     program.save(str(path), external_data=external)
 
 
+# export.py keys an LFM2 export applies; every other key set on the command line is refused (check_lfm2_options)
+LFM2_EXPORT_KEYS = ("ckpt", "run", "out", "overwrite")
+
+
+def check_lfm2_options(explicit) -> None:
+    """Stop with one line naming the first key set on the command line that an LFM2 export cannot apply.
+
+    It writes float32 graphs with the trained solver and its own parity check: no fp16/int8 variants, no
+    solver substitution or folding, no web page (so nothing to serve), no Lite parity streams or plots.
+    """
+    for key in explicit:
+        if key.split(".")[0] not in LFM2_EXPORT_KEYS:
+            raise ConfigError(key, "does not apply to an LFM2 export (float32 vision/decoder_step/heads graphs with the "
+                                   f"trained solver, no web page); it takes only {', '.join(LFM2_EXPORT_KEYS)}")  # fmt: skip
+
+
 def check_exportable(policy) -> None:
     """Stop with one line naming the part that cannot be exported."""
     for i, branch in policy.branches().items():

@@ -66,6 +66,7 @@ class ExportOptions:
     plots: bool = True
     web: bool = True
     ort_dist: str | None = None
+    explicit: tuple[str, ...] = ()  # the keys set on the command line (an LFM2 export refuses those it cannot apply)
 
 
 @contextlib.contextmanager
@@ -242,13 +243,17 @@ def export(source: Source, opts: ExportOptions | None = None, log=print) -> Path
         raise ConfigError("int8", f"unknown scheme {opts.int8!r}; choose one of {', '.join(onnx_step.INT8_SCHEMES)}")
     if opts.unfolds is not None and not (isinstance(opts.unfolds, int) and opts.unfolds >= 1):
         raise ConfigError("unfolds", f"must be an integer >= 1 or null, got {opts.unfolds!r}")
-    ort_dist = None
-    if opts.web:
-        from lnn.export.bundle import require_ort_dist
-
-        ort_dist = require_ort_dist(opts.ort_dist)  # before any work
     target = Path(opts.out) if opts.out else default_out(source)
     model = build_model(source)  # bad checkpoints stop here, before anything is written
+    ort_dist = None
+    if model.family == "lfm2":
+        from lnn.export.lfm2 import check_lfm2_options
+
+        check_lfm2_options(opts.explicit)
+    elif opts.web:
+        from lnn.export.bundle import require_ort_dist
+
+        ort_dist = require_ort_dist(opts.ort_dist)  # before any export work
     tmp, created = _prepare_target(target, opts.overwrite)
     try:
         with one_torch_thread():
@@ -269,7 +274,7 @@ def export(source: Source, opts: ExportOptions | None = None, log=print) -> Path
 
 def _export_lfm2_into(tmp: Path, source: Source, model, log) -> dict:
     """An LFM2 policy: its own three graphs and parity (lnn.export.lfm2); no web page (a 450M model
-    is not for the browser), no fp16/int8 variants."""
+    is not for the browser), no fp16/int8 variants (options set for those: check_lfm2_options)."""
     from lnn.export.lfm2 import export_lfm2
 
     parity = export_lfm2(model, tmp)

@@ -14,6 +14,7 @@ Real weights load only from a local directory (`pretrained_path`), whose config 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -104,6 +105,25 @@ def check_pretrained_path(path: str | Path) -> Path:
     return directory
 
 
+def load_config(path: str | Path):
+    """The Lfm2VlConfig of a checked local directory; a config that is not transformers' own lfm2_vl (an older
+    checkpoint whose `auto_map` needs remote code, or another model) stops with one line. Never runs remote code."""
+    from transformers import Lfm2VlConfig
+
+    directory = check_pretrained_path(path)
+    try:
+        raw = json.loads((directory / "config.json").read_text())
+    except (OSError, ValueError) as e:
+        raise ConfigError("pretrained_path", f"could not read {directory / 'config.json'}: {e}") from None
+    model_type = raw.get("model_type")
+    if model_type != "lfm2_vl":
+        remote = " with `auto_map` (code shipped with the checkpoint, which lnn never runs)" if raw.get("auto_map") else ""
+        raise ConfigError("pretrained_path", f"{directory} holds a {model_type!r} model{remote}, not transformers' "
+                                             "built-in 'lfm2_vl'; use a checkpoint saved by transformers >= 5 "
+                                             "(config.json model_type: lfm2_vl)")  # fmt: skip
+    return Lfm2VlConfig.from_pretrained(str(directory), local_files_only=True)
+
+
 def build_base(preset: str = "tiny", pretrained_path: str | None = None, dtype: str = "float32",
                attn_implementation: str = "sdpa"):  # fmt: skip
     """Lfm2VlForConditionalGeneration: random weights from a preset, or real ones from a local directory."""
@@ -115,7 +135,8 @@ def build_base(preset: str = "tiny", pretrained_path: str | None = None, dtype: 
         directory = check_pretrained_path(pretrained_path)
         try:
             return Lfm2VlForConditionalGeneration.from_pretrained(
-                directory, dtype=DTYPES[dtype], attn_implementation=attn_implementation, local_files_only=True
+                directory, config=load_config(directory), dtype=DTYPES[dtype], attn_implementation=attn_implementation,
+                local_files_only=True, trust_remote_code=False,
             )
         except (OSError, ValueError) as e:
             raise ConfigError("pretrained_path", f"could not load {directory}: {str(e).splitlines()[0]}") from None
@@ -127,6 +148,19 @@ def build_base(preset: str = "tiny", pretrained_path: str | None = None, dtype: 
 def conv_layers(text_config) -> list[int]:
     """Indices of the ShortConv layers of an LFM2 text config."""
     return [i for i, kind in enumerate(text_config.layer_types) if kind == "conv"]
+
+
+def default_liquid_layout(text_config) -> dict:
+    """Liquid defaults for a decoder read from a directory: the first, a quarter-way and the last ShortConv
+    layer, hidden / 4 neurons (for LFM2-VL-450M: [0, 3, 15] and 256, its preset's values)."""
+    conv = conv_layers(text_config)
+    layers = sorted({conv[0], conv[len(conv) // 4], conv[-1]}) if conv else []
+    return {"liquid_layers": layers, "liquid_size": max(1, text_config.hidden_size // 4)}
+
+
+def default_image_size(config) -> int:
+    """Square frames giving 8 × 8 = 64 image tokens (LFM2-VL's minimum): 8 × patch × downsample (tiny 64, 450M 256)."""
+    return 8 * config.vision_config.patch_size * config.downsample_factor
 
 
 def check_liquid_layers(indices, text_config, key: str = "liquid_layers") -> list[int]:

@@ -2,7 +2,8 @@
 
 `LiquidBranch` maps a layer's tokens (B, N, H) to a liquid read-out (B, N, H). Its neurons follow the
 liquid core's ODE (`lnn.liquid.LiquidCell`: relaxation towards tanh(W_in·x) with τ(x) in [τ_min, τ_max]),
-one input step per token, dt = 1 per real token and 0 on padding (a padded token leaves the state as it is).
+one input step per token: by default dt = 1 per real token and 0 on padding (a padded token leaves the
+state as it is); the policy sets the elapsed time per token (`LiquidContext.carry`, `pace`).
 
 Two recurrences:
 
@@ -83,6 +84,7 @@ class LiquidContext:
         self.dt: Tensor | None = None
         self.out: dict[int, Tensor] = {}
         self.taus: dict[int, list[Tensor]] | None = None
+        self.rate: Tensor | None = None
 
     @contextlib.contextmanager
     def carry(self, states: dict[int, Tensor], dt: Tensor | None = None):
@@ -92,14 +94,22 @@ class LiquidContext:
         finally:
             self.states, self.dt = None, None
 
-    @contextlib.contextmanager
     def timing(self, dt: Tensor):
         """Elapsed time per token (B, N) for calls with a cache too (the exported decoder step)."""
-        previous, self.dt = self.dt, dt
+        return self._setting("dt", dt)
+
+    def pace(self, rate: Tensor):
+        """Elapsed time per real token (B,) for calls without an explicit dt (generate(): the policy's rule)."""
+        return self._setting("rate", rate)
+
+    @contextlib.contextmanager
+    def _setting(self, name: str, value):
+        previous = getattr(self, name)
+        setattr(self, name, value)
         try:
             yield
         finally:
-            self.dt = previous
+            setattr(self, name, previous)
 
     @contextlib.contextmanager
     def recording(self):
@@ -216,6 +226,9 @@ class LiquidBranch(nn.Module):
             dt = ctx.dt
             if dt is None:
                 dt = attention_mask.to(dtype) if attention_mask is not None and attention_mask.dim() == 2 else 1.0
+                if ctx.rate is not None:  # per row; beams and returned sequences repeat their row
+                    rate = ctx.rate.to(x.device, dtype).repeat_interleave(x.shape[0] // ctx.rate.shape[0])
+                    dt = rate[:, None] * (dt if torch.is_tensor(dt) else x.new_ones(x.shape[:2], dtype=dtype))
             else:
                 dt = dt.to(dtype)
             xf = x.to(dtype)

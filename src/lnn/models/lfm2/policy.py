@@ -16,7 +16,8 @@ the liquid layers are the model's only memory across steps, as in Lite. Time: wi
 (default) a frame's elapsed time (dt, 1 per step) is spread evenly over its real prompt tokens, so τ
 counts frames as Lite's does and the state can remember across steps; with `"token"` every token
 advances by dt (τ counts tokens — then a prompt of ~100 tokens washes out anything with τ ≪ 100).
-Text generation (`generate`, any call with a cache) always uses dt = 1 per token. `forward` runs the frames of
+`generate` steps every prompt and generated token by the same elapsed time as the policy's frame
+(`token_rate`: 1/N for a prompt of N real tokens with `frame`, 1 with `token`). `forward` runs the frames of
 an episode in order (one decoder call per frame for the whole batch; the vision encoder runs once for
 all frames); `step` is one frame with the state in and out.
 """
@@ -24,6 +25,7 @@ all frames); `step` is one frame with the state in and out.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -36,12 +38,15 @@ from lnn.models.lfm2.config import (
     build_base,
     build_config,
     check_liquid_layers,
-    check_pretrained_path,
+    default_image_size,
+    default_liquid_layout,
+    load_config,
 )
 from lnn.models.lfm2.images import patchify, token_grid
 from lnn.models.lfm2.liquid import RECURRENCES, LiquidBranch, LiquidContext
 from lnn.models.lfm2.merged import HookAdapters, merge_liquid_layers
 from lnn.models.lfm2.text import PromptFormat, load_tokenizer
+from lnn.models.lfm2.tuning import add_lora, apply_base_tuning, check_lora, resolve_base_tuning, slim_checkpoints
 from lnn.models.policy import Described, records_spec
 from lnn.models.text import instruction_text
 
@@ -58,8 +63,12 @@ class LFM2Policy(Described, nn.Module):
         pretrained_path: str | None = None,
         liquid_layers: list[int] | None = None,
         liquid_size: int | None = None,
-        freeze_base: bool = False,
-        image_size: int = 64,
+        freeze_base: bool | None = None,
+        base_tuning: str | None = None,
+        lora_rank: int = 8,
+        lora_alpha: float = 16.0,
+        lora_targets: list[str] | None = None,
+        image_size: int | None = None,
         recurrence: str = "scan",
         tau_min: float = 1.0,
         tau_max: float = 10.0,
@@ -81,10 +90,17 @@ class LFM2Policy(Described, nn.Module):
         check_liquid_args(tau_min, tau_max, solver, unfolds, rtol, atol, tau_per)
         if recurrence not in RECURRENCES:
             raise ConfigError("recurrence", f"must be one of {', '.join(RECURRENCES)}, got {recurrence!r}")
+        pretrained_path = str(Path(pretrained_path).expanduser()) if pretrained_path else None  # `~` once, here
         config = self._base_config(preset, pretrained_path)
-        indices, size = self._liquid_layout(preset, liquid_layers, liquid_size, config.text_config)
+        indices, size = self._liquid_layout(preset, liquid_layers, liquid_size, config.text_config, pretrained_path)
+        image_size = default_image_size(config) if image_size is None else image_size
         patch, factor = self._check_frames(config, image_size, time_unit, max_text_tokens)
         tokenizer = self._tokenizer(pretrained_path, config)
+        tuning = resolve_base_tuning(base_tuning, freeze_base, pretrained=bool(pretrained_path))
+        # what null chose, so the checkpoint's spec rebuilds the same model
+        self.resolved_kwargs = {"liquid_layers": indices, "liquid_size": size, "image_size": image_size,
+                                "base_tuning": tuning}  # fmt: skip
+        targets = check_lora(lora_rank, lora_alpha, lora_targets) if tuning == "lora" else ()
 
         self.base = build_base(preset, pretrained_path, base_dtype, attn_implementation)
         self.config = self.base.config
@@ -96,8 +112,12 @@ class LFM2Policy(Described, nn.Module):
         self.context = LiquidContext()
         self._attach(indices, size, recurrence=recurrence, tau_min=tau_min, tau_max=tau_max, tau_per=tau_per,
                      solver=solver, unfolds=unfolds, rtol=rtol, atol=atol)  # fmt: skip
-        self.freeze_base = bool(freeze_base)
-        self.set_base_trainable(not self.freeze_base)
+        self.base_tuning = tuning
+        if tuning == "lora":
+            add_lora(self.base, lora_rank, lora_alpha, targets)
+        self.set_base_trainable(tuning)
+        if pretrained_path and tuning != "full":  # the base is re-attached from its directory when loading
+            slim_checkpoints(self)
 
         self.n_image = (image_size // (patch * factor)) ** 2
         self.tokenizer = tokenizer
@@ -111,22 +131,15 @@ class LFM2Policy(Described, nn.Module):
     @staticmethod
     def _base_config(preset: str, pretrained_path: str | None):
         """LFM2-VL's config: the checkpoint's own (it must be an lfm2_vl one), else the preset's."""
-        if not pretrained_path:
-            return build_config(preset)
-        from transformers import AutoConfig
-
-        config = AutoConfig.from_pretrained(str(check_pretrained_path(pretrained_path)), local_files_only=True)
-        if config.model_type != "lfm2_vl":
-            raise ConfigError("pretrained_path", f"{pretrained_path} holds a {config.model_type!r} model, not lfm2_vl")
-        return config
+        return load_config(pretrained_path) if pretrained_path else build_config(preset)
 
     @staticmethod
-    def _liquid_layout(preset: str, liquid_layers, liquid_size, text_config) -> tuple[list[int], int]:
-        """The decoder layers that get a liquid layer, and its neurons (null: the preset's)."""
-        preset_spec = PRESETS.get(preset, PRESETS["tiny"])
-        indices = check_liquid_layers(preset_spec["liquid_layers"] if liquid_layers is None else liquid_layers,
-                                      text_config)  # fmt: skip
-        size = preset_spec["liquid_size"] if liquid_size is None else liquid_size
+    def _liquid_layout(preset: str, liquid_layers, liquid_size, text_config, pretrained_path=None) -> tuple[list[int], int]:
+        """The decoder layers that get a liquid layer, and its neurons (null: the preset's, or with real
+        weights sized for the directory's architecture: `default_liquid_layout`)."""
+        default = default_liquid_layout(text_config) if pretrained_path else PRESETS.get(preset, PRESETS["tiny"])
+        indices = check_liquid_layers(default["liquid_layers"] if liquid_layers is None else liquid_layers, text_config)
+        size = default["liquid_size"] if liquid_size is None else liquid_size
         if not (isinstance(size, int) and size >= 1):
             raise ConfigError("liquid_size", f"must be an integer >= 1 (neurons per liquid layer), got {size!r}")
         return indices, size
@@ -172,9 +185,9 @@ class LFM2Policy(Described, nn.Module):
     def liquid_cells(self) -> list:
         return [branch.cell for branch in self.branches().values()]
 
-    def set_base_trainable(self, trainable: bool) -> None:
-        """Freeze or unfreeze the LFM2-VL weights; liquid layers and heads always train."""
-        self.base.requires_grad_(trainable)
+    def set_base_trainable(self, tuning: str) -> None:
+        """Which LFM2-VL weights train (frozen | lora | full); liquid layers and heads always train."""
+        apply_base_tuning(self.base, tuning)
         for branch in self.branches().values():
             branch.requires_grad_(True)
 
@@ -203,12 +216,16 @@ class LFM2Policy(Described, nn.Module):
         is_image = (ids == self.config.image_token_id).unsqueeze(-1)
         return emb.masked_scatter(is_image, image_embeds.to(emb.dtype))
 
+    def token_rate(self, mask: Tensor, frame_dt: Tensor) -> Tensor:
+        """Elapsed time per real token (M,) of prompts with mask (M, N) and elapsed time frame_dt (M,) —
+        the one rule for dt per token, used by the policy's frames and by generate()."""
+        if self.time_unit == "frame":  # the frame's time spread over its real tokens: τ counts frames
+            return frame_dt / mask.to(frame_dt.dtype).sum(1).clamp(min=1)
+        return frame_dt  # every token advances by dt: τ counts tokens
+
     def token_dt(self, mask: Tensor, frame_dt: Tensor) -> Tensor:
         """Elapsed time per prompt token (M, N) of frames with elapsed time frame_dt (M,); 0 on padding."""
-        mask = mask.to(frame_dt.dtype)
-        if self.time_unit == "frame":  # the frame's time spread over its real tokens: τ counts frames
-            return frame_dt[:, None] * mask / mask.sum(1, keepdim=True).clamp(min=1)
-        return frame_dt[:, None] * mask  # every token advances by dt: τ counts tokens
+        return self.token_rate(mask, frame_dt)[:, None] * mask.to(frame_dt.dtype)
 
     def decode_frames(self, emb: Tensor, mask: Tensor, states: dict[int, Tensor], dt: Tensor):
         """One decoder pass over frames' prompts with the liquid states carried in; -> hidden, states, τ."""
@@ -309,7 +326,8 @@ class LFM2Policy(Described, nn.Module):
             try:
                 from transformers import AutoProcessor
 
-                self._processor = AutoProcessor.from_pretrained(str(self.pretrained_path), local_files_only=True)
+                self._processor = AutoProcessor.from_pretrained(str(self.pretrained_path), local_files_only=True,
+                                                                trust_remote_code=False)  # fmt: skip
                 self._processor.tokenizer.padding_side = "left"
             except Exception:  # noqa: BLE001 — no processor (files, torchvision): prepare pixels here
                 self._processor = False
@@ -348,7 +366,9 @@ class LFM2Policy(Described, nn.Module):
         inputs["pixel_values"] = inputs["pixel_values"].to(self.base.dtype)
         kwargs = {"max_new_tokens": max_new_tokens, "do_sample": False, "pad_token_id": self.tokenizer.pad_id,
                   "eos_token_id": self.tokenizer.eos_id} | generate_kwargs  # fmt: skip
-        with self.context.recording() as taus:
+        mask = inputs["attention_mask"]
+        rate = self.token_rate(mask, torch.ones(mask.shape[0], device=device))  # prompt and generated tokens alike
+        with self.context.pace(rate), self.context.recording() as taus:
             result = self.base.generate(**inputs, **kwargs)
         sequences = result.sequences if hasattr(result, "sequences") else result
         new = sequences[:, inputs["input_ids"].shape[1] :]

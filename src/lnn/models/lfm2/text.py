@@ -15,8 +15,12 @@ prompt, so the last token — where the action is read — is at the same positi
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import Tensor
+
+from lnn.errors import ConfigError
 
 BYTE_OFFSET = 16
 
@@ -66,17 +70,28 @@ class HFTokenizer:
         return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
 def load_tokenizer(pretrained_path, config):
-    """The directory's tokenizer if it has one (None otherwise); the byte tokenizer without a directory."""
+    """The directory's tokenizer if it has tokenizer files (None otherwise); the byte tokenizer without a directory.
+
+    Never runs code shipped with a checkpoint (trust_remote_code=False); a tokenizer that is there but does
+    not load stops with one line naming `pretrained_path` and the reason.
+    """
     text = config.text_config
     if pretrained_path:
+        directory = Path(pretrained_path).expanduser()
+        if not any((directory / name).is_file() for name in TOKENIZER_FILES):
+            return None
         try:
             from transformers import AutoTokenizer
 
-            return HFTokenizer(AutoTokenizer.from_pretrained(str(pretrained_path), local_files_only=True),
-                               config.image_token_id)  # fmt: skip
-        except Exception:  # noqa: BLE001 — no tokenizer files: the caller decides (the byte tokenizer would not match the weights)
-            return None
+            tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True, trust_remote_code=False)
+        except Exception as e:  # noqa: BLE001 — any loading failure becomes one line naming the key
+            reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ConfigError("pretrained_path", f"could not load the tokenizer in {directory}: {reason}") from None
+        return HFTokenizer(tokenizer, config.image_token_id)
     return ByteTokenizer(text.pad_token_id or 0, text.bos_token_id, _first(text.eos_token_id), config.image_token_id,
                          text.vocab_size)  # fmt: skip
 

@@ -12,6 +12,8 @@ from lnn.envs.gui.render import Renderer, center
 from lnn.errors import ConfigError
 
 FAMILIES = list(TASKS)
+# the families whose click frames are the same for every target (memory, and timing recall)
+RECALL = [t for t in FAMILIES if TASKS[t].kind == MEMORY or t in ("longest-light", "fastest-blink")]
 SIZE = 96
 
 
@@ -177,7 +179,7 @@ def test_click_steps_have_at_least_three_distractors(task):
                 assert all(_disjoint(box, other) for other in boxes[i + 1 :])
 
 
-@pytest.mark.parametrize("task", [t for t in FAMILIES if TASKS[t].kind != MEMORY])
+@pytest.mark.parametrize("task", [t for t in FAMILIES if t not in RECALL])
 def test_target_depends_on_the_instruction(task):
     """Same layout, other choices: the same first frame, and the instruction alone picks the target."""
     family, renderer = TASKS[task](), Renderer(SIZE)
@@ -192,7 +194,7 @@ def test_target_depends_on_the_instruction(task):
         assert len(set(target_of.values())) >= 3  # the target moves with the instruction
 
 
-@pytest.mark.parametrize("task", [t for t in FAMILIES if TASKS[t].kind == MEMORY])
+@pytest.mark.parametrize("task", RECALL)
 def test_memory_recall_frames_do_not_show_the_target(task):
     """Same layout, other targets: each click step's frame and instruction are the same for every target,
     so a policy that sees only the current frame and instruction is at chance (1 / candidates)."""
@@ -232,7 +234,7 @@ def test_difficulty_options():
         ({"tasks": ["click-color", "foo"]}, "tasks", ["'foo'", "click-color", "remember-target"]),
         ({"tasks": []}, "tasks", ["no task family"]),
         ({"image_size": 31}, "image_size", [">= 32"]),
-        ({"max_steps": 5}, "max_steps", ["click-sequence"]),
+        ({"max_steps": 5}, "max_steps", ["wait-green"]),  # the longest episode of all families
         ({"min_candidates": 1}, "min_candidates", ["[2, 6]"]),
         ({"max_candidates": 7}, "max_candidates", ["6"]),
         ({"sequence_length": 5}, "sequence_length", ["min_candidates"]),

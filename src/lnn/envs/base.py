@@ -30,6 +30,9 @@ class Observation:
     screenshot: np.ndarray  # (H, W, 3) uint8 RGB
     instruction: str
     task: str
+    # seconds since the previous frame (the liquid core's dt): the GUI timing families' simulated time,
+    # wall-clock time between screenshots in a browser; 1.0 on an episode's first frame unless drawn
+    dt: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,9 @@ class GuiEnv(Env):
     may name any family. `difficulty` options (min_candidates, max_candidates, sequence_length,
     memory_delay) are passed to every family. Episodes depend on (seed, task) alone.
 
+    Each observation carries its frame's `dt` (seconds since the previous frame): 1.0, except in the
+    timing families, which draw it per frame (simulated time: nothing waits).
+
     A step with the correct action advances; the last one ends the episode with reward 1.0. A wrong
     action ends it with reward 0.0 and `info["failure"]` saying why, and so does running past max_steps.
     A click is correct when it lands in the target box; a type action when its text is the quoted word
@@ -100,7 +103,7 @@ class GuiEnv(Env):
 
     def _observe(self) -> Observation:
         step = self.current_step  # after the last step, the last frame stays in view
-        return Observation(self._renderer.render(step.scene), step.instruction, self._task)
+        return Observation(self._renderer.render(step.scene), step.instruction, self._task, step.dt)
 
 
 def _check_family(name: str, key: str) -> None:

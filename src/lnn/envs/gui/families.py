@@ -9,12 +9,16 @@ that goes with it, and the one correct action. Generation is split in two draws 
 The split makes two properties testable: the same layout with another choice gives the same first frame
 but another instruction and target (the target depends on the instruction), and, for the memory
 families, the same recall frame and instruction for every target (a memoryless policy is at chance).
+
+The timing families also draw each frame's elapsed time (`Step.dt`, seconds since the previous frame) in
+the script, and their answer depends on elapsed time, not on the number of frames (see TimingFamily).
 """
 
 from __future__ import annotations
 
 import random
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from typing import ClassVar
 
@@ -36,8 +40,8 @@ from lnn.envs.gui.render import (
 )
 from lnn.errors import ConfigError
 
-SINGLE_STEP, MULTI_STEP, MEMORY = "single_step", "multi_step", "memory"
-KINDS = (SINGLE_STEP, MULTI_STEP, MEMORY)
+SINGLE_STEP, MULTI_STEP, MEMORY, TIMING = "single_step", "multi_step", "memory", "timing"
+KINDS = (SINGLE_STEP, MULTI_STEP, MEMORY, TIMING)
 
 BUTTON_LABELS = ("OK", "Yes", "Help", "Save", "Cancel", "Submit")  # short and of distinct shapes
 FIELD_LABELS = ("Name", "Email", "City", "Phone", "Zip", "Age")
@@ -98,6 +102,7 @@ class Step:
     target: Box | None = None  # the box a correct click lands in (click steps only)
     candidates: tuple[Box, ...] = ()  # the boxes a click step chooses between, the target included
     focus: Box | None = None  # what a non-click step is about: the lit square, the swatch, the field
+    dt: float = 1.0  # seconds since the previous frame (the timing families draw it; 1 elsewhere)
 
 
 def click_step(scene: Scene, instruction: str, target: Box, candidates: tuple[Box, ...]) -> Step:
@@ -133,7 +138,7 @@ class Family(ABC):
     """A task family: seeded layouts, seeded targets, and the steps that solve them."""
 
     name: ClassVar[str]
-    kind: ClassVar[str]  # SINGLE_STEP, MULTI_STEP or MEMORY: the training code reports success per kind
+    kind: ClassVar[str]  # one of KINDS: the training code reports success per kind
 
     def __init__(self, difficulty: Difficulty = Difficulty()):
         self.difficulty = difficulty
@@ -142,10 +147,14 @@ class Family(ABC):
         return self.build(seed, seed)
 
     def build(self, layout_seed: int, choice_seed: int) -> tuple[Step, ...]:
+        return tuple(self.script(*self.draws(layout_seed, choice_seed)))
+
+    def draws(self, layout_seed: int, choice_seed: int) -> tuple[object, random.Random]:
+        """The layout, and the RNG the script draws its choices from."""
         # String seeds are hashed with SHA-512 by `random`: stable across runs and Python versions, and
         # independent streams for each family and for the layout and the choice.
         layout = self.layout(random.Random(f"{self.name}/layout/{layout_seed}"))
-        return tuple(self.script(layout, random.Random(f"{self.name}/choice/{choice_seed}")))
+        return layout, random.Random(f"{self.name}/choice/{choice_seed}")
 
     @abstractmethod
     def layout(self, rng: random.Random): ...
@@ -429,6 +438,206 @@ class ClickSequence(MemoryFamily):
         return 2 * self.difficulty.sequence_length + self.difficulty.memory_delay
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Timing: frames come after irregular elapsed times (Step.dt), and the answer depends on how long something
+# lasted in seconds, not on how many frames showed it.
+
+DT_RANGE = (0.25, 2.5)  # seconds between two frames of a timing family, uniform
+
+
+def draw_dts(rng: random.Random, frames: int) -> list[float]:
+    return [round(rng.uniform(*DT_RANGE), 3) for _ in range(frames)]  # ms: readable in datasets
+
+
+def elapsed(dts: Sequence[float], start: int, stop: int) -> float:
+    """Seconds from frame `start` coming on screen to frame `stop` coming: the dts of the frames after start."""
+    return sum(dts[start + 1 : stop + 1])
+
+
+def winner(values: Sequence[float], margin: float, largest: bool) -> int | None:
+    """The index of the largest (smallest) value; None unless it beats the runner-up by `margin`. Ties: the first."""
+    order = sorted(range(len(values)), key=values.__getitem__, reverse=largest)  # stable, reversed too
+    return order[0] if abs(values[order[0]] - values[order[1]]) >= margin else None
+
+
+class TimingFamily(MemoryFamily):
+    """Base of the timing families (it reuses the memory families' squares): a plan of events, each frame's dt.
+
+    A frame's dt is the time since the previous frame came, so frame k+1's dt is how long frame k stayed on
+    screen; the first frame's dt is drawn too and never matters. `draw(layout, rng)` -> (plan, dts);
+    `answer(plan, dts, margin)` the decision, from elapsed times; `steps(layout, plan, answer)` the frames
+    and correct actions. The same decision with every dt = 1 is what a policy that counts frames and
+    ignores dt takes (`frame_counting(seed)`): the chance level each family states, measured by
+    tests/envs/test_timing_families.py. Draws too close to call (within MARGIN) are drawn again, and so
+    are, on AGAINST_FRAMES of the episodes, draws where counting frames gives the right answer.
+    """
+
+    kind = TIMING
+    MARGIN: ClassVar[float] = 0.3  # seconds: the right answer wins by at least this much
+    AGAINST_FRAMES: ClassVar[float] = 0.0  # share of episodes where counting frames must answer wrong
+
+    @abstractmethod
+    def draw(self, layout, rng: random.Random) -> tuple[object, list[float]]: ...
+
+    @abstractmethod
+    def answer(self, plan, dts: Sequence[float], margin: float) -> int | None: ...
+
+    @abstractmethod
+    def steps(self, layout, plan, answer: int) -> list[Step]: ...
+
+    def script(self, layout, rng):
+        return self._script(layout, rng, count_frames=False)
+
+    def frame_counting(self, seed: int) -> tuple[Step, ...]:
+        """Episode `seed` as a policy that counts frames and ignores dt plays it: the same frames until it
+        answers, its own answer (which the env judges against `episode(seed)`)."""
+        return tuple(self._script(*self.draws(seed, seed), count_frames=True))
+
+    def _script(self, layout, rng: random.Random, count_frames: bool) -> list[Step]:
+        against = rng.random() < self.AGAINST_FRAMES
+        while True:
+            plan, dts = self.draw(layout, rng)
+            timed, counted = self.answer(plan, dts, self.MARGIN), self.answer(plan, [1.0] * len(dts), 0.0)
+            if timed is not None and not (against and counted == timed):
+                break
+        steps = self.steps(layout, plan, counted if count_frames else timed)
+        return [replace(step, dt=dt) for step, dt in zip(steps, dts)]
+
+
+class LongestLight(TimingFamily):
+    """Three grey squares light up one after another, each for 1 or 2 frames ("Watch the lights"), then
+    "Click the light that stayed on longest" on the plain squares (the same frame for every target).
+
+    A light stays on from its first frame coming to the next light's (or the recall frame's) coming: the
+    sum of those frames' dts, drawn in DT_RANGE; the longest wins by >= MARGIN. On half the episodes the
+    light shown for the most frames (the first of a tie) is not the longest in time. Chance: a memoryless
+    policy 1 / squares (~0.2, 4-6 squares); counting frames instead of time ~0.30 (measured).
+    """
+
+    name = "longest-light"
+    LIGHTS = 3
+    AGAINST_FRAMES = 0.5
+
+    def layout(self, rng):
+        return self.squares(rng)
+
+    def draw(self, layout, rng):
+        order = rng.sample(range(len(layout.elements)), self.LIGHTS)
+        frames = [rng.randint(1, 2) for _ in order]
+        starts = [sum(frames[:k]) for k in range(len(order))]
+        plan = [(i, a, a + n) for i, a, n in zip(order, starts, frames)]  # square, first lit frame, first after
+        return plan, draw_dts(rng, sum(frames) + 1)
+
+    def answer(self, plan, dts, margin):
+        k = winner([elapsed(dts, a, b) for _, a, b in plan], margin, largest=True)
+        return None if k is None else plan[k][0]
+
+    def steps(self, layout, plan, square):
+        watch = [key_step(self.lit(layout, i), "Watch the lights", focus=layout.boxes[i]) for i, a, b in plan for _ in range(b - a)]
+        recall = "Click the light that stayed on longest"
+        return [*watch, click_step(layout.scene(), recall, layout.boxes[square], layout.boxes)]
+
+    def max_steps(self):
+        return 2 * self.LIGHTS + 1
+
+
+class FastestBlink(TimingFamily):
+    """Three grey squares blink twice each, one blink per frame, no square twice in a row ("Watch the squares
+    blink"), then "Click the square that blinked fastest" on the plain squares: the one whose two blinks
+    came closest together in time.
+
+    A square's interval is the sum of the dts from its first blink's frame to its second's, drawn in
+    DT_RANGE; the shortest wins by >= MARGIN. On half the episodes the square with the fewest frames
+    between its blinks (the first of a tie) is not the fastest in time. Chance: a memoryless policy
+    1 / squares (~0.2); counting frames instead of time ~0.30 (measured).
+    """
+
+    name = "fastest-blink"
+    SQUARES = 3
+    AGAINST_FRAMES = 0.5
+
+    def layout(self, rng):
+        return self.squares(rng)
+
+    def draw(self, layout, rng):
+        squares = rng.sample(range(len(layout.elements)), self.SQUARES)
+        blinks = squares * 2
+        rng.shuffle(blinks)
+        while any(a == b for a, b in zip(blinks, blinks[1:])):  # twice in a row would read as one long blink
+            rng.shuffle(blinks)
+        intervals = [(i, blinks.index(i), len(blinks) - 1 - blinks[::-1].index(i)) for i in squares]
+        return (blinks, intervals), draw_dts(rng, len(blinks) + 1)
+
+    def answer(self, plan, dts, margin):
+        _, intervals = plan
+        k = winner([elapsed(dts, a, b) for _, a, b in intervals], margin, largest=False)
+        return None if k is None else intervals[k][0]
+
+    def steps(self, layout, plan, square):
+        blinks, _ = plan
+        watch = [key_step(self.lit(layout, i), "Watch the squares blink", focus=layout.boxes[i]) for i in blinks]
+        recall = "Click the square that blinked fastest"
+        return [*watch, click_step(layout.scene(), recall, layout.boxes[square], layout.boxes)]
+
+    def max_steps(self):
+        return 2 * self.SQUARES + 1
+
+
+class WaitGreen(TimingFamily):
+    """A bar above 4-6 buttons is grey for 1-2 frames, then turns green: "Click Save when the bar has been
+    green for 3 seconds". The policy presses Enter (wait) on every frame until the bar has been green for
+    HOLD seconds, then clicks the named button: clicking earlier or waiting a frame longer fails.
+
+    Green frames all look the same, so only elapsed time tells when: the sum of the dts since the bar
+    turned green (drawn in DT_RANGE; never within MARGIN of HOLD, and at most MAX_GREEN frames after it).
+    Chance: a memoryless policy 0 (deterministic; ~0.12 clicking at random at its best rate); counting
+    frames instead of time (click on the 3rd frame after green) ~0.43 (measured).
+    """
+
+    name = "wait-green"
+    HOLD = 3.0  # seconds the bar must have been green
+    MARGIN = 0.2
+    MAX_GREEN = 5  # frames after the bar turns green, at most: the episode fits the env's default max_steps (8)
+    BAR: Box = (0.06, CONTENT[1] + 0.02, 0.94, CONTENT[1] + 0.1)
+    AREA: Box = (CONTENT[0], BAR[3] + 0.02, CONTENT[2], CONTENT[3])  # the buttons, below the bar
+
+    def layout(self, rng):
+        n = self._count(rng)
+        labels = rng.sample(BUTTON_LABELS, n)
+        boxes = grid_boxes(rng, [(0.43, 0.15)] * n, cols=2, rows=3, area=self.AREA)
+        elements = tuple(Element("button", b, BUTTON, text=t) for b, t in zip(boxes, labels))
+        return Layout(rng.choice(BACKGROUNDS), elements, tuple(labels))
+
+    def draw(self, layout, rng):
+        target, grey = rng.randrange(len(layout.elements)), rng.randint(1, 2)
+        return (target, grey), draw_dts(rng, grey + 1 + self.MAX_GREEN)
+
+    def answer(self, plan, dts, margin):
+        """The frame to click on: the first at which the bar has been green for HOLD seconds."""
+        _, grey = plan
+        for frame in range(grey + 1, len(dts)):
+            held = elapsed(dts, grey, frame)
+            if abs(held - self.HOLD) < margin:
+                return None
+            if held >= self.HOLD:
+                return frame
+        return None
+
+    def steps(self, layout, plan, click):
+        target, grey = plan
+        instruction = f"Click {layout.names[target]} when the bar has been green for {self.HOLD:g} seconds"
+        frames = [self.frame(layout, green=k >= grey) for k in range(click + 1)]
+        waits = [key_step(frame, instruction, focus=self.BAR) for frame in frames[:-1]]
+        return [*waits, click_step(frames[-1], instruction, layout.boxes[target], layout.boxes)]
+
+    def frame(self, layout: Layout, green: bool) -> Scene:
+        bar = Element("square", self.BAR, COLORS["green"] if green else PLAIN)
+        return Scene(layout.background, (bar, *layout.elements))
+
+    def max_steps(self):
+        return 2 + 1 + self.MAX_GREEN
+
+
 # The registry: family name -> family class, in the order reports list them.
 TASKS: dict[str, type[Family]] = {
     f.name: f
@@ -442,10 +651,13 @@ TASKS: dict[str, type[Family]] = {
         RememberTarget,
         RememberColor,
         ClickSequence,
+        LongestLight,
+        WaitGreen,
+        FastestBlink,
     )
 }
 
 
 def families_by_kind() -> dict[str, tuple[str, ...]]:
-    """{"single_step": (...), "multi_step": (...), "memory": (...)}: the family names of each kind."""
+    """{"single_step": (...), "multi_step": (...), "memory": (...), "timing": (...)}: the names of each kind."""
     return {kind: tuple(name for name, f in TASKS.items() if f.kind == kind) for kind in KINDS}

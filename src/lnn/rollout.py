@@ -4,7 +4,8 @@ Dataset recording (lnn.data), closed-loop evaluation in training, the export's r
 agent all run episodes through `run_episodes`. A policy is any object with
 
     reset(batch)                 a fresh state for `batch` episodes (row i acts in envs[i])
-    act(observations) -> (actions, info)   one action per active row; info: what the policy saw / thinks
+    act(observations) -> (actions, info)   one action per active row; info: what the policy saw / thinks;
+                                 each observation's `dt` is the time since its env's previous frame
     keep(rows)                   drop finished episodes: keep these rows, in this order
     trace_step(obs, action, info, row) -> dict   optional: what a recorded step keeps (else `policy_step`)
 
@@ -64,7 +65,7 @@ def describe(action) -> str:
 
 def policy_step(obs: Observation, action: Action, info: dict, row: int) -> dict:
     """A learned policy's recorded step: the frame it saw, its action, click point and τ of each layer."""
-    return {"screenshot": obs.screenshot, "instruction": obs.instruction, "action": action,
+    return {"screenshot": obs.screenshot, "instruction": obs.instruction, "dt": obs.dt, "action": action,
             "coords": tuple(info["coords"][row]), "tau": [t[row].tolist() for t in info["tau"]]}  # fmt: skip
 
 
@@ -86,8 +87,9 @@ class OraclePolicy:
 
     @staticmethod
     def trace_step(obs: Observation, action: Action, info: dict, row: int) -> dict:
-        """The frame, and the oracle's step (action, target box, focus box)."""
-        return {"screenshot": obs.screenshot, "instruction": obs.instruction, "action": action, "oracle": info["oracle"][row]}
+        """The frame and its dt, and the oracle's step (action, target box, focus box)."""
+        return {"screenshot": obs.screenshot, "instruction": obs.instruction, "dt": obs.dt, "action": action,
+                "oracle": info["oracle"][row]}  # fmt: skip
 
 
 def run_episodes(policy, envs: list[Env], jobs: list[tuple[str, int]], record: bool | Callable[[str, int], bool] = False,
@@ -208,7 +210,8 @@ class TorchPolicy:
     def act(self, observations: list[Observation]) -> tuple[list[Action], dict]:
         images = screenshots_to_tensor([o.screenshot for o in observations], self.model.image_size, self.device)
         tokens = self.model.tokenize([o.task for o in observations], [o.instruction for o in observations])
-        out = self.model.step(images, tokens.to(self.device), self.state)
+        dt = torch.tensor([o.dt for o in observations], dtype=torch.float32, device=self.device)  # (B,): real time
+        out = self.model.step(images, tokens.to(self.device), self.state, dt=dt)
         self.state = out["state"]
         ids = out["action_logits"].argmax(-1).tolist()
         coords = out["coords"].tolist()

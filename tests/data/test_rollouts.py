@@ -164,3 +164,25 @@ def test_two_processes_recording_the_same_dataset_share_one_recording(tmp_path):
     assert outs[0][0] == outs[1][0]
     ds = hf.load_from_disk(outs[0][0].strip())
     assert len(set(ds["episode"])) == 80 and not list(tmp_path.glob("*.partial")) + list(tmp_path.glob("*.tmp"))
+
+
+def test_the_envs_dt_reaches_the_dataset_and_the_batches(tmp_path):
+    """The timing families' frames come after drawn dts: recorded per row, loaded, and batched."""
+    from lnn.envs.gui import TASKS as FAMILIES
+
+    tasks = ("click-color", "longest-light")
+    ds = hf.load_from_disk(str(build_dataset(spec(n=4, tasks=tasks), tmp_path)))
+    for row in ds.select_columns(["task", "seed", "step", "dt"]):
+        assert row["dt"] == pytest.approx(FAMILIES[row["task"]]().episode(row["seed"])[row["step"]].dt)
+    timed = [dt for task, dt in zip(ds["task"], ds["dt"]) if task == "longest-light"]
+    assert len(set(timed)) > 1 and all(dt != 1.0 for dt in timed)
+    assert {dt for task, dt in zip(ds["task"], ds["dt"]) if task == "click-color"} == {1.0}
+
+    dm = EpisodeDataModule(tasks=list(tasks), image_size=64, episodes_per_task={"train": 4, "val": 2},
+                           batch_size=8, data_dir=str(tmp_path))  # fmt: skip
+    dm.prepare_data()
+    dm.setup()
+    batch = next(iter(dm.train_dataloader()))
+    got = sorted(tuple(round(v, 3) for v in dt[mask].tolist()) for dt, mask in zip(batch["dt"], batch["mask"]))
+    want = sorted(tuple(s.dt for s in FAMILIES[task]().episode(seed)) for task in tasks for seed in range(4))
+    assert got == want and (batch["dt"][~batch["mask"]] == 0).all()

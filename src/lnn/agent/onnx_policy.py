@@ -8,13 +8,14 @@ The export directory holds `model.onnx` and `manifest.json`. What OnnxPolicy rea
       "image_size": 96,                            optional when the graph's image input has a fixed size
       "instruction_buckets": 512,                  the tokenizer's buckets (or "tokenizer": {"buckets": ..,
       "max_tokens": 24,                              "max_tokens": ..}); max_tokens defaults to 24
-      "inputs":  {"image": "image", "tokens": "tokens", "state": ["state_0", "state_1", ...]},
+      "inputs":  {"image": "image", "tokens": "tokens", "state": ["state_0", "state_1", ...],
+                  "dt": "dt"},                 optional: seconds since the previous frame, (B,) or (B, 1)
       "outputs": {"action_logits": "action_logits", "coords": "coords",
                   "tau": ["tau_0", ...], "state": ["new_state_0", ...]}
     }
 
 `inputs` / `outputs` may also be lists of names (or of {"name": ...} entries); each is then recognised by
-its name: image, token(s), state / h<i> (inputs, in order); action, coord, tau, state (outputs, in
+its name: image, token(s), state / h<i>, dt (inputs, in order); action, coord, tau, state (outputs, in
 order). The image is float32 (B, 3, S, S) in [0, 1]; tokens int64 (B, L) from lnn.models.text; each
 state float32 (B, ...) starting at zeros; the batch axis must be dynamic for more than one env at once.
 """
@@ -22,6 +23,7 @@ state float32 (B, ...) starting at zeros; the batch axis must be dynamic for mor
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
@@ -33,6 +35,7 @@ from lnn.models.text import MAX_TOKENS, instruction_text, tokenize_batch
 from lnn.rollout import decode_action, screenshots_to_tensor
 
 MANIFEST = "manifest.json"
+log = logging.getLogger("lnn")
 
 
 def is_onnx_export(path: str | Path) -> bool:
@@ -84,7 +87,7 @@ class OnnxPolicy:
         graph_in = [i.name for i in self.session.get_inputs()]
         graph_out = [o.name for o in self.session.get_outputs()]
         self.inputs = _roles(self.manifest.get("inputs"), graph_in, {"image": "image|pixel", "tokens": "token",
-                                                                      "state": r"state|^h_?\d+$"})  # fmt: skip
+                                                                      "state": r"state|^h_?\d+$", "dt": r"^dt$"})  # fmt: skip
         self.outputs = _roles(self.manifest.get("outputs"), graph_out, {"action_logits": "action", "coords": "coord",
                                                                          "tau": "tau", "state": r"state|^h_?\d+"})  # fmt: skip
         for role in ("image", "tokens"):
@@ -119,6 +122,9 @@ class OnnxPolicy:
             if not all(isinstance(d, int) for d in shape):
                 raise ConfigError("ckpt", f"{model_file}: state input {name} has no fixed size {shape}; "
                                           f"give state_shapes in {MANIFEST}")  # fmt: skip
+        # the elapsed time input, (B,) or (B, 1), when the graph has one; without it every frame runs at dt = 1
+        self.dt_rank = len(shapes[self.inputs["dt"][0]]) if self.inputs["dt"] else None
+        self.warned_dt = False
         self.path = export_dir
         self.state: list[np.ndarray] = []
 
@@ -134,6 +140,12 @@ class OnnxPolicy:
         feeds = {self.inputs["image"][0]: images.astype(np.float32),
                  self.inputs["tokens"][0]: self.tokenize([o.task for o in observations], [o.instruction for o in observations])}  # fmt: skip
         feeds |= dict(zip(self.inputs["state"], self.state))
+        dt = np.array([o.dt for o in observations], dtype=np.float32)
+        if self.dt_rank is not None:
+            feeds[self.inputs["dt"][0]] = dt.reshape(-1, *([1] * (self.dt_rank - 1)))
+        elif not self.warned_dt and not np.allclose(dt, 1.0):
+            self.warned_dt = True
+            log.warning(f"{self.path}: the exported graph has no dt input; frames {dt.tolist()} s apart run at dt = 1")
         wanted = [self.outputs["action_logits"][0], self.outputs["coords"][0], *self.outputs["tau"], *self.outputs["state"]]
         values = dict(zip(wanted, self.session.run(wanted, feeds)))
         self.state = [values[name] for name in self.outputs["state"]]

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from lnn.envs.base import Action, Env, EpisodeAborted, Observation, OracleError, OracleStep
+from lnn.envs.base import Action, Env, EpisodeAborted, FrameClock, Observation, OracleError, OracleStep
 
 SCROLL_PX = 200
 
@@ -49,6 +49,7 @@ class WebPageEnv(Env):
         self._make = lambda: Browser(DEFAULT_CHROMIUM, headless=headless, timeout_s=step_timeout_s, viewport=self.viewport)
         self._browser = self._make()
         self.restarts = 0
+        self._clock = FrameClock()  # observations' dt: wall-clock seconds between screenshots
 
     def _guard(self, what: str, fn):
         from playwright.sync_api import Error as PlaywrightError
@@ -64,6 +65,7 @@ class WebPageEnv(Env):
     def reset(self, seed: int, task: str | None = None) -> Observation:
         page = self._browser.page
         self._guard("open " + self.url, lambda: page.goto(self.url, wait_until="load"))
+        self._clock.reset()
         return self._observe()
 
     def step(self, action: Action):
@@ -95,10 +97,11 @@ class WebPageEnv(Env):
 
     def _observe(self) -> Observation:
         png = self._guard("screenshot", lambda: self._browser.page.screenshot())
+        dt = self._clock.tick()
         image = Image.open(io.BytesIO(png)).convert("RGB")
         if self.image_size:
             image = image.resize((self.image_size, self.image_size), Image.BILINEAR)
-        return Observation(np.asarray(image, dtype=np.uint8), self.instruction, self.task_names[0])
+        return Observation(np.asarray(image, dtype=np.uint8), self.instruction, self.task_names[0], dt)
 
     def close(self) -> None:
         if self._browser is not None:

@@ -37,7 +37,9 @@ from lnn.rollout import OraclePolicy, run_episodes, split_seeds
 
 log = logging.getLogger("lnn")
 
-FORMAT_VERSION = 3  # bump when rows change meaning: old caches are then not reused (3: MiniWoB pages as UTF-8)
+# bump when rows change meaning: old caches are then not reused (3: MiniWoB pages as UTF-8; 4: dt is the
+# env's, wall-clock seconds between MiniWoB screenshots)
+FORMAT_VERSION = 4
 NO_BOX = [-1.0, -1.0, -1.0, -1.0]
 NOTES = "notes.json"  # episodes left out of a dataset, and why
 RETRIES = 2  # an episode the env aborts (browser crash or hang) is recorded again from its seed this often
@@ -59,8 +61,9 @@ def features():
             "click": hf.Sequence(hf.Value("float32"), length=2),  # normalised (x, y); the oracle's point
             "target_box": hf.Sequence(hf.Value("float32"), length=4),  # (x0, y0, x1, y1), -1 when no click
             "focus_box": hf.Sequence(hf.Value("float32"), length=4),  # what the step is about, -1 when nothing
-            # time since the previous frame (the liquid core's dt); 1 for recorded steps. Datasets written
-            # before it existed have no such column and are read as 1 (load_episodes): no FORMAT_VERSION bump
+            # seconds since the previous frame (the liquid core's dt), as the env reported it: 1 in most GUI
+            # families, drawn in the timing ones, wall-clock in a browser. Datasets written before the
+            # column existed are read as 1 (load_episodes)
             "dt": hf.Value("float32"),
         }
     )
@@ -154,7 +157,7 @@ def _row(episode: int, seed: int, task: str, step: int, record: dict) -> dict:
         "click": [action.x, action.y] if action.type == "click" else [-1.0, -1.0],
         "target_box": list(oracle.target_box) if oracle.target_box else NO_BOX,
         "focus_box": list(oracle.focus) if oracle.focus else NO_BOX,
-        "dt": 1.0,
+        "dt": float(record["dt"]),
     }
 
 

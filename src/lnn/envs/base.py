@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
@@ -48,6 +49,24 @@ class OracleStep:
     @property
     def focus(self) -> Box | None:
         return self.focus_box if self.focus_box is not None else self.target_box
+
+
+class FrameClock:
+    """Wall-clock seconds between an env's consecutive screenshots (a browser's real elapsed time, the dt
+    its observations carry); the first frame after reset() gets 1.0, as nothing came before it."""
+
+    def __init__(self):
+        self._last: float | None = None
+
+    def reset(self) -> None:
+        self._last = None
+
+    def tick(self) -> float:
+        """Call when a frame is captured: seconds since the previous one (1.0 for the first)."""
+        now = time.monotonic()
+        dt = 1.0 if self._last is None else now - self._last
+        self._last = now
+        return dt
 
 
 class EpisodeAborted(RuntimeError):

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 # EpisodeAborted, OracleError: shared by every env (lnn.envs.base), re-exported here
-from lnn.envs.base import Action, Env, EpisodeAborted, Observation, OracleError, OracleStep
+from lnn.envs.base import Action, Env, EpisodeAborted, FrameClock, Observation, OracleError, OracleStep
 from lnn.errors import ConfigError
 from lnn.envs.miniwob.browser import DEFAULT_CHROMIUM, VIEWPORT, Browser
 from lnn.envs.miniwob.server import TaskServer, available_tasks
@@ -49,7 +49,9 @@ class MiniWobEnv(Env):
 
     Observations show the task area, the viewport's top-left 160x210 CSS px (the task's #wrap); click
     points and oracle boxes are normalised to it. Once an episode ends the page shows MiniWoB's black
-    START cover, so the last observation of an episode is that cover.
+    START cover, so the last observation of an episode is that cover. An observation's dt is the
+    wall-clock seconds since the previous screenshot (1.0 for an episode's first), so a policy feels the
+    page's real time (and the tasks' delayed variants).
 
     Args:
         tasks: task names (html files of miniwob/html/miniwob/, e.g. "click-button"). reset(seed) without
@@ -105,6 +107,7 @@ class MiniWobEnv(Env):
         self.episode_time_limit_s = float(episode_time_limit_s)
         self.executable_path = executable_path
         self.restarts = 0  # browser restarts after faults, for diagnostics
+        self._clock = FrameClock()  # observations' dt: wall-clock seconds between screenshots
 
         self._episode: _Episode | None = None
         self._loaded_task: str | None = None  # the task page currently open
@@ -125,6 +128,7 @@ class MiniWobEnv(Env):
         elif task not in self.task_names:
             raise ConfigError("task", f"{task!r} is not one of this env's tasks {self.task_names}")
         self._episode = None
+        self._clock.reset()
         with self._guard(f"reset({seed}, {task!r})"):
             page = self._page
             if self._loaded_task != task:
@@ -300,7 +304,9 @@ class MiniWobEnv(Env):
         # "done": nothing to do in the page; step() ends the episode
 
     def _observe(self, task: str, instruction: str) -> Observation:
-        image = Image.open(io.BytesIO(self._browser.screenshot(TASK_AREA))).convert("RGB")
+        png = self._browser.screenshot(TASK_AREA)
+        dt = self._clock.tick()
+        image = Image.open(io.BytesIO(png)).convert("RGB")
         if self.image_size is not None:
             image = image.resize((self.image_size, self.image_size), Image.BILINEAR)
-        return Observation(screenshot=np.asarray(image, dtype=np.uint8), instruction=instruction, task=task)
+        return Observation(screenshot=np.asarray(image, dtype=np.uint8), instruction=instruction, task=task, dt=dt)

@@ -14,9 +14,9 @@ onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
 
-def hand_made_step(path, state_size=4):
-    """A graph with the step's inputs and outputs: new state = state + 1, tau = the sum of the token ids,
-    action logits favour `click`, coords = sigmoid(new state[:2])."""
+def hand_made_step(path, state_size=4, dt=False):
+    """A graph with the step's inputs and outputs: new state = state + 1 (with `dt`: + a (B, 1) dt input),
+    tau = the sum of the token ids, action logits favour `click`, coords = sigmoid(new state[:2])."""
     from onnx import TensorProto, helper
 
     w_action = np.zeros((state_size, 6), np.float32)
@@ -24,7 +24,7 @@ def hand_made_step(path, state_size=4):
     w_coords = np.zeros((state_size, 2), np.float32)
     w_coords[0, 0] = w_coords[1, 1] = 1.0
     nodes = [
-        helper.make_node("Add", ["state_0", "one"], ["new_state_0"]),
+        helper.make_node("Add", ["state_0", "dt" if dt else "one"], ["new_state_0"]),
         helper.make_node("MatMul", ["new_state_0", "w_action"], ["action_logits"]),
         helper.make_node("MatMul", ["new_state_0", "w_coords"], ["pre"]),
         helper.make_node("Sigmoid", ["pre"], ["coords"]),
@@ -38,6 +38,7 @@ def hand_made_step(path, state_size=4):
     inputs = [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 16, 16]),
               helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", 24]),
               helper.make_tensor_value_info("state_0", TensorProto.FLOAT, ["batch", state_size])]  # fmt: skip
+    inputs += [helper.make_tensor_value_info("dt", TensorProto.FLOAT, ["batch", 1])] if dt else []
     outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
                for n in ("action_logits", "coords", "tau_0", "new_state_0")]  # fmt: skip
     graph = helper.make_graph(nodes, "step", inputs, outputs, init)
@@ -48,8 +49,8 @@ def hand_made_step(path, state_size=4):
     return path
 
 
-def obs(instruction="Click the red square", task="click-color"):
-    return Observation(np.zeros((32, 32, 3), np.uint8), instruction, task)
+def obs(instruction="Click the red square", task="click-color", dt=1.0):
+    return Observation(np.zeros((32, 32, 3), np.uint8), instruction, task, dt)
 
 
 @pytest.mark.parametrize("manifest", [
@@ -74,6 +75,25 @@ def test_state_is_carried_tokens_fed_and_rows_dropped(tmp_path, manifest):
     actions, info = policy.act([obs()])
     assert policy.state[0].shape == (1, 4) and (policy.state[0] == 3).all()  # three steps from zero
     assert actions[0].x == pytest.approx(1 / (1 + np.exp(-3)), abs=1e-6)
+
+
+def test_observations_dt_feeds_a_dt_input(tmp_path, caplog):
+    export = hand_made_step(tmp_path / "timed", dt=True)
+    (export / "manifest.json").write_text(json.dumps({"instruction_buckets": 64}))
+    policy = OnnxPolicy(export)
+    policy.reset(2)
+    policy.act([obs(dt=0.5), obs(dt=2.0)])
+    policy.act([obs(dt=0.25), obs(dt=1.0)])
+    np.testing.assert_allclose(policy.state[0][:, 0], [0.75, 3.0])  # the state integrates the frames' dt
+    # a graph without a dt input runs every frame at dt = 1, and says so once
+    export = hand_made_step(tmp_path / "untimed")
+    (export / "manifest.json").write_text(json.dumps({"instruction_buckets": 64}))
+    policy = OnnxPolicy(export)
+    policy.reset(1)
+    with caplog.at_level("WARNING", logger="lnn"):
+        for _ in range(3):
+            policy.act([obs(dt=0.5)])
+    assert len([r for r in caplog.records if "no dt input" in r.message]) == 1
 
 
 def test_unreadable_exports_are_config_errors(tmp_path):

@@ -145,6 +145,19 @@ def test_other_actions_run_and_keep_the_episode_going(env):
         env.step(Action("click", 0.5, 0.5))
 
 
+@pytest.mark.browser
+@needs_miniwob_browser
+def test_dt_is_the_wall_clock_time_between_screenshots(env):
+    import time
+
+    assert env.reset(1, "click-button").dt == 1.0  # nothing came before an episode's first frame
+    time.sleep(0.3)
+    first = env.step(Action("key", text="Tab"))[0].dt
+    second = env.step(Action("key", text="Tab"))[0].dt
+    assert first >= 0.3 and 0 < second < first  # the policy's think time counts; seconds, not steps
+    assert env.reset(2, "click-button").dt == 1.0
+
+
 def _click_on(env, selector: str) -> Action:
     """A click at the centre of the element (read from the page: enter-text has no oracle)."""
     x0, y0, x1, y1 = env._page.evaluate("s => lnn.box(document.querySelector(s))", selector)

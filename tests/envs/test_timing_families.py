@@ -183,7 +183,8 @@ def test_torch_policy_passes_dt_to_the_model():
                  [("wait-green", 0), ("wait-green", 1)], desc=None)  # fmt: skip
     frames = [TASKS["wait-green"]().episode(s) for s in (0, 1)]
     first = [[e[k].dt for e in frames if k < len(e)] for k in range(len(model.dts))]
-    assert len(model.dts) == len(first) and model.dts == [pytest.approx(row) for row in first]  # the key presses are right until each bar is green long enough
+    # the key presses are right until each bar has been green long enough: every frame until the click
+    assert len(model.dts) == len(first) and model.dts == [pytest.approx(row) for row in first]
 
 
 def test_frame_clock_measures_wall_clock_seconds(monkeypatch):

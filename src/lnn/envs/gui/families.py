@@ -533,7 +533,8 @@ class LongestLight(TimingFamily):
         return None if k is None else plan[k][0]
 
     def steps(self, layout, plan, square):
-        watch = [key_step(self.lit(layout, i), "Watch the lights", focus=layout.boxes[i]) for i, a, b in plan for _ in range(b - a)]
+        lit = [i for i, a, b in plan for _ in range(b - a)]  # the square lit on each frame
+        watch = [key_step(self.lit(layout, i), "Watch the lights", focus=layout.boxes[i]) for i in lit]
         recall = "Click the light that stayed on longest"
         return [*watch, click_step(layout.scene(), recall, layout.boxes[square], layout.boxes)]
 

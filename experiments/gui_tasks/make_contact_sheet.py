@@ -6,7 +6,8 @@ length (scroll-click) shows its longest form.
     python experiments/gui_tasks/make_contact_sheet.py [--size 96] [--seed 0] [--out experiments/gui_tasks/frames.png]
 
 Frames are shown at their real pixels, scaled up without smoothing; a magenta cross marks the oracle's
-click point and each frame is captioned with its instruction and the oracle action.
+click point and each frame is captioned with its instruction and the oracle action (timing families:
+after the time since the previous frame, "+1.23 s").
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ def episode_frames(env: GuiEnv, task: str, seed: int) -> list[tuple[Image.Image,
             draw.line([(x - r, y), (x + r, y)], fill=(255, 0, 255), width=2)
             draw.line([(x, y - r), (x, y + r)], fill=(255, 0, 255), width=2)
         action = a.type + (f" {a.text}" if a.text else "")
-        frames.append((image, f"{obs.instruction}  -> {action}"))
+        shown = f"+{obs.dt:.2f} s: " if obs.dt != 1.0 else ""  # the timing families: time since the last frame
+        frames.append((image, f"{shown}{obs.instruction}  -> {action}"))
         obs, _, done, _ = env.step(a)
     return frames
 

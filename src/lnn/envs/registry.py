@@ -31,7 +31,7 @@ def env_tasks(name: str) -> tuple[str, ...]:
 
 
 def task_kinds(name: str) -> dict[str, str]:
-    """{task: kind}, kind one of single_step, multi_step, memory (MiniWoB: single-click, two-click)."""
+    """{task: kind}, kind one of single_step, multi_step, memory, timing (MiniWoB: single-click, two-click)."""
     return {task: spec if isinstance(spec, str) else getattr(spec, "kind", "") for task, spec in _entry(name)[1].items()}
 
 

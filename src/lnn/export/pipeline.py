@@ -334,9 +334,9 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
 
 def _record_streams(cfg, env_name: str, image_size: int, opts: ExportOptions) -> list[Stream]:
     """The run's env and tasks, oracle-driven on test seeds: `streams_per_task` streams of `steps` frames."""
-    from lnn.envs.registry import env_tasks
+    from lnn.envs.registry import check_tasks
 
-    tasks = list(cfg.data.get("tasks") or env_tasks(env_name))
+    tasks = check_tasks(env_name, cfg.data.get("tasks"))  # names and kinds (`memory`) -> names; null: all
     env_kwargs = dict(cfg.data.get("env_kwargs") or {})
     return record_streams(env_name, tasks, image_size, opts.steps, opts.streams_per_task, env_kwargs=env_kwargs)
 

@@ -55,3 +55,19 @@ def test_groups_and_experiments_override_the_keys_of_train_yaml(make_cfg):
     assert make_cfg("experiment=memory_ablation").task_name == "memory_ablation"
     assert make_cfg("debug=fast").evaluate.parallel == 32
     assert make_cfg().task_name == "train" and make_cfg().evaluate.parallel == 64
+
+
+def test_core_group_sets_the_core_and_ltc_its_solver(make_cfg):
+    from hydra.errors import MissingConfigException
+
+    for core in ("liquid", "cfc", "ltc", "lstm", "gru", "feedforward"):
+        cfg = make_cfg(f"core={core}")
+        assert cfg.model.core == core
+        assert cfg.model.solver == ("semi_implicit" if core == "ltc" else "rk4")  # LTC refuses rk4
+        build(cfg)
+    assert make_cfg("core=ltc", "solver=euler").model.solver == "euler"  # the command line still wins
+    assert make_cfg("model.core=gru").model.core == "gru"
+    with pytest.raises(MissingConfigException, match="core/lstmm"):  # Hydra's error lists the options
+        make_cfg("core=lstmm")
+    cfg = make_cfg("experiment=core_comparison")
+    assert cfg.task_name == "core_comparison" and cfg.data.tasks is None

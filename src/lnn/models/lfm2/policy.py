@@ -191,6 +191,15 @@ class LFM2Policy(Described, nn.Module):
         for branch in self.branches().values():
             branch.requires_grad_(True)
 
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """base: LFM2-VL's own weights (LoRA adapters included); liquid: the liquid layers (merged ones sit
+        inside the base's modules, so they are taken out of it); heads: the action and click heads."""
+        liquid = [p for branch in self.branches().values() for p in branch.parameters()]
+        taken = {id(p) for p in liquid}
+        base = [p for p in self.base.parameters() if id(p) not in taken]
+        taken |= {id(p) for p in base}
+        return {"base": base, "liquid": liquid, "heads": [p for p in self.parameters() if id(p) not in taken]}
+
     def added_parameters(self) -> int:
         return sum(p.numel() for b in self.branches().values() for p in b.parameters())
 

@@ -536,3 +536,36 @@ def test_real_weights_read_the_architecture_and_size_the_liquid_defaults(tmp_pat
     images, tokens = episode(model, batch=1, steps=1)
     assert torch.isfinite(model(images, tokens)["action_logits"]).all()
     assert LFM2LiquidMerged().liquid_layers == [0, 3] and LFM2LiquidMerged().base_tuning == "full"  # the preset's, without weights
+
+
+@pytest.mark.parametrize("cls", [LFM2LiquidMerged, LFM2Hybrid])
+def test_gradient_checkpointing_recomputes_the_base_with_the_same_outputs_and_gradients(cls):
+    def run(checkpointing: bool):
+        torch.manual_seed(0)
+        model = cls(image_size=32, liquid_size=16, gradient_checkpointing=checkpointing).train()
+        with torch.no_grad():
+            for b in model.branches().values():
+                b.mix.fill_(0.5)  # as after training: the liquid state (carried across the frames) matters
+        layers = model.base.model.language_model.layers
+        calls = {"attention": 0, "liquid": 0}
+        layers[2].self_attn.register_forward_hook(lambda *_: calls.__setitem__("attention", calls["attention"] + 1))
+        model.branches()[3].register_forward_hook(lambda *_: calls.__setitem__("liquid", calls["liquid"] + 1))
+        images, tokens = episode(model, batch=2, steps=3)
+        out = model(images, tokens)
+        loss = out["action_logits"].square().mean() + out["click_logits"].square().mean() + out["coords"].sum()
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        flags = [layer.gradient_checkpointing for layer in layers]
+        return out, grads, calls, flags
+
+    plain, plain_grads, plain_calls, plain_flags = run(False)
+    ckpt, ckpt_grads, ckpt_calls, ckpt_flags = run(True)
+    assert ckpt_flags == [True] * 4 and plain_flags == [False] * 4
+    assert plain_calls["attention"] == 3 and ckpt_calls["attention"] == 6  # each frame's layer run again in backward
+    if cls is LFM2LiquidMerged:  # the merged liquid layer is inside the recomputed layer (hooks stay outside it)
+        assert ckpt_calls["liquid"] == 2 * plain_calls["liquid"] == 6
+    for key in ("action_logits", "click_logits", "coords", "state"):
+        torch.testing.assert_close(ckpt[key], plain[key], rtol=0, atol=0)
+    assert plain_grads.keys() == ckpt_grads.keys() and any(".liquid." in n or "adapters" in n for n in plain_grads)
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(ckpt_grads[name], grad, rtol=1e-5, atol=1e-7, msg=name)

@@ -84,6 +84,7 @@ class LFM2Policy(Described, nn.Module):
         time_unit: str = "frame",
         base_dtype: str = "float32",
         attn_implementation: str = "sdpa",
+        gradient_checkpointing: bool = False,
     ):
         super().__init__()
         # every check before building: the 450M base takes seconds and 1.8 GB
@@ -118,6 +119,8 @@ class LFM2Policy(Described, nn.Module):
         self.set_base_trainable(tuning)
         if pretrained_path and tuning != "full":  # the base is re-attached from its directory when loading
             slim_checkpoints(self)
+        if gradient_checkpointing:
+            self._checkpoint_base()
 
         self.n_image = (image_size // (patch * factor)) ** 2
         self.tokenizer = tokenizer
@@ -173,6 +176,13 @@ class LFM2Policy(Described, nn.Module):
         self.click_query = nn.Linear(head_size, key_size)
         self.click_keys = nn.Linear(width, key_size)
         self.key_scale = 1 / math.sqrt(key_size)
+
+    def _checkpoint_base(self) -> None:
+        """transformers' gradient checkpointing of the base's layers (non-reentrant; active while training):
+        activations are recomputed in the backward pass, the liquid layers' carried state included."""
+        # activation_checkpointing_enable: the name in recent transformers, gradient_checkpointing_enable before it
+        enable = getattr(self.base, "activation_checkpointing_enable", None) or self.base.gradient_checkpointing_enable
+        enable({"use_reentrant": False, "context_fn": self.context.checkpoint_contexts})
 
     # --- liquid layers ----------------------------------------------------------------------------
     def _attach(self, indices: list[int], size: int, **branch_kwargs) -> None:

@@ -394,6 +394,8 @@ def test_pretrained_path_with_tilde_loads_its_tokenizer(tmp_path, monkeypatch):
     model = LFM2LiquidMerged(pretrained_path="~/lfm2", image_size=32)
     assert model.tokenize(["click-color"], ["Click the red square"])[0, -3:].tolist() == [11, 12, 13]
     assert model.pretrained_path == str(tmp_path / "lfm2")
+    monkeypatch.chdir(tmp_path)  # a relative path: resolved once, so the spec loads the same base from anywhere
+    assert LFM2LiquidMerged(pretrained_path="lfm2", image_size=32).spec["kwargs"]["pretrained_path"] == str(tmp_path / "lfm2")
 
 
 def test_remote_code_checkpoint_is_one_line_and_never_prompts(tmp_path, monkeypatch):

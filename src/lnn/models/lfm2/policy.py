@@ -91,7 +91,8 @@ class LFM2Policy(Described, nn.Module):
         check_liquid_args(tau_min, tau_max, solver, unfolds, rtol, atol, tau_per)
         if recurrence not in RECURRENCES:
             raise ConfigError("recurrence", f"must be one of {', '.join(RECURRENCES)}, got {recurrence!r}")
-        pretrained_path = str(Path(pretrained_path).expanduser()) if pretrained_path else None  # `~` once, here
+        # `~` and a relative path resolved once, here: the spec then loads the same base from any directory
+        pretrained_path = str(Path(pretrained_path).expanduser().absolute()) if pretrained_path else None
         config = self._base_config(preset, pretrained_path)
         indices, size = self._liquid_layout(preset, liquid_layers, liquid_size, config.text_config, pretrained_path)
         image_size = default_image_size(config) if image_size is None else image_size
@@ -100,7 +101,7 @@ class LFM2Policy(Described, nn.Module):
         tuning = resolve_base_tuning(base_tuning, freeze_base, pretrained=bool(pretrained_path))
         # what null chose, so the checkpoint's spec rebuilds the same model
         self.resolved_kwargs = {"liquid_layers": indices, "liquid_size": size, "image_size": image_size,
-                                "base_tuning": tuning}  # fmt: skip
+                                "base_tuning": tuning, "pretrained_path": pretrained_path}  # fmt: skip
         targets = check_lora(lora_rank, lora_alpha, lora_targets) if tuning == "lora" else ()
 
         self.base = build_base(preset, pretrained_path, base_dtype, attn_implementation)

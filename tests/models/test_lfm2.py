@@ -394,6 +394,8 @@ def test_pretrained_path_with_tilde_loads_its_tokenizer(tmp_path, monkeypatch):
     model = LFM2LiquidMerged(pretrained_path="~/lfm2", image_size=32)
     assert model.tokenize(["click-color"], ["Click the red square"])[0, -3:].tolist() == [11, 12, 13]
     assert model.pretrained_path == str(tmp_path / "lfm2")
+    monkeypatch.chdir(tmp_path)  # a relative path: resolved once, so the spec loads the same base from anywhere
+    assert LFM2LiquidMerged(pretrained_path="lfm2", image_size=32).spec["kwargs"]["pretrained_path"] == str(tmp_path / "lfm2")
 
 
 def test_remote_code_checkpoint_is_one_line_and_never_prompts(tmp_path, monkeypatch):
@@ -536,3 +538,118 @@ def test_real_weights_read_the_architecture_and_size_the_liquid_defaults(tmp_pat
     images, tokens = episode(model, batch=1, steps=1)
     assert torch.isfinite(model(images, tokens)["action_logits"]).all()
     assert LFM2LiquidMerged().liquid_layers == [0, 3] and LFM2LiquidMerged().base_tuning == "full"  # the preset's, without weights
+
+
+@pytest.mark.parametrize("cls", [LFM2LiquidMerged, LFM2Hybrid])
+def test_gradient_checkpointing_recomputes_the_base_with_the_same_outputs_and_gradients(cls):
+    def run(checkpointing: bool):
+        torch.manual_seed(0)
+        model = cls(image_size=32, liquid_size=16, gradient_checkpointing=checkpointing).train()
+        with torch.no_grad():
+            for b in model.branches().values():
+                b.mix.fill_(0.5)  # as after training: the liquid state (carried across the frames) matters
+        layers = model.base.model.language_model.layers
+        calls = {"attention": 0, "liquid": 0}
+        layers[2].self_attn.register_forward_hook(lambda *_: calls.__setitem__("attention", calls["attention"] + 1))
+        model.branches()[3].register_forward_hook(lambda *_: calls.__setitem__("liquid", calls["liquid"] + 1))
+        images, tokens = episode(model, batch=2, steps=3)
+        out = model(images, tokens)
+        loss = out["action_logits"].square().mean() + out["click_logits"].square().mean() + out["coords"].sum()
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+        flags = [layer.gradient_checkpointing for layer in layers]
+        return out, grads, calls, flags
+
+    plain, plain_grads, plain_calls, plain_flags = run(False)
+    ckpt, ckpt_grads, ckpt_calls, ckpt_flags = run(True)
+    assert ckpt_flags == [True] * 4 and plain_flags == [False] * 4
+    assert plain_calls["attention"] == 3 and ckpt_calls["attention"] == 6  # each frame's layer run again in backward
+    if cls is LFM2LiquidMerged:  # the merged liquid layer is inside the recomputed layer (hooks stay outside it)
+        assert ckpt_calls["liquid"] == 2 * plain_calls["liquid"] == 6
+    for key in ("action_logits", "click_logits", "coords", "state"):
+        torch.testing.assert_close(ckpt[key], plain[key], rtol=0, atol=0)
+    assert plain_grads.keys() == ckpt_grads.keys() and any(".liquid." in n or "adapters" in n for n in plain_grads)
+    for name, grad in plain_grads.items():
+        torch.testing.assert_close(ckpt_grads[name], grad, rtol=1e-5, atol=1e-7, msg=name)
+
+
+def processor_layout(monkeypatch):
+    """transformers' own Lfm2VlImageProcessor layout code (pure Python methods) and token counts. Its module imports
+    torchvision, which only its resizing uses and which this project does not install: stubbed for the import."""
+    import importlib
+    import sys
+    import types
+
+    from transformers.utils import is_torchvision_available
+
+    if not is_torchvision_available():  # (cached: transformers keeps taking it as absent)
+        for name in ("torchvision", "torchvision.transforms", "torchvision.transforms.v2"):
+            monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+        monkeypatch.setitem(sys.modules, "torchvision.transforms.v2.functional", types.ModuleType("functional"))
+        sys.modules["torchvision.transforms.v2"].functional = sys.modules["torchvision.transforms.v2.functional"]
+        monkeypatch.delitem(sys.modules, "transformers.models.lfm2_vl.image_processing_lfm2_vl", raising=False)
+    module = importlib.import_module("transformers.models.lfm2_vl.image_processing_lfm2_vl")
+    from transformers.models.lfm2_vl.processing_lfm2_vl import Lfm2VlProcessor
+
+    processor = object.__new__(module.Lfm2VlImageProcessor)  # its layout methods read no state
+
+    def layout(height, width, patch, factor, min_tokens, max_tokens, max_tiles, tile):
+        split, rows, cols, h, w = processor._get_split_layout(height, width, downsample_factor=factor, min_tiles=2,
+                                                              max_tiles=max_tiles, min_image_tokens=min_tokens,
+                                                              max_image_tokens=max_tokens, encoder_patch_size=patch,
+                                                              tile_size=tile, max_pixels_tolerance=2.0)  # fmt: skip
+        per_tile = Lfm2VlProcessor._compute_tokens_per_tile(None, tile, patch, factor)
+        whole = Lfm2VlProcessor._compute_tokens_for_image(None, [h, w], patch, factor)
+        return rows, cols, (h, w), rows * cols * per_tile + whole if split else whole  # use_thumbnail: True
+
+    return layout
+
+
+def test_frames_of_any_size_are_cut_as_the_processor_cuts_them(monkeypatch):
+    from lnn.models.lfm2.images import frame_layout
+
+    reference = processor_layout(monkeypatch)
+    sizes = [(210, 160), (160, 210), (64, 64), (32, 32), (100, 700), (1080, 1920), (33, 47), (512, 512)]
+    for patch, max_tokens, tile in ((4, 64, 64), (16, 256, 512), (4, 16, 32)):
+        for height, width in sizes:
+            ours = frame_layout(height, width, patch, 2, min(64, max_tokens), max_tokens, 10, tile)
+            assert (ours.rows, ours.cols, ours.size, ours.tokens(patch, 2)) == reference(
+                height, width, patch, 2, min(64, max_tokens), max_tokens, 10, tile), (height, width, patch)
+    tiled = frame_layout(210, 160, 4, 2, 64, 64, 10, 64)
+    assert (tiled.rows, tiled.cols) == (3, 2) and tiled.size == (72, 48)  # 6 tiles of 64 px + a 72 x 48 thumbnail
+
+
+def test_a_non_square_frame_goes_through_the_processors_cut(monkeypatch):
+    reference = processor_layout(monkeypatch)
+    torch.manual_seed(0)
+    model = LFM2LiquidMerged(image_size=64, liquid_size=16, max_image_tokens=64, tile_size=64).eval()
+    assert model.n_image == 64 and model.cell_xy.shape == (2, 64)  # square frames of image_size: one 8 x 8 crop
+    frame = torch.rand(1, 3, 210, 160)  # a MiniWoB task area, aspect kept: 2 x 3 tiles and a thumbnail
+    tokens = model.tokenize(["click-color"], ["Click the red square"])
+    with torch.no_grad():
+        out = model.step(frame, tokens)
+    expected = reference(210, 160, 4, 2, 64, 64, 10, 64)[3]
+    assert expected == 6 * 64 + 54 and model.n_image == expected  # 6 tiles of 8 x 8 tokens, a 9 x 6 thumbnail
+    ids, _ = model.prompt.frames(tokens)
+    assert int((ids == model.config.image_token_id).sum()) == expected
+    assert out["click_logits"].shape == (1, expected) and model.cell_xy.shape == (2, expected)
+    assert torch.isfinite(out["action_logits"]).all() and ((out["coords"] >= 0) & (out["coords"] <= 1)).all()
+    cells = model.cell_xy
+    assert cells[:, :64].max() < 0.5 and cells[1, :64].max() < 1 / 3  # the first tile: the frame's top-left sixth
+    assert cells[:, -54:].min() > 0 and cells[:, -54:].max() < 1  # the thumbnail spans the frame
+    text = model.generate(frame[0], "hi", max_new_tokens=2, return_dict=True)  # generate() cuts it the same way
+    assert int((text["sequences"] == model.config.image_token_id).sum()) == expected
+    images = frame.expand(2, 3, 3, 210, 160)  # a batch of episodes of such frames trains: gradients reach the base
+    out = model.train()(images, model.tokenize(["click-color"] * 6, ["Click the red square"] * 6).view(2, 3, -1))
+    out["click_logits"].logsumexp(-1).sum().backward()
+    assert model.base.model.vision_tower.embeddings.patch_embedding.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("kwargs, key", [({"max_image_tokens": 0}, "max_image_tokens"),
+                                         ({"max_image_tokens": 16, "min_image_tokens": 64}, "min_image_tokens"),
+                                         ({"max_image_tokens": 64, "max_tiles": 0}, "max_tiles"),
+                                         ({"max_image_tokens": 64, "tile_size": 30}, "tile_size")])  # fmt: skip
+def test_image_token_options_refuse_bad_values(kwargs, key):
+    with pytest.raises(ConfigError) as info:
+        LFM2LiquidMerged(image_size=32, **kwargs)
+    assert info.value.key == key

@@ -23,6 +23,8 @@ and says what it is, so that nothing outside has to walk its attributes:
     solver_cells() -> [cell, ...]                     the cells an ODE solver integrates (liquid, LTC; default:
                                                       liquid_cells())
     with_solver(solver, unfolds) -> a copy            integrating with another solver / number of sub-steps
+    param_groups() -> {name: [Parameter, ...]}        named groups that may train at their own learning rates
+                                                      (`module.lr_groups`); default: one group, "model"
 
 `mask` (B,T) marks real steps of right-padded episodes; `dt` is the elapsed time per step (0 on
 padding keeps the state). Actions index lnn.envs.ACTIONS.
@@ -80,6 +82,10 @@ class Described:
 
     def solver_cells(self) -> list:
         return self.liquid_cells()
+
+    def param_groups(self) -> dict[str, list]:
+        """Named parameter groups, each every parameter once (trainable or not): one group unless a model says more."""
+        return {"model": list(self.parameters())}
 
     def with_solver(self, solver: str, unfolds: int):
         """A copy whose ODE cells integrate with `solver` in `unfolds` sub-steps per input step."""

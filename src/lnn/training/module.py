@@ -14,6 +14,7 @@ from lnn.data import IGNORE
 from lnn.envs import ACTIONS
 from lnn.runs import SPEC
 from lnn.training import epoch_metrics
+from lnn.training.optim import optimizer_groups
 
 CLICK = ACTIONS.index("click")
 
@@ -54,12 +55,15 @@ class PolicyModule(pl.LightningModule):
         coord_weight: float = 1.0,
         look_weight: float = 0.5,
         seed: int | None = None,
+        lr_groups: dict | None = None,
     ):
         super().__init__()
         self.model = model
         self.optimizer_factory = optimizer
         self.warmup_steps, self.click_weight, self.coord_weight = warmup_steps, click_weight, coord_weight
         self.look_weight, self.seed = look_weight, seed
+        self.lr_groups = dict(lr_groups or {})
+        optimizer_groups(model, self.lr_groups)  # an unknown group stops the run here, before any work
         self.save_hyperparameters(ignore=["model", "optimizer"])
         self._epoch_metrics: dict | None = None  # from the checkpoint resumed, until training starts
 
@@ -139,11 +143,11 @@ class PolicyModule(pl.LightningModule):
         self._step(batch, "val")
 
     def configure_optimizers(self):
-        optimizer = self.optimizer_factory(params=self.parameters())
+        optimizer = self.optimizer_factory(params=optimizer_groups(self.model, self.lr_groups))
         total = max(1, self.trainer.estimated_stepping_batches)
         warmup = min(self.warmup_steps, total // 4)
 
-        def schedule(step: int) -> float:  # linear warm-up, then cosine decay to 5%
+        def schedule(step: int) -> float:  # linear warm-up, then cosine decay to 5%, of every group's lr
             if step < warmup:
                 return (step + 1) / warmup
             progress = min(1.0, (step - warmup) / max(1, total - warmup))

@@ -111,6 +111,23 @@ class LiquidContext:
         finally:
             setattr(self, name, previous)
 
+    def checkpoint_contexts(self):
+        """torch.utils.checkpoint's `context_fn` (gradient checkpointing of the base's layers): the layer's
+        recomputation in the backward pass reads the states, dt and rate its forward read — the policy's
+        `carry` has ended by then — and records nothing (no final state, no τ)."""
+        seen = (self.states, self.dt, self.rate)
+
+        @contextlib.contextmanager
+        def replay():
+            saved = (self.states, self.dt, self.rate, self.out, self.taus)
+            (self.states, self.dt, self.rate), self.out, self.taus = seen, {}, None
+            try:
+                yield
+            finally:
+                self.states, self.dt, self.rate, self.out, self.taus = saved
+
+        return contextlib.nullcontext(), replay()
+
     @contextlib.contextmanager
     def recording(self):
         self.taus = {}

@@ -25,6 +25,7 @@ all frames); `step` is one frame with the state in and out.
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -42,7 +43,7 @@ from lnn.models.lfm2.config import (
     default_liquid_layout,
     load_config,
 )
-from lnn.models.lfm2.images import patchify, token_grid
+from lnn.models.lfm2.images import frame_layout, layout_pixels, patchify, token_grid
 from lnn.models.lfm2.liquid import RECURRENCES, LiquidBranch, LiquidContext
 from lnn.models.lfm2.merged import HookAdapters, merge_liquid_layers
 from lnn.models.lfm2.text import PromptFormat, load_tokenizer
@@ -84,22 +85,29 @@ class LFM2Policy(Described, nn.Module):
         time_unit: str = "frame",
         base_dtype: str = "float32",
         attn_implementation: str = "sdpa",
+        gradient_checkpointing: bool = False,
+        max_image_tokens: int | None = None,
+        min_image_tokens: int = 64,
+        max_tiles: int = 10,
+        tile_size: int | None = None,
     ):
         super().__init__()
         # every check before building: the 450M base takes seconds and 1.8 GB
         check_liquid_args(tau_min, tau_max, solver, unfolds, rtol, atol, tau_per)
         if recurrence not in RECURRENCES:
             raise ConfigError("recurrence", f"must be one of {', '.join(RECURRENCES)}, got {recurrence!r}")
-        pretrained_path = str(Path(pretrained_path).expanduser()) if pretrained_path else None  # `~` once, here
+        # `~` and a relative path resolved once, here: the spec then loads the same base from any directory
+        pretrained_path = str(Path(pretrained_path).expanduser().absolute()) if pretrained_path else None
         config = self._base_config(preset, pretrained_path)
         indices, size = self._liquid_layout(preset, liquid_layers, liquid_size, config.text_config, pretrained_path)
         image_size = default_image_size(config) if image_size is None else image_size
         patch, factor = self._check_frames(config, image_size, time_unit, max_text_tokens)
+        cutting = self._check_cutting(max_image_tokens, min_image_tokens, max_tiles, tile_size, patch * factor)
         tokenizer = self._tokenizer(pretrained_path, config)
         tuning = resolve_base_tuning(base_tuning, freeze_base, pretrained=bool(pretrained_path))
         # what null chose, so the checkpoint's spec rebuilds the same model
         self.resolved_kwargs = {"liquid_layers": indices, "liquid_size": size, "image_size": image_size,
-                                "base_tuning": tuning}  # fmt: skip
+                                "base_tuning": tuning, "pretrained_path": pretrained_path}  # fmt: skip
         targets = check_lora(lora_rank, lora_alpha, lora_targets) if tuning == "lora" else ()
 
         self.base = build_base(preset, pretrained_path, base_dtype, attn_implementation)
@@ -118,6 +126,8 @@ class LFM2Policy(Described, nn.Module):
         self.set_base_trainable(tuning)
         if pretrained_path and tuning != "full":  # the base is re-attached from its directory when loading
             slim_checkpoints(self)
+        if gradient_checkpointing:
+            self._checkpoint_base()
 
         self.n_image = (image_size // (patch * factor)) ** 2
         self.tokenizer = tokenizer
@@ -125,6 +135,8 @@ class LFM2Policy(Described, nn.Module):
         self._processor = None
         self._build_heads(config.text_config.hidden_size, head_size, key_size, num_actions)
         self.register_buffer("cell_xy", token_grid(image_size, patch, factor), persistent=False)
+        self.cutting, self._layouts, self.layout = cutting, {}, None
+        self.use_frame_size(image_size, image_size)
         self.to(next(self.base.parameters()).device)
 
     # --- building, in named steps -------------------------------------------------------------------
@@ -159,6 +171,37 @@ class LFM2Policy(Described, nn.Module):
         return patch, factor
 
     @staticmethod
+    def _check_cutting(max_image_tokens, min_image_tokens, max_tiles, tile_size, unit: int) -> dict | None:
+        """The processor's options (frames of any size: `frame_layout`) with max_image_tokens; None: square frames."""
+        if max_image_tokens is None:
+            return None
+        for key, value in (("max_image_tokens", max_image_tokens), ("min_image_tokens", min_image_tokens),
+                           ("max_tiles", max_tiles)):  # fmt: skip
+            if not (isinstance(value, int) and value >= 1):
+                raise ConfigError(key, f"must be an integer >= 1, got {value!r}")
+        if min_image_tokens > max_image_tokens:
+            raise ConfigError("min_image_tokens", f"{min_image_tokens} is over max_image_tokens={max_image_tokens}")
+        tile_size = 32 * unit // 2 if tile_size is None else tile_size  # the processor's 512 px at patch 16
+        if not (isinstance(tile_size, int) and tile_size % unit == 0 and tile_size > 0):
+            raise ConfigError("tile_size", f"must be a multiple of {unit} (patch × downsample), got {tile_size!r}")
+        return {"min_image_tokens": min_image_tokens, "max_image_tokens": max_image_tokens, "max_tiles": max_tiles,
+                "tile_size": tile_size}  # fmt: skip
+
+    def use_frame_size(self, height: int, width: int) -> None:
+        """With `max_image_tokens`: cut frames of this size as LFM2-VL's processor does (`frame_layout`: aspect kept,
+        tiles when large), and set the prompt's image tokens and the click cells (`cell_xy`) to match. forward()
+        calls it with its frames' size; without max_image_tokens frames are squares of image_size."""
+        if self.cutting is None:
+            return
+        if (height, width) not in self._layouts:
+            layout = frame_layout(height, width, self.patch, self.factor, **self.cutting)
+            unit = self.patch, self.factor
+            self._layouts[(height, width)] = layout, layout.tokens(*unit), layout.cells(*unit)
+        self.layout, self.n_image, cells = self._layouts[(height, width)]
+        self.prompt = PromptFormat(self.tokenizer, self.n_image)
+        self.cell_xy = cells.to(self.cell_xy.device)
+
+    @staticmethod
     def _tokenizer(pretrained_path: str | None, config):
         tokenizer = load_tokenizer(pretrained_path, config)
         if tokenizer is None:
@@ -173,6 +216,13 @@ class LFM2Policy(Described, nn.Module):
         self.click_query = nn.Linear(head_size, key_size)
         self.click_keys = nn.Linear(width, key_size)
         self.key_scale = 1 / math.sqrt(key_size)
+
+    def _checkpoint_base(self) -> None:
+        """transformers' gradient checkpointing of the base's layers (non-reentrant; active while training):
+        activations are recomputed in the backward pass, the liquid layers' carried state included."""
+        # activation_checkpointing_enable: the name in recent transformers, gradient_checkpointing_enable before it
+        enable = getattr(self.base, "activation_checkpointing_enable", None) or self.base.gradient_checkpointing_enable
+        enable({"use_reentrant": False, "context_fn": self.context.checkpoint_contexts})
 
     # --- liquid layers ----------------------------------------------------------------------------
     def _attach(self, indices: list[int], size: int, **branch_kwargs) -> None:
@@ -191,6 +241,15 @@ class LFM2Policy(Described, nn.Module):
         for branch in self.branches().values():
             branch.requires_grad_(True)
 
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """base: LFM2-VL's own weights (LoRA adapters included); liquid: the liquid layers (merged ones sit
+        inside the base's modules, so they are taken out of it); heads: the action and click heads."""
+        liquid = [p for branch in self.branches().values() for p in branch.parameters()]
+        taken = {id(p) for p in liquid}
+        base = [p for p in self.base.parameters() if id(p) not in taken]
+        taken |= {id(p) for p in base}
+        return {"base": base, "liquid": liquid, "heads": [p for p in self.parameters() if id(p) not in taken]}
+
     def added_parameters(self) -> int:
         return sum(p.numel() for b in self.branches().values() for p in b.parameters())
 
@@ -204,11 +263,17 @@ class LFM2Policy(Described, nn.Module):
         return [b.initial_state(batch, ref) for b in self.branches().values()]
 
     def encode_images(self, frames: Tensor) -> Tensor:
-        """(M, 3, S, S) in [0, 1] -> image token embeddings (M, n_image, H), through SigLIP2 + projector."""
+        """(M, 3, S, S) in [0, 1] -> image token embeddings (M, n_image, H), through SigLIP2 + projector
+        (with `max_image_tokens`: frames of any size, each cut into its crops by `self.layout`)."""
         dtype = self.base.model.multi_modal_projector.linear_1.weight.dtype
-        pixels, pixel_mask, shapes = patchify(frames.to(dtype), self.patch)
+        if self.layout is None:
+            pixels, pixel_mask, shapes = patchify(frames.to(dtype), self.patch)
+        else:
+            pixels, pixel_mask, shapes = layout_pixels(frames.to(dtype), self.layout, self.patch)
         out = self.base.model.get_image_features(pixel_values=pixels, spatial_shapes=shapes, pixel_attention_mask=pixel_mask)
-        return torch.stack(list(out.pooler_output))
+        crops = list(out.pooler_output)  # each crop's tokens; a frame's crops follow each other
+        per = len(crops) // max(1, frames.shape[0])
+        return torch.stack([torch.cat(crops[i * per : (i + 1) * per]) for i in range(frames.shape[0])])
 
     def embed(self, ids: Tensor, image_embeds: Tensor) -> Tensor:
         """Token embeddings with the image tokens replaced by the image's embeddings (in order)."""
@@ -257,6 +322,7 @@ class LFM2Policy(Described, nn.Module):
         """
         batch, steps = images.shape[:2]
         device = images.device
+        self.use_frame_size(*images.shape[-2:])
         real = mask.flatten().nonzero().squeeze(1) if mask is not None else torch.arange(batch * steps, device=device)
         where = torch.full((batch * steps,), -1, dtype=torch.long, device=device)
         where[real] = torch.arange(real.numel(), device=device)
@@ -352,7 +418,9 @@ class LFM2Policy(Described, nn.Module):
         if inputs is None:
             if pixel_values is None:
                 frames = self._frames(image, len(prompts)).to(device)
-                pixel_values, pixel_attention_mask, spatial_shapes = patchify(frames, self.patch)
+                self.use_frame_size(*frames.shape[-2:])  # with max_image_tokens: cut as the processor cuts
+                cut = patchify if self.layout is None else partial(layout_pixels, layout=self.layout)
+                pixel_values, pixel_attention_mask, spatial_shapes = cut(frames, patch=self.patch)
                 n_image = self.n_image
             else:
                 counts = (spatial_shapes // self.factor).prod(-1).tolist()
@@ -391,7 +459,7 @@ class LFM2Policy(Described, nn.Module):
         else:
             array = np.asarray(image.convert("RGB") if hasattr(image, "convert") else image)
             frames = torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).float() / 255
-        if frames.shape[-2:] != (self.image_size, self.image_size):
+        if self.cutting is None and frames.shape[-2:] != (self.image_size, self.image_size):
             frames = F.interpolate(frames, size=(self.image_size, self.image_size), mode="bilinear",
                                    antialias=True, align_corners=False)  # fmt: skip
         if frames.shape[0] == 1 and batch > 1:

@@ -3,7 +3,7 @@
 Figures are max absolute differences over every step of every stream, on the action logits, the click
 point and τ of every layer, plus the share of steps where both pick the same action and the share where
 both click the same place. Bounds apply to the differences over each output's scale, max(1, max
-|reference|): τ lives in [τ_min, τ_max] (up to 10 by default) and logits grow with training, so one
+|reference|): τ lives in [τ_min, τ_max] (up to 100 for the default Lite) and logits grow with training, so one
 absolute bound would ask ten times more of τ than of the click point. `check` turns a figure out of
 bounds into a ParityError (a DataError: the entry point prints one line, exit 2).
 

@@ -3,7 +3,8 @@ action_logits, coords, τ of every liquid layer, new state out; dynamic batch ax
 
     image      (batch, 3, S, S) float32 in [0, 1]   RGB; the model normalises inside the graph
     tokens     (batch, 24) int64                   hashed words of "<task> <instruction>" (lnn.models.text)
-    dt         (batch,) float32                    seconds since the previous frame (1 on an episode's first
+    dt         (batch,) float32                    seconds since the previous frame, as the env reports it
+                                                   (Observation.dt; 1.0 where unknown, e.g. a browser's first
                                                    frame): the ODE cores integrate over it, the others read it
                                                    as an input feature, as model.step(..., dt=dt) does
     state_i    (batch, S_i) float32                layer i's state; zeros start an episode (S_i = H; the
@@ -139,8 +140,8 @@ def io_spec(model: nn.Module) -> dict:
         {"name": "tokens", "shape": ["batch", model.max_tokens], "dtype": "int64",
          "description": "hashed word ids of '<task> <instruction>' (see preprocessing.tokens); 0 pads"},
         {"name": "dt", "shape": ["batch"], "dtype": "float32",
-         "description": "seconds since the previous frame (1.0 on an episode's first frame); the state evolves "
-                        "over this elapsed time"},
+         "description": "seconds since the previous frame, as the env reports it (1.0 where unknown, e.g. an "
+                        "episode's first frame in a browser); the state evolves over this elapsed time"},
     ] + [{"name": f"state_{i}", "shape": ["batch", n], "dtype": "float32",
           "description": f"core layer {i}'s state from the previous step (new_state_{i}); zeros start an episode"}
          for i, n in enumerate(sizes)]  # fmt: skip

@@ -15,7 +15,7 @@ TINY_MODEL = {
     "head_size": 32, "core": "liquid", "tau_min": 0.5, "tau_max": 8.0, "tau_per": "neuron",
     "bptt_steps": None, "solver": "rk4", "unfolds": 1, "rtol": 1.0e-3, "atol": 1.0e-4,
 }  # fmt: skip
-TASKS = ["click-color", "remember-color", "wait-green"]  # wait-green: a timing family (frames after irregular dt)
+TASKS = ["click-color", "remember-color", "wait-green"]  # wait-green: a timing family (irregular dt)
 
 
 def make_run(run: Path, seed: int = 0, score: float = 0.5, **model_overrides) -> Path:

@@ -103,7 +103,7 @@ def test_sixteen_step_episodes_match_pytorch(page, episodes, precision, atol):
     for i, (images, tokens, _, dt) in enumerate(data):
         records = page.evaluate(f"window.lnnPage.runEpisode({i}, {{precision: '{precision}', reset: false}})")
         assert len(records) == 16 and all(r["tokensMatch"] for r in records)  # the JS tokenizer == Python's
-        ref = run_torch(model, images, tokens, dt=dt)  # state carried through all 16 steps, at each frame's dt
+        ref = run_torch(model, images, tokens, dt=dt)  # state carried through all 16 steps, each at its dt
         logits, coords, tau = max_diffs(records, ref)
         assert max(logits, coords, tau) <= atol, (precision, i, logits, coords, tau)
 

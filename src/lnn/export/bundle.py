@@ -117,7 +117,7 @@ def write_episodes(out: Path, streams: list[Stream], tokens: np.ndarray, reset_t
     index = {
         "about": "Oracle-driven frames of the env's test seeds; 'reference' holds PyTorch's outputs for the same "
                  "frames, with the state reset at each new episode ('reset') or carried throughout ('carry'); 'dt' is "
-                 "each step's elapsed time in seconds, as the env reported it and the graph's dt input takes it.",
+                 "each step's elapsed time in seconds, as the env reported it (the graph's dt input).",
         "episodes": episodes,
     }  # fmt: skip
     (root / "index.json").write_text(json.dumps(index))

@@ -323,7 +323,8 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
               "episodes_from": f"{env_name} env, oracle-driven, test seeds",
               "dt": {"about": "each step's elapsed time as the env reported it, fed to both (seconds)",
                      "min": float(dt.min()), "max": float(dt.max())}}  # fmt: skip
-    parity |= _check_parity(paths, carry, (images, tokens, dt), target_boxes(streams), layers, sizes, opts, log)
+    parity |= _check_parity(paths, carry, (images, tokens, dt), target_boxes(streams), layers, sizes, opts,
+                            log)  # fmt: skip
 
     plot_files = write_plots(tmp, streams, reset, (model.liquid_cells()[0].tau_min, model.liquid_cells()[0].tau_max)
                              if layers else (0, 1), log) if opts.plots else []  # fmt: skip

@@ -322,7 +322,7 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
               "reference": "PyTorch, model.step (float32), the same frames and tokens",
               "episodes_from": f"{env_name} env, oracle-driven, test seeds",
               "dt": {"about": "each step's elapsed time as the env reported it, fed to both (seconds)",
-                     "min": float(dt.min()), "max": float(dt.max())}}  # fmt: skip
+                     "min": round(float(dt.min()), 6), "max": round(float(dt.max()), 6)}}  # fmt: skip
     parity |= _check_parity(paths, carry, (images, tokens, dt), target_boxes(streams), layers, sizes, opts,
                             log)  # fmt: skip
 

@@ -77,8 +77,9 @@ class ScriptedEnv(Env):
 
 
 def export_step_onnx(model: VisionLNNLite, out_dir: Path, manifest_style: str = "roles") -> Path:
-    """What the export is expected to write (model.onnx + manifest.json): the model's single step with
-    the state in and out, exported by torch.onnx (dynamo) with a dynamic batch axis."""
+    """An export as written before lnn-export/2 (model.onnx + manifest.json, no dt input: OnnxPolicy runs
+    it at dt = 1): the model's single step with the state in and out, exported by torch.onnx (dynamo) with
+    a dynamic batch axis. export.py's own graphs take dt (test_onnx_policy.py checks both)."""
     import json
 
     layers = len(model.initial_state(1))

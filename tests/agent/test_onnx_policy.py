@@ -96,6 +96,28 @@ def test_observations_dt_feeds_a_dt_input(tmp_path, caplog):
     assert len([r for r in caplog.records if "no dt input" in r.message]) == 1
 
 
+def test_an_export_from_export_py_takes_the_observations_dt(tmp_path, caplog):
+    """export.py's graph has a dt input (lnn-export/2): OnnxPolicy feeds each observation's dt, without the
+    warning, and acts as TorchPolicy does at the same elapsed times (a timing family's frames)."""
+    from lnn.export.pipeline import ExportOptions, export
+    from lnn.export.source import resolve_source
+    from tests.agent.helpers import assert_policies_agree, fake_run
+
+    run_dir, model = fake_run(tmp_path, tasks=("wait-green",))
+    options = ExportOptions(out=str(tmp_path / "export"), plots=False, web=False, steps=4, streams_per_task=1,
+                            int8_min_agreement=0.5, int8_min_click_agreement=0.5)  # fmt: skip
+    out = export(resolve_source(run=str(run_dir)), options, log=lambda line: None)
+    assert json.loads((out / "manifest.json").read_text())["format"] == "lnn-export/2"
+    policy = OnnxPolicy(out)
+    assert policy.inputs["dt"] == ["dt"] and policy.dt_rank == 1
+    env = GuiEnv(["wait-green"], image_size=32)
+    observations = [env.reset(seed) for seed in range(3)]
+    assert len({o.dt for o in observations}) == 3  # the timing family draws each frame's dt
+    with caplog.at_level("WARNING", logger="lnn"):
+        assert_policies_agree(policy, TorchPolicy(model), observations, steps=2, atol=1e-4)
+    assert not [r for r in caplog.records if "no dt input" in r.message]
+
+
 def test_unreadable_exports_are_config_errors(tmp_path):
     export = hand_made_step(tmp_path / "export")
     (export / "manifest.json").write_text("{")

@@ -70,7 +70,7 @@ def page(tiny_export):
 
 @pytest.fixture(scope="module")
 def episodes(tiny_export, tiny_run):
-    """The bundled episodes' frames and tokens as PyTorch sees them, and the model."""
+    """The bundled episodes' frames, tokens and dt (T, 1) as PyTorch sees them, and the model."""
     index = json.loads((tiny_export / "episodes" / "index.json").read_text())["episodes"]
     model = build_model(resolve_source(run=str(tiny_run)))
     data = []
@@ -80,7 +80,8 @@ def episodes(tiny_export, tiny_run):
         tokens = model.tokenize([ep["task"]] * len(frames), [s["instruction"] for s in ep["steps"]]).numpy()[:, None]
         new = np.array([s["new_episode"] for s in ep["steps"]])[:, None]
         new[0] = False
-        data.append((images, tokens, new))
+        dt = np.array([s["dt"] for s in ep["steps"]], np.float32)[:, None]
+        data.append((images, tokens, new, dt))
     return model, data
 
 
@@ -99,20 +100,38 @@ def max_diffs(records, ref):
 @pytest.mark.parametrize("precision, atol", [("fp32", 1e-4), ("fp16", 1e-2)])
 def test_sixteen_step_episodes_match_pytorch(page, episodes, precision, atol):
     model, data = episodes
-    for i, (images, tokens, _) in enumerate(data):
+    for i, (images, tokens, _, dt) in enumerate(data):
         records = page.evaluate(f"window.lnnPage.runEpisode({i}, {{precision: '{precision}', reset: false}})")
         assert len(records) == 16 and all(r["tokensMatch"] for r in records)  # the JS tokenizer == Python's
-        ref = run_torch(model, images, tokens)  # state carried through all 16 steps
+        ref = run_torch(model, images, tokens, dt=dt)  # state carried through all 16 steps, each at its dt
         logits, coords, tau = max_diffs(records, ref)
         assert max(logits, coords, tau) <= atol, (precision, i, logits, coords, tau)
 
 
 def test_state_reset_at_new_episodes_matches_pytorch(page, episodes):
     model, data = episodes
-    images, tokens, new = data[0]
+    images, tokens, new, dt = data[0]
     assert new.any(), "the first bundled episode should chain several env episodes"
     records = page.evaluate("window.lnnPage.runEpisode(0, {precision: 'fp32', reset: true})")
-    assert max(max_diffs(records, run_torch(model, images, tokens, new))) <= 1e-4
+    assert max(max_diffs(records, run_torch(model, images, tokens, new, dt))) <= 1e-4
+
+
+def test_the_page_feeds_each_steps_dt_as_onnxruntime_does(page, episodes, tiny_export):
+    """The timing family's episode (irregular dt): the page feeds each step's recorded dt to the graph and
+    shows it; its outputs are onnxruntime's at those times, not at dt = 1."""
+    from lnn.export.pipeline import _session
+
+    _, data = episodes
+    index = json.loads((tiny_export / "episodes" / "index.json").read_text())["episodes"]
+    i = [e["task"] for e in index].index("wait-green")
+    images, tokens, _, dt = data[i]
+    assert dt.min() < 0.9 and dt.max() > 1.5, dt[:, 0]
+    records = page.evaluate(f"window.lnnPage.runEpisode({i}, {{precision: 'fp32', reset: false}})")
+    np.testing.assert_allclose([r["dt"] for r in records], dt[:, 0])
+    assert page.locator("#step-info").inner_text().endswith(f"dt {dt[-1, 0]:.2f} s")
+    fp32 = _session(tiny_export / "model.onnx")
+    assert max(max_diffs(records, run_onnx(fp32, images, tokens, 2, [32, 32], dt=dt))) <= 1e-4
+    assert max(max_diffs(records, run_onnx(fp32, images, tokens, 2, [32, 32]))) > 1e-3  # dt = 1 differs
 
 
 def test_int8_runs_in_wasm_as_in_onnxruntime(page, episodes, tiny_export):
@@ -123,10 +142,10 @@ def test_int8_runs_in_wasm_as_in_onnxruntime(page, episodes, tiny_export):
     _, data = episodes
     int8, fp32 = (_session(tiny_export / name) for name in ("model.int8.onnx", "model.onnx"))
     to_fp32 = []
-    for i, (images, tokens, _) in enumerate(data):
+    for i, (images, tokens, _, dt) in enumerate(data):
         records = page.evaluate(f"window.lnnPage.runEpisode({i}, {{precision: 'int8', reset: false}})")
-        assert max(max_diffs(records, run_onnx(int8, images, tokens, 2, [32, 32]))) <= 1e-4, i
-        to_fp32.append(max(max_diffs(records, run_onnx(fp32, images, tokens, 2, [32, 32]))))
+        assert max(max_diffs(records, run_onnx(int8, images, tokens, 2, [32, 32], dt=dt))) <= 1e-4, i
+        to_fp32.append(max(max_diffs(records, run_onnx(fp32, images, tokens, 2, [32, 32], dt=dt))))
     assert max(to_fp32) > 1e-3  # int8 weights really ran: fp32's outputs are farther away than the bound
 
 
@@ -138,9 +157,9 @@ def test_dropped_screenshots_play_as_an_episode(page, episodes, tiny_export, tmp
         paths.append(tmp_path / f"shot-{t}.png")
         Image.fromarray((image[0].transpose(1, 2, 0) * 255).round().astype(np.uint8)).save(paths[-1])
     page.set_input_files("#files", [str(p) for p in paths])
-    page.wait_for_function("window.lnnPage.app.episodes.length === 3 && window.lnnPage.app.episode.custom")
-    records = page.evaluate("window.lnnPage.runEpisode(2, {precision: 'fp32'})")
-    assert len(records) == 3
+    page.wait_for_function("window.lnnPage.app.episodes.length === 4 && window.lnnPage.app.episode.custom")
+    records = page.evaluate("window.lnnPage.runEpisode(3, {precision: 'fp32'})")
+    assert len(records) == 3 and [r["dt"] for r in records] == [1, 1, 1]  # no recorded time: dt = 1
     task = page.evaluate("window.lnnPage.app.episode.task")
     tokens = model.tokenize([task] * 3, [""] * 3).numpy()[:, None]  # no instruction typed: all padding
     assert max(max_diffs(records, run_torch(model, images, tokens))) <= 1e-4

@@ -29,20 +29,24 @@ def test_manifest_describes_the_model(tiny_export, tiny_run):
     assert m["model"] == "model.onnx" and m["image_size"] == 32 and m["instruction_buckets"] == 64
     assert m["max_tokens"] == 24 and m["tokenizer"] == {"buckets": 64, "max_tokens": 24}
     assert m["architecture"]["liquid_layers"] == 2 and m["architecture"]["hidden_size"] == 32
-    assert [i["name"] for i in m["inputs"]] == ["image", "tokens", "state_0", "state_1"]
+    assert m["format"] == "lnn-export/2"  # 2: the step takes dt
+    assert [i["name"] for i in m["inputs"]] == ["image", "tokens", "dt", "state_0", "state_1"]
+    assert m["inputs"][2]["shape"] == ["batch"] and m["inputs"][2]["dtype"] == "float32"
     assert [o["name"] for o in m["outputs"]] == ["action_logits", "coords", "tau_0", "tau_1", "new_state_0", "new_state_1"]
     assert m["inputs"][0]["shape"] == ["batch", 3, 32, 32] and m["inputs"][1]["dtype"] == "int64"
     assert m["outputs"][2]["shape"] == ["batch", 32]  # τ per neuron in this model
     assert m["preprocessing"]["image"]["size"] == 32 and m["preprocessing"]["tokens"]["buckets"] == 64
     assert m["actions"] == ["click", "type", "navigate", "scroll", "key", "done"]
-    assert m["tau"] == {"min": 0.5, "max": 8.0, "per": "neuron", "size": 32, "unit": "input steps (dt = 1 per frame)"}
+    assert m["tau"] == {"min": 0.5, "max": 8.0, "per": "neuron", "size": 32,
+                        "unit": "seconds, as the dt input (1 per frame when dt = 1)"}
     assert m["solver"]["exported"] == {"solver": "rk4", "unfolds": 1} and m["solver"]["substitution"] is None
     assert m["fp16_scheme"]["name"] == "weights" and m["int8_scheme"]["name"] == "weights"
     assert m["source"]["checkpoint"].endswith("checkpoints/best.ckpt") and m["source"]["metric"]["value"] == 0.5
     for name, info in m["files"].items():
         assert info["bytes"] == (tiny_export / name).stat().st_size
     p = m["parity"]
-    assert p["steps"] == 16 and p["episodes"] == 4
+    assert p["steps"] == 16 and p["episodes"] == 6
+    assert p["dt"]["min"] < 1 < p["dt"]["max"]  # the timing family's frames were checked at their real dt
     assert p["fp32"]["passed"] and max(p["fp32"]["max_rel_diff"][k] for k in ("action_logits", "coords", "tau")) <= 1e-4
     assert p["fp16"]["passed"] and max(p["fp16"]["max_rel_diff"][k] for k in ("action_logits", "coords", "tau")) <= 1e-2
     assert p["int8"]["passed"] and p["int8"]["action_agreement"] >= 0.95 and p["int8"]["click_agreement"] >= 0.95
@@ -63,9 +67,10 @@ def test_onnx_step_streams_state_with_any_batch(tiny_export, tiny_run):
     for _ in range(5):
         image = torch.rand(batch, 3, 32, 32)
         tokens = torch.randint(0, 64, (batch, 24))
+        dt = torch.rand(batch) * 2 + 0.25  # irregular elapsed times, as the timing families give
         with torch.no_grad():
-            ref = model.step(image, tokens, state)
-        out = session.run(None, {"image": image.numpy(), "tokens": tokens.numpy(),
+            ref = model.step(image, tokens, state, dt=dt)
+        out = session.run(None, {"image": image.numpy(), "tokens": tokens.numpy(), "dt": dt.numpy(),
                                  "state_0": feeds_state[0], "state_1": feeds_state[1]})  # fmt: skip
         state, feeds_state = ref["state"], out[4:6]
         np.testing.assert_allclose(out[0], ref["action_logits"].numpy(), atol=1e-4)
@@ -76,7 +81,8 @@ def test_onnx_step_streams_state_with_any_batch(tiny_export, tiny_run):
 
 
 def test_dopri5_model_exports_with_a_fixed_step_solver(tmp_path):
-    run = make_run(tmp_path / "run", solver="dopri5")
+    # a tight dopri5: over the timing family's dt up to 2.5 s, rtol=1e-3 alone is ~1e-3 off the exact flow
+    run = make_run(tmp_path / "run", solver="dopri5", rtol=1e-6, atol=1e-7)
     out = export(resolve_source(run=str(run)), ExportOptions(out=str(tmp_path / "e"), plots=False, web=False,
                                                              streams_per_task=1), log=lambda line: None)  # fmt: skip
     solver = json.loads((out / "manifest.json").read_text())["solver"]
@@ -148,6 +154,7 @@ def test_fp16_and_int8_schemes(tiny_export, tmp_path):
         options.add_session_config_entry(key, value)
     rng = np.random.default_rng(0)
     feeds = {"image": rng.random((2, 3, 32, 32), dtype=np.float32), "tokens": np.ones((2, 24), np.int64),
+             "dt": np.ones(2, np.float32),
              "state_0": np.zeros((2, 32), np.float32), "state_1": np.zeros((2, 32), np.float32)}  # fmt: skip
     ref = ort.InferenceSession(str(tiny_export / "model.onnx")).run(None, feeds)
     for path, atol in ((tiny_export / "model.fp16.onnx", 1e-2), (tmp_path / "full.onnx", 1e-2),
@@ -162,3 +169,23 @@ def test_fp16_and_int8_schemes(tiny_export, tmp_path):
         convert_int8(tiny_export / "model.onnx", tmp_path / "x.onnx", "int4")
     with pytest.raises(ConfigError, match="unknown scheme"):
         convert_fp16(tiny_export / "model.onnx", tmp_path / "x.onnx", "bf16")
+
+
+def test_the_step_integrates_each_frames_real_dt(tiny_export, tiny_run):
+    """On a timing family's stream (irregular dt), the graph fed each frame's dt matches PyTorch's step at
+    the same times, and differs from the graph at dt = 1: the elapsed time reaches the state."""
+    from lnn.export.episodes import record_streams, run_onnx, run_torch, stream_dt, stream_inputs
+    from lnn.export.parity import compare
+    from lnn.export.pipeline import _session
+
+    model = build_model(resolve_source(run=str(tiny_run)))
+    streams = record_streams("gui", ["wait-green"], model.image_size, steps=16, per_task=2)
+    images, tokens = stream_inputs(model, streams)
+    dt = stream_dt(streams)
+    assert dt.shape == (16, 2) and dt.min() < 0.9 and dt.max() > 1.5  # non-constant, seconds
+    session = _session(tiny_export / "model.onnx")
+    timed = run_onnx(session, images, tokens, 2, [32, 32], dt=dt)
+    figure = compare(run_torch(model, images, tokens, dt=dt), timed)["max_abs_diff"]
+    assert max(figure.values()) <= 1e-4, figure
+    at_one = compare(timed, run_onnx(session, images, tokens, 2, [32, 32]))["max_abs_diff"]  # dt = 1
+    assert at_one["state"] > 1e-2 and at_one["tau"] > 1e-3, at_one

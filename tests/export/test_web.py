@@ -54,9 +54,11 @@ def test_server_serves_the_bundle_with_the_right_types(tiny_export):
         with urllib.request.urlopen(url + "app.js") as js:
             assert js.headers["Content-Type"].startswith("text/javascript")
         with urllib.request.urlopen(url.replace("/web/", "/manifest.json")) as manifest:
-            assert json.loads(manifest.read())["format"] == "lnn-export/1"
+            assert json.loads(manifest.read())["format"] == "lnn-export/2"
         index = json.loads((tiny_export / "episodes" / "index.json").read_text())
-        assert len(index["episodes"]) == 2 and len(index["episodes"][0]["steps"]) == 16
+        assert len(index["episodes"]) == 3 and len(index["episodes"][0]["steps"]) == 16
+        timing = index["episodes"][2]["steps"]  # wait-green: each step carries the dt the page feeds
+        assert index["episodes"][2]["task"] == "wait-green" and len({s["dt"] for s in timing}) > 2
         with urllib.request.urlopen(url.replace("/web/", "/") + index["episodes"][0]["steps"][0]["frame"]) as frame:
             assert frame.read(8) == b"\x89PNG\r\n\x1a\n"
     finally:

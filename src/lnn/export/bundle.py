@@ -3,7 +3,9 @@
     <export>/web/index.html, app.js, lnn.js, plot.js, style.css     the page
     <export>/web/ort/ort.wasm.min.mjs + ort-wasm-simd-threaded.{mjs,wasm}   onnxruntime-web (from npm)
     <export>/episodes/index.json + <episode>/<step>.png              frames, instructions, ground truth,
-                                                                     tokens and PyTorch's outputs per step
+                                                                     tokens, dt (seconds since the previous
+                                                                     frame, fed to the graph) and PyTorch's
+                                                                     outputs per step
 
 onnxruntime-web comes from `npm ci` at the repository root (package.json pins it); nothing is fetched
 from a CDN. The page is served over HTTP (python -m lnn.export.serve <export>), never from file://.
@@ -106,6 +108,7 @@ def write_episodes(out: Path, streams: list[Stream], tokens: np.ndarray, reset_t
                 "frame": f"episodes/{name}", "instruction": stream.instructions[t],
                 "new_episode": bool(stream.new_episode[t]), "seed": int(stream.seeds[t]),
                 "truth": stream.truth[t], "tokens": tokens[t, b].tolist(),
+                "dt": float(stream.dt[t]) if stream.dt else 1.0,
                 "reference": {"reset": _step_reference(reset_trace, t, b), "carry": _step_reference(carry_trace, t, b)},
             })  # fmt: skip
         seeds = sorted(set(stream.seeds))
@@ -113,7 +116,8 @@ def write_episodes(out: Path, streams: list[Stream], tokens: np.ndarray, reset_t
                          "label": f"{stream.task}: {len(seeds)} episode(s) on test seeds {seeds[0]}–{seeds[-1]}"})  # fmt: skip
     index = {
         "about": "Oracle-driven frames of the env's test seeds; 'reference' holds PyTorch's outputs for the same "
-                 "frames, with the state reset at each new episode ('reset') or carried throughout ('carry').",
+                 "frames, with the state reset at each new episode ('reset') or carried throughout ('carry'); 'dt' is "
+                 "each step's elapsed time in seconds, as the env reported it (the graph's dt input).",
         "episodes": episodes,
     }  # fmt: skip
     (root / "index.json").write_text(json.dumps(index))

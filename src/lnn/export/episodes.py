@@ -3,7 +3,8 @@
 A *stream* is `steps` consecutive frames of one task family, driven by the env's oracle (so every frame
 of a multi-step or memory episode appears, whatever the model would do), episodes of the family
 following each other on successive test seeds until the stream is full. Frames are stored as uint8 at
-the model's input size, exactly what the page and the parity checks feed the model (x / 255).
+the model's input size, exactly what the page and the parity checks feed the model (x / 255), with each
+frame's elapsed time `dt` as the env reported it (the timing families' irregular seconds; 1 elsewhere).
 
 Both runners carry the recurrent state through all steps of a stream (the strictest test of a streaming
 step); `reset_at_new_episode=True` zeroes it where a new env episode starts instead (the page's default).
@@ -30,6 +31,7 @@ class Stream:
     new_episode: list[bool]  # True where an env episode starts
     seeds: list[int]
     truth: list[dict] = field(default_factory=list)  # per step: action, x, y, box (the oracle's)
+    dt: list[float] = field(default_factory=list)  # per step: seconds since the previous frame ([]: all 1)
 
     def __len__(self) -> int:
         return len(self.instructions)
@@ -73,7 +75,8 @@ def _task_streams(env, task: str, image_size: int, steps: int, per_task: int, se
                   "box": list(s["oracle"].target_box) if s["oracle"].target_box else None} for s in taken]  # fmt: skip
         pixels = screenshots_to_tensor([s["screenshot"] for s in taken], image_size)
         frames_u8 = (pixels * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        streams.append(Stream(task, frames_u8, [s["instruction"] for s in taken], new, seeds, truth))
+        streams.append(Stream(task, frames_u8, [s["instruction"] for s in taken], new, seeds, truth,
+                              [float(s["dt"]) for s in taken]))  # fmt: skip
     return streams
 
 
@@ -83,6 +86,11 @@ def stream_inputs(model, streams: list[Stream]) -> tuple[np.ndarray, np.ndarray]
     images = np.stack([s.frames for s in streams], 1).transpose(0, 1, 4, 2, 3).astype(np.float32) / 255
     tokens = np.stack([model.tokenize([s.task] * steps, s.instructions).numpy() for s in streams], 1)
     return images, tokens.astype(np.int64)
+
+
+def stream_dt(streams: list[Stream]) -> np.ndarray:
+    """(T, B) float32: each frame's elapsed time (1 where a stream has none recorded)."""
+    return np.stack([np.asarray(s.dt or [1.0] * len(s), np.float32) for s in streams], 1)
 
 
 def reset_mask(streams: list[Stream], reset_at_new_episode: bool) -> np.ndarray:
@@ -111,8 +119,10 @@ class Trace:
 
 
 @torch.no_grad()
-def run_torch(model, images: np.ndarray, tokens: np.ndarray, resets: np.ndarray | None = None) -> Trace:
-    """The model's own step API over (T, B, ...) inputs, state carried (zeroed where `resets`)."""
+def run_torch(model, images: np.ndarray, tokens: np.ndarray, resets: np.ndarray | None = None,
+              dt: np.ndarray | None = None) -> Trace:  # fmt: skip
+    """The model's own step API over (T, B, ...) inputs, state carried (zeroed where `resets`), each step
+    over its elapsed time `dt` (T, B) (None: the model's default, 1)."""
     steps, batch = images.shape[:2]
     state = model.initial_state(batch)
     out_steps = []
@@ -120,7 +130,8 @@ def run_torch(model, images: np.ndarray, tokens: np.ndarray, resets: np.ndarray 
         if resets is not None and resets[t].any():
             keep = torch.from_numpy(~resets[t]).float().unsqueeze(1)
             state = [h * keep for h in state]
-        out = model.step(torch.from_numpy(images[t]), torch.from_numpy(tokens[t]), state)
+        step_dt = None if dt is None else torch.from_numpy(dt[t])
+        out = model.step(torch.from_numpy(images[t]), torch.from_numpy(tokens[t]), state, dt=step_dt)
         state = out["state"]
         out_steps.append(out)
     return Trace(
@@ -133,11 +144,14 @@ def run_torch(model, images: np.ndarray, tokens: np.ndarray, resets: np.ndarray 
 
 
 def run_onnx(session, images: np.ndarray, tokens: np.ndarray, layers: int, state_sizes: list[int],
-             resets: np.ndarray | None = None) -> Trace:  # fmt: skip
+             resets: np.ndarray | None = None, dt: np.ndarray | None = None) -> Trace:  # fmt: skip
     """An onnxruntime session of the exported step over (T, B, ...) inputs, feeding its state back.
 
-    `layers`: how many tau_i outputs it has; `state_sizes`: the size of each state_i."""
+    `layers`: how many tau_i outputs it has; `state_sizes`: the size of each state_i; `dt` (T, B): each
+    step's elapsed time, fed to a graph with a `dt` input (None: 1; a graph without one runs at 1)."""
     steps, batch = images.shape[:2]
+    timed = any(i.name == "dt" for i in session.get_inputs())  # exports before lnn-export/2 have none
+    dt = np.ones((steps, batch), np.float32) if dt is None else dt.astype(np.float32)
     state = [np.zeros((batch, n), np.float32) for n in state_sizes]
     logits, coords, taus, states = [], [], [], []
     for t in range(steps):
@@ -145,6 +159,8 @@ def run_onnx(session, images: np.ndarray, tokens: np.ndarray, layers: int, state
             keep = (~resets[t]).astype(np.float32)[:, None]
             state = [h * keep for h in state]
         feeds = {"image": images[t], "tokens": tokens[t]} | {f"state_{i}": h for i, h in enumerate(state)}
+        if timed:
+            feeds["dt"] = dt[t]
         out = session.run(None, feeds)
         logits.append(out[0])
         coords.append(out[1])

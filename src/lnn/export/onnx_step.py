@@ -1,8 +1,12 @@
-"""The policy's single step as an ONNX graph: image + tokens + state of every core layer in ->
+"""The policy's single step as an ONNX graph: image + tokens + dt + state of every core layer in ->
 action_logits, coords, τ of every liquid layer, new state out; dynamic batch axis.
 
     image      (batch, 3, S, S) float32 in [0, 1]   RGB; the model normalises inside the graph
     tokens     (batch, 24) int64                   hashed words of "<task> <instruction>" (lnn.models.text)
+    dt         (batch,) float32                    seconds since the previous frame, as the env reports it
+                                                   (Observation.dt; 1.0 where unknown, e.g. a browser's first
+                                                   frame): the ODE cores integrate over it, the others read it
+                                                   as an input feature, as model.step(..., dt=dt) does
     state_i    (batch, S_i) float32                layer i's state; zeros start an episode (S_i = H; the
                                                    LSTM's is [h, c], 2H; the feed-forward core has none)
   ->
@@ -114,13 +118,13 @@ class StepGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, image, tokens, *state):
-        out = self.model.step(image, tokens, list(state) if state else None)
+    def forward(self, image, tokens, dt, *state):
+        out = self.model.step(image, tokens, list(state) if state else None, dt=dt)
         return (out["action_logits"], out["coords"], *out["tau_values"], *out["state"])
 
 
 def io_names(taus: int, states: int) -> tuple[list[str], list[str]]:
-    inputs = ["image", "tokens"] + [f"state_{i}" for i in range(states)]
+    inputs = ["image", "tokens", "dt"] + [f"state_{i}" for i in range(states)]
     outputs = ["action_logits", "coords"] + [f"tau_{i}" for i in range(taus)] + [f"new_state_{i}" for i in range(states)]
     return inputs, outputs
 
@@ -135,6 +139,9 @@ def io_spec(model: nn.Module) -> dict:
          "description": "RGB frame resized to image_size, values in [0, 1] (uint8 / 255), channels first"},
         {"name": "tokens", "shape": ["batch", model.max_tokens], "dtype": "int64",
          "description": "hashed word ids of '<task> <instruction>' (see preprocessing.tokens); 0 pads"},
+        {"name": "dt", "shape": ["batch"], "dtype": "float32",
+         "description": "seconds since the previous frame, as the env reports it (1.0 where unknown, e.g. an "
+                        "episode's first frame in a browser); the state evolves over this elapsed time"},
     ] + [{"name": f"state_{i}", "shape": ["batch", n], "dtype": "float32",
           "description": f"core layer {i}'s state from the previous step (new_state_{i}); zeros start an episode"}
          for i, n in enumerate(sizes)]  # fmt: skip
@@ -241,11 +248,12 @@ def export_fp32(model: nn.Module, path: Path, opset: int = OPSET):
     graph = StepGraph(reference_path(model)).eval()
     sizes, size = state_sizes(model), model.image_size
     batch = 2  # >= 2, or the exporter specialises the batch axis to 1
-    args = (torch.rand(batch, 3, size, size), torch.randint(0, 2, (batch, model.max_tokens)))
+    args = (torch.rand(batch, 3, size, size), torch.randint(0, 2, (batch, model.max_tokens)),
+            torch.tensor([0.5, 2.0]))  # dt: not 1, so no path specialises on the default
     args += tuple(torch.zeros(batch, n) for n in sizes)
     inputs, outputs = io_names(tau_layers(model), len(sizes))
     dim = torch.export.Dim("batch")
-    dynamic = {"image": {0: dim}, "tokens": {0: dim}}
+    dynamic = {"image": {0: dim}, "tokens": {0: dim}, "dt": {0: dim}}
     if sizes:  # the feed-forward core has no state, and the exporter wants no key for an empty *state
         dynamic["state"] = tuple({0: dim} for _ in sizes)
     try:

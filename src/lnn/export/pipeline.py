@@ -26,10 +26,13 @@ import torch
 
 from lnn.errors import ConfigError
 from lnn.export import onnx_step
-from lnn.export.episodes import Stream, Trace, record_streams, reset_mask, run_onnx, run_torch, stream_inputs
+from lnn.export.episodes import (Stream, Trace, record_streams, reset_mask, run_onnx, run_torch, stream_dt,
+                                 stream_inputs)
 from lnn.export.parity import check, compare, format_figure, target_boxes
 from lnn.export.source import Source, build_model, checkpoint_score
 
+# 2: the step graph takes `dt` (seconds since the previous frame); 1 had none (it ran at dt = 1)
+FORMAT = "lnn-export/2"
 FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
 AUTO_UNFOLDS = (1, 2, 4, 8, 16, 32)
 # onnxruntime session settings the models are checked (and the page runs) with: fold the int8 weights'
@@ -157,13 +160,13 @@ def choose_solver(model, trained: tuple[str, int], opts: ExportOptions, inputs, 
         return model, info
     if want not in onnx_step.FIXED_SOLVERS:
         raise ConfigError("solver", f"{want!r} cannot be exported; choose one of {', '.join(onnx_step.FIXED_SOLVERS)}")
-    images, tokens = inputs
-    reference = run_torch(model, images, tokens)
+    images, tokens, dt = inputs
+    reference = run_torch(model, images, tokens, dt=dt)
     candidates = [opts.unfolds] if opts.unfolds is not None else [u for u in AUTO_UNFOLDS if want != solver or u > unfolds]
     tried = []
     for u in candidates:
         candidate = onnx_step.with_solver(model, want, u)
-        figure = compare(reference, run_torch(candidate, images, tokens))
+        figure = compare(reference, run_torch(candidate, images, tokens, dt=dt))
         worst = max(figure["max_abs_diff"][k] for k in ("action_logits", "coords", "tau"))
         tried.append((u, worst))
         if worst <= opts.solver_tolerance:
@@ -303,21 +306,25 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
     env_name = str(source.config.data.get("env", "gui"))
     streams = _record_streams(source.config, env_name, model.image_size, opts)
     images, tokens = stream_inputs(model, streams)
+    dt = stream_dt(streams)  # each frame's real elapsed time: parity holds at the times the env gives
 
     trained = onnx_step.solver_of(model)
     solver_info = None
     if trained is not None:
-        model, solver_info = choose_solver(model, trained, opts, (images, tokens), log)
+        model, solver_info = choose_solver(model, trained, opts, (images, tokens, dt), log)
 
-    carry = run_torch(model, images, tokens)  # the reference: state carried through all 16 steps
+    carry = run_torch(model, images, tokens, dt=dt)  # the reference: state carried through all 16 steps
     resets = reset_mask(streams, True)
-    reset = run_torch(model, images, tokens, resets)  # as the page plays episodes by default
+    reset = run_torch(model, images, tokens, resets, dt=dt)  # as the page plays episodes by default
 
     paths, folded = _export_graphs(model, tmp, opts, log)
     parity = {"episodes": len(streams), "steps": opts.steps, "state": "carried through every step of each episode",
               "reference": "PyTorch, model.step (float32), the same frames and tokens",
-              "episodes_from": f"{env_name} env, oracle-driven, test seeds"}  # fmt: skip
-    parity |= _check_parity(paths, carry, (images, tokens), target_boxes(streams), layers, sizes, opts, log)
+              "episodes_from": f"{env_name} env, oracle-driven, test seeds",
+              "dt": {"about": "each step's elapsed time as the env reported it, fed to both (seconds)",
+                     "min": round(float(dt.min()), 6), "max": round(float(dt.max()), 6)}}  # fmt: skip
+    parity |= _check_parity(paths, carry, (images, tokens, dt), target_boxes(streams), layers, sizes, opts,
+                            log)  # fmt: skip
 
     plot_files = write_plots(tmp, streams, reset, (model.liquid_cells()[0].tau_min, model.liquid_cells()[0].tau_max)
                              if layers else (0, 1), log) if opts.plots else []  # fmt: skip
@@ -358,13 +365,13 @@ def _check_parity(paths: dict[str, Path], carry: Trace, inputs, boxes, layers: i
                   opts: ExportOptions, log) -> dict:  # fmt: skip
     """Each precision's graph in onnxruntime against PyTorch (state carried), clicks judged against the episodes'
     target `boxes`; raises ParityError out of bounds."""
-    images, tokens = inputs
+    images, tokens, dt = inputs
     bounds = {"fp32": {"atol": opts.fp32_atol}, "fp16": {"atol": opts.fp16_atol},
               "int8": {"min_agreement": opts.int8_min_agreement,
                        "min_click_agreement": opts.int8_min_click_agreement}}  # fmt: skip
     parity = {}
     for precision, path in paths.items():
-        trace = run_onnx(_session(path), images, tokens, layers, sizes)
+        trace = run_onnx(_session(path), images, tokens, layers, sizes, dt=dt)
         figure = compare(carry, trace, boxes, opts.click_tie_ratio)
         parity[precision] = check(precision, figure, **bounds[precision])
         log("parity " + format_figure(precision, parity[precision]))
@@ -393,7 +400,7 @@ def _manifest(source: Source, model, opts: ExportOptions, layers: int, folded: l
     cfg = source.config
     cell = model.liquid_cells()[0] if layers else None
     return {
-        "format": "lnn-export/1",
+        "format": FORMAT,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         # what a reader of the model needs first (lnn.agent's OnnxPolicy reads these keys)
         "model": FILES["fp32"],
@@ -423,5 +430,6 @@ def _manifest(source: Source, model, opts: ExportOptions, layers: int, folded: l
         },
         "actions": list(ACTIONS[: model.num_actions]),
         "tau": None if cell is None else {"min": cell.tau_min, "max": cell.tau_max, "per": cell.tau_per,
-                                           "size": cell.tau_size, "unit": "input steps (dt = 1 per frame)"},
+                                           "size": cell.tau_size,
+                                           "unit": "seconds, as the dt input (1 per frame when dt = 1)"},
     }

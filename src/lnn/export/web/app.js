@@ -1,6 +1,7 @@
 // The page: loads the exported step model with onnxruntime-web (wasm, one thread), plays the recorded
 // episodes of the export or screenshots dropped on the page, and shows per step the chosen action, the
-// click point on the frame, a live τ plot per liquid layer, and the step latency.
+// click point on the frame, the frame's dt (seconds since the previous one, fed to the model), a live τ
+// plot per liquid layer, and the step latency.
 // window.lnnPage exposes the same steps to tests and benchmarks (runEpisode, benchmark).
 
 import * as ort from "./ort/ort.wasm.min.mjs";
@@ -80,11 +81,13 @@ async function stepOnce() {
   if (app.resetAtNewEpisode && step.new_episode && app.t > 0) app.state = model.initialState();
   const pixels = pixelsOf(bitmap, model.size, app.scratch);
   const tokens = tokensFor(app.manifest, episode.task, step.instruction);
-  const out = await model.step(pixels, tokens, app.state);
+  const dt = step.dt ?? 1; // recorded episodes carry the env's elapsed time; dropped screenshots run at 1
+  const out = await model.step(pixels, tokens, app.state, dt);
   app.state = out.state;
   const stepMs = performance.now() - start;
   const record = {
     t: app.t,
+    dt,
     logits: Array.from(out.logits),
     coords: Array.from(out.coords),
     tau: out.tau.map((v) => Array.from(v)),
@@ -214,7 +217,7 @@ function drawTau() {
       steps,
       marks,
       title: `layer ${i}: τ${tau.size > 1 ? " (mean over neurons, band: min–max)" : ""}${last}`,
-      ylabel: "τ (steps)",
+      ylabel: "τ (s)",
       xlabel: "step (dashed: a new episode)",
     });
   }
@@ -228,7 +231,7 @@ function render() {
   drawActions(record, step);
   drawTau();
   const total = episode ? episode.steps.length : 0;
-  $("step-info").textContent = record ? `step ${record.t + 1} / ${total}` : `step 0 / ${total}`;
+  $("step-info").textContent = record ? `step ${record.t + 1} / ${total} · dt ${fmt(record.dt, 2)} s` : `step 0 / ${total}`;
   $("instruction-shown").textContent = step ? `${episode.task}: “${step.instruction || "(no instruction)"}”` : "";
   if (record) {
     const name = app.manifest.actions[record.action];
@@ -388,7 +391,7 @@ window.lnnPage = {
       const step = steps[k % steps.length];
       const start = performance.now();
       const pixels = pixelsOf(step.bitmap, model.size, app.scratch);
-      const out = await model.step(pixels, tokensFor(app.manifest, app.episodes[0].task, step.instruction), state);
+      const out = await model.step(pixels, tokensFor(app.manifest, app.episodes[0].task, step.instruction), state, step.dt);
       state = out.state;
       if (k >= warmup) {
         run.push(out.ms);

@@ -112,19 +112,25 @@ export class StepModel {
     this.stateSizes = manifest.inputs.filter((i) => i.name.startsWith("state_")).map((i) => i.shape[1]);
     this.tauLayers = manifest.outputs.filter((o) => o.name.startsWith("tau_")).length;
     this.maxTokens = manifest.preprocessing.tokens.max_tokens;
+    // exports since lnn-export/2 take each frame's elapsed time; older ones have no dt input (they run at 1)
+    this.timed = manifest.inputs.some((i) => i.name === "dt");
   }
 
   initialState() {
     return this.stateSizes.map((n) => new Float32Array(n));
   }
 
-  /** pixels: Float32Array(3*S*S); tokens: array of ints; state: [Float32Array(S_i)] -> outputs and ms. */
-  async step(pixels, tokens, state) {
+  /**
+   * pixels: Float32Array(3*S*S); tokens: array of ints; state: [Float32Array(S_i)]; dt: seconds since the
+   * previous frame (1 when not known) -> outputs and ms.
+   */
+  async step(pixels, tokens, state, dt = 1) {
     const T = this.ort.Tensor;
     const feeds = {
       image: new T("float32", pixels, [1, 3, this.size, this.size]),
       tokens: new T("int64", BigInt64Array.from(tokens, (v) => BigInt(v)), [1, this.maxTokens]),
     };
+    if (this.timed) feeds.dt = new T("float32", Float32Array.of(dt ?? 1), [1]);
     state.forEach((h, i) => (feeds[`state_${i}`] = new T("float32", h, [1, h.length])));
     const start = performance.now();
     const out = await this.session.run(feeds);

@@ -2,7 +2,9 @@
 mean ± std over seeds, parameters, train time, and (optionally) the browser step time of each core.
 
     python train.py -m experiment=core_comparison
-    python experiments/cores/compare.py logs/multiruns/<time> [--out experiments/cores] [--step-time]
+    python experiments/cores/compare.py logs/multiruns/<time> [<time> ...] [--out experiments/cores] [--step-time]
+
+Several sweep directories pool their jobs (e.g. one sweep per seed, run side by side).
 
 Writes results.md (tables and a computed sentence per core on where liquid wins, ties or loses),
 results.png (success per kind, bars = mean over seeds, error bars = std) and results.json (every job and
@@ -196,7 +198,7 @@ def pm(s: dict, scale: float = 100, digits: int = 1) -> str:
     return f"{scale * s['mean']:.{digits}f}{std}"
 
 
-def write_report(sweep: Path, jobs: list[dict], cores: dict, step_ms: dict, out: Path) -> dict:
+def write_report(sweep: str, jobs: list[dict], cores: dict, step_ms: dict, out: Path) -> dict:
     kinds = ordered((k for c in cores.values() for k in c["kinds"]), kind_order())
     families = ordered((f for c in cores.values() for f in c["families"]), family_order())
     kind_of = {f: k for k, fs in families_by_kind().items() for f in fs}
@@ -207,7 +209,7 @@ def write_report(sweep: Path, jobs: list[dict], cores: dict, step_ms: dict, out:
     step_col = ["browser step ms (fp32, Chromium, onnxruntime-web)"] if step_ms else []
     header = ["core", "params", "width", "train s (mean ± std)", *step_col,
               *(f"{k} % (mean ± std)" for k in kinds), "n seeds"]  # fmt: skip
-    lines = [f"# Cores compared — sweep `{sweep}`", "",
+    lines = [f"# Cores compared — sweeps {sweep}", "",
              f"{len(jobs)} finished jobs. Closed-loop success on the held-out test seeds (eval/success.csv of each job), "
              "in %: mean ± sample std (ddof=1) over seeds; a kind pools its families' episodes, `all` every episode. "
              "train s: fit wall time (results.json fit_seconds).", "",
@@ -265,16 +267,17 @@ def plot(cores: dict, kinds: list[str], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("sweep", help="the sweep directory of experiment=core_comparison (logs/multiruns/<time>)")
+    p.add_argument("sweeps", nargs="+", help="sweep directories of experiment=core_comparison (logs/multiruns/<time>)")
     p.add_argument("--out", default=str(Path(__file__).parent), help="where results.md / .png / .json go")
     p.add_argument("--step-time", action="store_true", help="also export one job per core and time it in Chromium")
     p.add_argument("--steps", type=int, default=200, help="measured browser steps per core and round")
     p.add_argument("--rounds", type=int, default=3)
     args = p.parse_args(argv)
-    sweep = Path(args.sweep)
-    jobs = [j for j in map(read_job, collect_jobs(sweep)) if j is not None]
+    sweeps = [Path(s) for s in args.sweeps]
+    jobs = [j for sweep in sweeps for j in map(read_job, collect_jobs(sweep)) if j is not None]
     if not jobs:
-        raise SystemExit(f"{sweep}: no finished job with eval/success.csv (is it a train.py -m sweep directory?)")
+        raise SystemExit(f"{', '.join(args.sweeps)}: no finished job with eval/success.csv (train.py -m sweep directories?)")
+    sweep = ", ".join(f"`{s}`" for s in args.sweeps)
     cores = aggregate(jobs)
     step_ms = browser_step_ms(jobs, args.steps, args.rounds) if args.step_time else {}
     results = write_report(sweep, jobs, cores, step_ms, Path(args.out))

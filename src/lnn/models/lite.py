@@ -146,6 +146,7 @@ class VisionLNNLite(Described, nn.Module):
         head_size: int = 128,
         scorer_size: int = 64,
         position_frequencies: int = 2,
+        look_input: bool = False,
         core: str = "liquid",
         core_width: int | None = None,
         tau_min: float = 1.0,
@@ -200,9 +201,13 @@ class VisionLNNLite(Described, nn.Module):
         self.image_proj = nn.Linear(seen_size, feature_size)
         cell_kwargs = dict(tau_min=tau_min, tau_max=tau_max, solver=solver, unfolds=unfolds, tau_per=tau_per, rtol=rtol,
                            atol=atol, bptt_steps=bptt_steps, impl=impl)  # fmt: skip
-        shell = dict(input_size=feature_size + instruction_dim, head_size=head_size, num_layers=num_layers, **cell_kwargs)
+        # look_input: where the model looked (the attention-weighted cell position) also enters the core
+        # on its own, not only mixed with appearance by image_proj: the place to remember, in plain sight
+        self.looked_size = len(self.cell_position) if look_input else 0
+        core_input = feature_size + instruction_dim + self.looked_size
+        shell = dict(input_size=core_input, head_size=head_size, num_layers=num_layers, **cell_kwargs)
         width = self.width = core_width_for(core, core_width, hidden_size, shell)
-        self.input_proj = nn.Linear(feature_size + instruction_dim, width)
+        self.input_proj = nn.Linear(core_input, width)
         stack = LiquidStack if core != "feedforward" else FeedForwardStack
         self.core = stack(width, width, num_layers, core=core, **cell_kwargs)
         self.head = nn.Sequential(nn.Linear(width, head_size), nn.ReLU())
@@ -264,7 +269,8 @@ class VisionLNNLite(Described, nn.Module):
         pool_logits = self.pool_scorer(feats, words)
         pool = torch.softmax(pool_logits, -1)
         seen = torch.einsum("ncp,np->nc", feats, pool)  # what the model looks at, and where it is
-        x = self.input_proj(torch.cat([torch.relu(self.image_proj(self.seen_norm(seen))), words], -1))
+        looked = seen[:, seen.shape[1] - self.looked_size :]  # empty unless look_input
+        x = self.input_proj(torch.cat([torch.relu(self.image_proj(self.seen_norm(seen))), words, looked], -1))
 
         out, state, taus = self.core(unflatten(x, real, batch, steps), state, dt)
         z = self.head(out).flatten(0, 1)

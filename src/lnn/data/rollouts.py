@@ -1,7 +1,9 @@
 """Oracle rollouts written to disk as Hugging Face datasets: one row per step, grouped by episode.
 
-A dataset is identified by its `RolloutSpec` (env, tasks, image size, seeds): the spec's hash names
-its directory, so the same settings reuse the same files and any change makes a new dataset.
+A dataset is identified by its `RolloutSpec` (env, tasks, image size, seeds) and the env's oracle code
+(`lnn.envs.registry.oracle_code`: for MiniWoB the oracles, the page probe and the miniwob version): their
+hash names its directory, so the same settings reuse the same files, and any change, a changed oracle
+included, makes a new dataset.
 Episodes are recorded in shards; each shard is written under a temporary name and renamed when
 complete, and the final dataset likewise. A killed generation therefore leaves only complete shards
 (picked up by the next run, never recorded twice) and never a half-written dataset.
@@ -31,7 +33,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lnn.envs import ACTIONS, Env, EpisodeAborted, OracleError
-from lnn.envs.registry import make_env
+from lnn.envs.registry import make_env, oracle_code
 from lnn.errors import DataError
 from lnn.rollout import OraclePolicy, run_episodes, split_seeds
 
@@ -117,7 +119,8 @@ class RolloutSpec:
         return split_seeds(self.split, self.episodes_per_task)
 
     def key(self) -> str:
-        blob = json.dumps({**asdict(self), "format": FORMAT_VERSION}, sort_keys=True, default=list)
+        oracle = hashlib.sha256(oracle_code(self.env).encode()).hexdigest()
+        blob = json.dumps({**asdict(self), "format": FORMAT_VERSION, "oracle": oracle}, sort_keys=True, default=list)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def jobs(self) -> list[tuple[int, str, int]]:

@@ -25,6 +25,8 @@ import multiprocessing as mp
 import os
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from queue import Empty
@@ -44,6 +46,7 @@ log = logging.getLogger("lnn")
 FORMAT_VERSION = 4
 NO_BOX = [-1.0, -1.0, -1.0, -1.0]
 NOTES = "notes.json"  # episodes left out of a dataset, and why
+WORKER_DEATHS = 3  # a pool whose worker the OS killed is started again this often (its shards re-recorded)
 RETRIES = 2  # an episode the env aborts (browser crash or hang) is recorded again from its seed this often
 
 
@@ -229,7 +232,11 @@ def _record_shard(args) -> int:
 
 
 def _run_shards(todo: list, workers: int, bar) -> None:
-    """Record the shards, in `workers` processes when more than one; the bar advances per episode."""
+    """Record the shards, in `workers` processes when more than one; the bar advances per episode.
+
+    A worker that dies without raising (killed by the OS, e.g. out of memory) breaks the pool: the shards
+    not on disk yet are recorded again by a fresh pool, up to WORKER_DEATHS times.
+    """
     global _progress
     if workers <= 1 or len(todo) <= 1:
         _progress = bar.update
@@ -241,21 +248,37 @@ def _run_shards(todo: list, workers: int, bar) -> None:
         return
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    with ctx.Pool(min(workers, len(todo)), initializer=_init_worker, initargs=(queue,)) as pool:
-        result = pool.map_async(_record_shard, todo, chunksize=1)
-        while not result.ready():
-            try:
-                bar.update(queue.get(timeout=0.2))
-            except Empty:
-                pass
-        result.get()  # a worker's exception, raised here
-        while True:
-            try:
-                bar.update(queue.get(timeout=0.1))
-            except Empty:
-                break
+    for deaths in range(WORKER_DEATHS + 1):
+        try:
+            with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_init_worker,
+                                     initargs=(queue,)) as pool:  # fmt: skip
+                futures = [pool.submit(_record_shard, args) for args in todo]
+                while not all(f.done() for f in futures):
+                    _drain(queue, bar, 0.2)
+                for f in futures:
+                    f.result()  # a worker's exception, raised here
+            break
+        except BrokenProcessPool:
+            todo = [args for args in todo if not args[2].exists()]
+            if deaths == WORKER_DEATHS:
+                raise DataError(f"{todo[0][2].parent}: recording workers died {deaths + 1} times (killed by the OS? "
+                                f"out of memory?); use fewer workers (data.record_workers)") from None  # fmt: skip
+            log.warning(f"a recording worker died; recording its {len(todo)} unfinished shard(s) again")
+            bar.n = bar.total - sum(len(jobs) for _, jobs, _ in todo)  # the lost shards' episodes count again
+            bar.refresh()
+    _drain(queue, bar, 0.1)
     queue.close()
     queue.join_thread()
+
+
+def _drain(queue, bar, timeout: float) -> None:
+    """Advance the bar by the episodes the workers reported, waiting up to `timeout` for the first report."""
+    while True:
+        try:
+            bar.update(queue.get(timeout=timeout))
+        except Empty:
+            return
+        timeout = 0.01
 
 
 def build_dataset(spec: RolloutSpec, root: str | os.PathLike, workers: int = 1, shard_episodes: int = 256) -> Path:

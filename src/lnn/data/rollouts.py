@@ -24,6 +24,7 @@ import logging
 import multiprocessing as mp
 import os
 import shutil
+import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -174,6 +175,15 @@ _progress = None
 def _init_worker(queue) -> None:
     global _progress
     _progress = queue.put
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """A worker whose recording process was killed exits (busy or idle: an idle one would wait for work forever);
+    its browser's driver then sees its pipe close and ends the browser."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _record_episode_or_note(env: Env, episode: int, task: str, seed: int, retries: int) -> tuple[list[dict], dict | None]:
@@ -199,13 +209,10 @@ def _record_shard(args) -> int:
     from PIL import Image
 
     hf.disable_progress_bars()
-    parent = os.getppid()
     env = make_env(spec.env, tasks=list(spec.tasks), **spec.env_kwargs)
     rows, notes = [], []
     try:
         for episode, task, seed in jobs:
-            if mp.parent_process() is not None and os.getppid() != parent:
-                raise SystemExit("the recording process that started this worker is gone")
             episode_rows, note = _record_episode_or_note(env, episode, task, seed, RETRIES)
             for row in episode_rows:
                 row["screenshot"] = Image.fromarray(np.asarray(row["screenshot"]))

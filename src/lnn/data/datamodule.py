@@ -39,6 +39,21 @@ class Episodes:
     def __len__(self) -> int:
         return len(self.starts)
 
+    def __add__(self, other: Episodes) -> Episodes:
+        """Both splits' episodes, ours first (datasets of one image size)."""
+        return Episodes(
+            images=torch.cat([self.images, other.images]),
+            instruction=list(self.instruction) + list(other.instruction),
+            task=list(self.task) + list(other.task),
+            action=torch.cat([self.action, other.action]),
+            click=torch.cat([self.click, other.click]),
+            box=torch.cat([self.box, other.box]),
+            focus=torch.cat([self.focus, other.focus]),
+            dt=torch.cat([self.dt, other.dt]),
+            starts=np.r_[self.starts, other.starts + len(self.action)],
+            lengths=np.r_[self.lengths, other.lengths],
+        )
+
 
 def load_episodes(path: Path, image_size: int) -> Episodes:
     """Read a recorded split; a corrupt file or row raises DataError naming it."""
@@ -235,6 +250,9 @@ class EpisodeDataModule(pl.LightningDataModule):
         self.data_dir, self.record_workers = Path(data_dir), record_workers
         self.env_kwargs = {"image_size": image_size, **(env_kwargs or {})}
         self.splits: dict[str, Episodes] = {}
+        # more training datasets, trained on with the recorded ones: a policy's own episodes (lnn.data.improve);
+        # the training run sets them
+        self.own: list[Path] = []
         self._init_order(seed)
 
     def _init_order(self, seed: int) -> None:
@@ -257,7 +275,10 @@ class EpisodeDataModule(pl.LightningDataModule):
     def setup(self, stage: str | None = None) -> None:
         for split in ("train", "val"):
             if split not in self.splits:
-                self.splits[split] = load_episodes(self.dataset_path(split), self.image_size)
+                episodes = load_episodes(self.dataset_path(split), self.image_size)
+                for path in self.own if split == "train" else []:
+                    episodes = episodes + load_episodes(Path(path), self.image_size)
+                self.splits[split] = episodes
 
     def train_dataloader(self) -> DataLoader:
         dataset = EpisodeDataset(self.splits["train"])

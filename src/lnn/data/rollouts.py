@@ -47,6 +47,7 @@ log = logging.getLogger("lnn")
 FORMAT_VERSION = 4
 NO_BOX = [-1.0, -1.0, -1.0, -1.0]
 NOTES = "notes.json"  # episodes left out of a dataset, and why
+OUTCOMES = "outcomes.json"  # a shard's [task, outcome] per episode: recording.json counts them per task
 WORKER_DEATHS = 3  # a pool whose worker the OS killed is started again this often (its shards re-recorded)
 RETRIES = 2  # an episode the env aborts (browser crash or hang) is recorded again from its seed this often
 
@@ -123,9 +124,19 @@ class RolloutSpec:
         return split_seeds(self.split, self.episodes_per_task)
 
     def key(self) -> str:
+        return self._hash(asdict(self))
+
+    def _hash(self, fields: dict) -> str:
+        """The cache key of these fields, the row format and the env's oracle code."""
         oracle = hashlib.sha256(oracle_code(self.env).encode()).hexdigest()
-        blob = json.dumps({**asdict(self), "format": FORMAT_VERSION, "oracle": oracle}, sort_keys=True, default=list)
+        blob = json.dumps({**fields, "format": FORMAT_VERSION, "oracle": oracle}, sort_keys=True, default=list)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+    def episode_rows(self, env: Env, episode: int, task: str, seed: int) -> tuple[list[dict], dict | None, str]:
+        """One episode's rows, the note saying why it was skipped (else None), and its outcome for the
+        per-task counts of recording.json: the oracle's episode, "recorded" or "skipped"."""
+        rows, note = _record_episode_or_note(env, episode, task, seed, RETRIES)
+        return rows, note, "skipped" if note else "recorded"
 
     def jobs(self) -> list[tuple[int, str, int]]:
         """(episode id, task, seed) for every episode, in a fixed order."""
@@ -210,13 +221,14 @@ def _record_shard(args) -> int:
 
     hf.disable_progress_bars()
     env = make_env(spec.env, tasks=list(spec.tasks), **spec.env_kwargs)
-    rows, notes = [], []
+    rows, notes, outcomes = [], [], []
     try:
         for episode, task, seed in jobs:
-            episode_rows, note = _record_episode_or_note(env, episode, task, seed, RETRIES)
+            episode_rows, note, outcome = spec.episode_rows(env, episode, task, seed)
             for row in episode_rows:
                 row["screenshot"] = Image.fromarray(np.asarray(row["screenshot"]))
             rows.extend(episode_rows)
+            outcomes.append([task, outcome])
             if note:
                 notes.append(note)
             if _progress is not None:
@@ -231,6 +243,7 @@ def _record_shard(args) -> int:
     else:  # every episode skipped: only the notes (an empty dataset cannot be loaded back)
         tmp.mkdir(parents=True)
     (tmp / NOTES).write_text(json.dumps(notes, indent=1))
+    (tmp / OUTCOMES).write_text(json.dumps(outcomes))
     try:
         os.replace(tmp, out)
     except OSError:  # another run finished the same shard first: keep theirs
@@ -322,6 +335,11 @@ def _record(spec: RolloutSpec, work: Path, tmp: Path, workers: int, shard_episod
     hf.disable_progress_bars()  # ours above says what is happening
     shards = [hf.load_from_disk(str(p)) for p in shard_paths if (p / "state.json").exists()]  # shards with rows
     notes = [note for p in shard_paths if (p / NOTES).exists() for note in json.loads((p / NOTES).read_text())]
+    per_task: dict[str, dict[str, int]] = {}  # task -> outcome -> episodes
+    for p in shard_paths:
+        for task, outcome in json.loads((p / OUTCOMES).read_text()) if (p / OUTCOMES).exists() else []:
+            per_task.setdefault(task, {}).setdefault(outcome, 0)
+            per_task[task][outcome] += 1
     if not shards:
         raise DataError(f"{work}: every episode was skipped; first: {notes[0]['reason'] if notes else '?'}")
     merged = hf.concatenate_datasets(shards)
@@ -332,7 +350,7 @@ def _record(spec: RolloutSpec, work: Path, tmp: Path, workers: int, shard_episod
     (tmp / "recording.json").write_text(json.dumps({
         "episodes": len(jobs), "skipped": len(notes), "rows": len(merged), "workers": workers,
         "episodes_recorded_now": recorded, "seconds": round(seconds, 1),
-        "episodes_per_s": round(recorded / seconds, 2) if recorded and seconds > 0 else None,
+        "episodes_per_s": round(recorded / seconds, 2) if recorded and seconds > 0 else None, "per_task": per_task,
     }, indent=1))  # fmt: skip
     if notes:
         log.warning(f"{spec.env} {spec.split}: skipped {len(notes)} of {len(jobs)} episodes (see {NOTES} in the dataset); "

@@ -13,22 +13,73 @@ import torch
 from lnn.config import InstantiationException, instantiate, instantiate_checked, save_config
 from lnn.errors import ConfigError
 from lnn.rollout import split_jobs
-from lnn.runs import CONFIG, RESULTS
+from lnn.runs import (CONFIG, RESULTS, find_checkpoint, load_weights, model_weights, read_checkpoint, read_results,
+                      run_dir_of)  # fmt: skip
 from lnn.training.closed_loop import ClosedLoopEval, evaluate_model, write_success_report
 from lnn.training.module import PolicyModule
-from lnn.training.resume import LAST_CHECKPOINT, finished_results, fitted, write_run
+from lnn.training.resume import LAST_CHECKPOINT, finished_results, fitted, read_run, write_run
 from lnn.training.tau_plots import TauPlots
 
 log = logging.getLogger("lnn")
+IMPROVE_INITS = ("checkpoint", "scratch")  # improve.init
 
 
 def check_run_config(cfg) -> None:
     """Checks of keys no constructor sees."""
     if cfg.get("evaluate") is not None and cfg.evaluate.episodes_per_task < 1:  # null: no env to evaluate in
         raise ConfigError("evaluate.episodes_per_task", f"must be >= 1, got {cfg.evaluate.episodes_per_task}")
+    check_improve(cfg.get("improve") or {})
     resume = str(cfg.resume)
     if resume not in ("auto", "false", "False", "None", "null", "") and not Path(resume, LAST_CHECKPOINT).exists():
         raise ConfigError(f"resume={resume}", f"has no {LAST_CHECKPOINT}; give a run directory with one, or resume=false")
+
+
+def check_improve(improve) -> None:
+    if improve.get("from") is None:
+        return
+    find_checkpoint(improve["from"], key="improve.from")
+    n = improve.get("episodes_per_task")
+    if not (isinstance(n, int) and n >= 1):
+        raise ConfigError("improve.episodes_per_task", f"must be an integer >= 1, got {n}")
+    if improve.get("init") not in IMPROVE_INITS:
+        raise ConfigError("improve.init", f"must be one of {', '.join(IMPROVE_INITS)}, got {improve.get('init')!r}")
+
+
+def improve_from(improve, datamodule, module, out: Path, resuming: bool, write: bool) -> None:
+    """improve.from: start from its weights (improve.init=checkpoint, unless resuming: the run's own then),
+    then have its policy play fresh training seeds; the datamodule trains on those episodes too, and the
+    rounds of own episodes (lnn.data.improve.own_datasets) go to the run's improve.json."""
+    from lnn.data.improve import IMPROVE, own_datasets
+
+    if not hasattr(datamodule, "own") or getattr(datamodule, "env", None) is None:
+        raise ConfigError("improve.from", "needs data with an env and its oracle to play in (data=miniwob or gui)")
+    found = find_checkpoint(improve["from"], key="improve.from")
+    if improve["init"] == "checkpoint" and not resuming:
+        try:
+            load_weights(module.model, model_weights(read_checkpoint(found.checkpoint), found.checkpoint),
+                         found.checkpoint, "this run")  # fmt: skip
+        except ConfigError as e:
+            raise ConfigError("improve.init=checkpoint", f"{e.message}; train the same model, or improve.init=scratch") from None
+    rounds = own_datasets(found.checkpoint, datamodule.env, datamodule.tasks, improve["episodes_per_task"],
+                          datamodule.episodes_per_task["train"], datamodule.env_kwargs, datamodule.max_steps,
+                          datamodule.data_dir, datamodule.record_workers)  # fmt: skip
+    datamodule.own = [r["dataset"] for r in rounds]
+    if write:
+        write_run(out, IMPROVE, policy=str(found.checkpoint), init=improve["init"], rounds=rounds)
+
+
+def report_improvement(out: Path, results: dict) -> None:
+    """eval/improve.md of a run trained on a policy's own episodes: per task, the episodes kept and relabelled,
+    and the test success of the policy that played them beside this run's."""
+    from lnn.data.improve import IMPROVE, format_outcomes
+
+    info = read_run(out, IMPROVE)
+    if not info:
+        return
+    before = read_results(run_dir_of(Path(info["policy"])))
+    table = format_outcomes(info["rounds"][-1]["per_task"], before, results)
+    (out / "eval" / "improve.md").write_text(f"# Own episodes of {info['policy']}, and what training on them bought\n\n{table}")
+    log.info("own episodes, and test success before / after:\n" + table)
 
 
 def build(cfg):
@@ -61,9 +112,6 @@ def train(cfg, overrides: str = "") -> dict:
         return done
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     model, datamodule, module, trainer = build(cfg)
-    if cfg.get("compile"):
-        module.model = torch.compile(module.model)
-
     last = out / LAST_CHECKPOINT
     ckpt_path = str(last) if str(cfg.resume) not in ("false", "False") and last.exists() else None
     fit = fitted(out) if ckpt_path else None
@@ -79,6 +127,11 @@ def train(cfg, overrides: str = "") -> dict:
         elif ckpt_path:
             log.info(f"resuming from {ckpt_path}: pass resume=false to start a new run instead")
 
+    if fit is None and (cfg.get("improve") or {}).get("from") is not None:
+        improve_from(cfg.improve, datamodule, module, out, resuming=ckpt_path is not None, write=trainer.is_global_zero)
+    if cfg.get("compile"):
+        module.model = torch.compile(module.model)
+
     if fit is None:
         started = time.time()
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -93,6 +146,7 @@ def train(cfg, overrides: str = "") -> dict:
     if trainer.is_global_zero:
         if getattr(datamodule, "env", None) is not None:
             results |= final_evaluation(cfg, trainer, module, datamodule, out, fit)
+            report_improvement(out, results)
         else:  # no env, no closed-loop success: the best checkpoint by the offline metric it monitors (in `fit`)
             log.info("no env to act in: no closed-loop evaluation; offline validation metrics are in results.json")
         (out / RESULTS).write_text(json.dumps(results, indent=1))

@@ -87,38 +87,47 @@ def _step_reference(trace: Trace, t: int, b: int) -> dict:
 
 
 def write_episodes(out: Path, streams: list[Stream], tokens: np.ndarray, reset_trace: Trace, carry_trace: Trace,
-                   columns: list[int]) -> int:  # fmt: skip
+                   columns: list[int], played: list[tuple[Stream, np.ndarray, Trace, Trace]] = ()) -> int:  # fmt: skip
     """Frames (PNG, lossless: the page feeds exactly these pixels) and per-step data of the chosen streams.
 
     tokens: (T, B, L) as Python tokenized them (the page checks its own tokenizer against them);
     reset_trace / carry_trace: PyTorch's outputs with the state zeroed at each new episode / carried.
+    `played`: streams the model played itself (record_played), each with its (T, 1, L) tokens and traces.
     """
     root = out / "episodes"
     root.mkdir(parents=True)
-    episodes = []
-    for n, b in enumerate(columns):
-        stream = streams[b]
-        folder = f"{n:02d}-{stream.task}"
-        (root / folder).mkdir()
-        steps = []
-        for t in range(len(stream)):
-            name = f"{folder}/{t:02d}.png"
-            Image.fromarray(stream.frames[t]).save(root / name, optimize=True)
-            steps.append({
-                "frame": f"episodes/{name}", "instruction": stream.instructions[t],
-                "new_episode": bool(stream.new_episode[t]), "seed": int(stream.seeds[t]),
-                "truth": stream.truth[t], "tokens": tokens[t, b].tolist(),
-                "dt": float(stream.dt[t]) if stream.dt else 1.0,
-                "reference": {"reset": _step_reference(reset_trace, t, b), "carry": _step_reference(carry_trace, t, b)},
-            })  # fmt: skip
-        seeds = sorted(set(stream.seeds))
-        episodes.append({"id": n, "task": stream.task, "steps": steps,
-                         "label": f"{stream.task}: {len(seeds)} episode(s) on test seeds {seeds[0]}–{seeds[-1]}"})  # fmt: skip
+    chosen = [(streams[b], tokens, reset_trace, carry_trace, b) for b in columns] + [(*p, 0) for p in played]
+    episodes = [_write_episode(root, n, *entry) for n, entry in enumerate(chosen)]
     index = {
-        "about": "Oracle-driven frames of the env's test seeds; 'reference' holds PyTorch's outputs for the same "
-                 "frames, with the state reset at each new episode ('reset') or carried throughout ('carry'); 'dt' is "
-                 "each step's elapsed time in seconds, as the env reported it (the graph's dt input).",
+        "about": "Frames of the env's test seeds, oracle-driven, or 'played' by the model itself (its action per step, "
+                 "and how each episode ended); 'truth' is the oracle's step; 'reference' holds PyTorch's outputs for the "
+                 "same frames, with the state reset at each new episode ('reset') or carried throughout ('carry'); 'dt' "
+                 "is each step's elapsed time in seconds, as the env reported it (the graph's dt input).",
         "episodes": episodes,
     }  # fmt: skip
     (root / "index.json").write_text(json.dumps(index))
     return len(episodes)
+
+
+def _write_episode(root: Path, n: int, stream: Stream, tokens: np.ndarray, reset_trace: Trace, carry_trace: Trace,
+                   b: int) -> dict:  # fmt: skip
+    """Column `b` of the batch: its frames under root/<n>-<task>/, and its entry of index.json."""
+    folder = f"{n:02d}-{stream.task}{'-played' if stream.played else ''}"
+    (root / folder).mkdir()
+    steps = []
+    for t in range(len(stream)):
+        name = f"{folder}/{t:02d}.png"
+        Image.fromarray(stream.frames[t]).save(root / name, optimize=True)
+        steps.append({
+            "frame": f"episodes/{name}", "instruction": stream.instructions[t],
+            "new_episode": bool(stream.new_episode[t]), "seed": int(stream.seeds[t]),
+            "truth": stream.truth[t], "tokens": tokens[t, b].tolist(),
+            "dt": float(stream.dt[t]) if stream.dt else 1.0,
+            "reference": {"reset": _step_reference(reset_trace, t, b), "carry": _step_reference(carry_trace, t, b)},
+        } | ({"played": stream.played[t]} if stream.played else {}))  # fmt: skip
+    seeds = sorted(set(stream.seeds))
+    label = f"{stream.task}: {len(seeds)} episode(s) on test seeds {seeds[0]}–{seeds[-1]}"
+    if stream.played:
+        ends = [s["result"] for s in stream.played if "result" in s]
+        label = f"{stream.task}: played by the model, {ends.count('success')}/{len(ends)} solved on test seeds {seeds[0]}–{seeds[-1]}"
+    return {"id": n, "task": stream.task, "steps": steps, "label": label, "played": bool(stream.played)}

@@ -30,8 +30,11 @@ class Stream:
     instructions: list[str]
     new_episode: list[bool]  # True where an env episode starts
     seeds: list[int]
-    truth: list[dict] = field(default_factory=list)  # per step: action, x, y, box (the oracle's)
+    truth: list[dict | None] = field(default_factory=list)  # per step: action, x, y, box (the oracle's; None: none)
     dt: list[float] = field(default_factory=list)  # per step: seconds since the previous frame ([]: all 1)
+    # a stream the model played itself (record_played): per step its action, x, y, and on an episode's
+    # last step `result` ("success" or why it failed); [] for oracle-driven streams
+    played: list[dict] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.instructions)
@@ -57,27 +60,60 @@ def record_streams(env_name: str, tasks, image_size: int, steps: int = 16, per_t
         env.close()
 
 
-def _task_streams(env, task: str, image_size: int, steps: int, per_task: int, seed: int) -> list[Stream]:
+def record_played(model, env_name: str, tasks, steps: int = 16, max_steps: int | None = None,
+                  seed_base: int = SPLIT_SEED_BASE["test"], env_kwargs: dict | None = None) -> list[Stream]:  # fmt: skip
+    """A stream per task of `model` acting in the env (MiniWoB: in Chromium) on successive test seeds: the
+    frames it saw, what it did, how each episode ended, and the oracle's answer at each state (truth)."""
+    from lnn.data.improve import Labelled
+    from lnn.rollout import TorchPolicy
+
+    kwargs = dict(env_kwargs or {})
+    if _env_accepts_image_size(env_name):
+        kwargs.setdefault("image_size", model.image_size)
+    env = make_env(env_name, tasks=list(tasks), **kwargs)
+    policy = TorchPolicy(model)
+    try:
+        return [stream for task in tasks
+                for stream in _task_streams(env, task, model.image_size, steps, 1, seed_base, Labelled(policy, [env]), max_steps)]  # fmt: skip
+    finally:
+        env.close()
+
+
+def _task_streams(env, task: str, image_size: int, steps: int, per_task: int, seed: int, policy=None,
+                  max_steps: int | None = None) -> list[Stream]:  # fmt: skip
     """Episodes on successive seeds, cut into streams of `steps` frames; a stream that cuts an episode
-    short leaves the rest of it out (the next stream starts a fresh episode)."""
-    oracle, streams = OraclePolicy([env]), []
+    short leaves the rest of it out (the next stream starts a fresh episode). `policy`: the env's oracle
+    (None), or a learned policy whose trace carries the oracle's step too (Labelled): a played stream."""
+    played, streams = policy is not None, []
+    policy = policy or OraclePolicy([env])
     for _ in range(per_task):
-        taken, new, seeds = [], [], []
+        taken, new, seeds, results = [], [], [], []
         while len(taken) < steps:
-            episode = run_episodes(oracle, [env], [(task, seed)], record=True, desc=None, max_steps=steps - len(taken))[0]
+            limit = steps - len(taken) if max_steps is None else min(steps - len(taken), max_steps)
+            episode = run_episodes(policy, [env], [(task, seed)], record=True, desc=None, max_steps=limit)[0]
             if episode.aborted:
                 raise EpisodeAborted(episode.aborted)
             taken += episode.trace
             new += [t == 0 for t in range(len(episode.trace))]
             seeds += [seed] * len(episode.trace)
+            results += [None] * (len(episode.trace) - 1) + ["success" if episode.success else episode.failure]
             seed += 1
-        truth = [{"action": s["action"].type, "x": s["action"].x, "y": s["action"].y,
-                  "box": list(s["oracle"].target_box) if s["oracle"].target_box else None} for s in taken]  # fmt: skip
+        truth = [_truth(s["oracle"]) for s in taken]
         pixels = screenshots_to_tensor([s["screenshot"] for s in taken], image_size)
         frames_u8 = (pixels * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+        acted = [{"action": s["action"].type, "x": s["action"].x, "y": s["action"].y}
+                 | ({"result": r} if r is not None else {}) for s, r in zip(taken, results)] if played else []  # fmt: skip
         streams.append(Stream(task, frames_u8, [s["instruction"] for s in taken], new, seeds, truth,
-                              [float(s["dt"]) for s in taken]))  # fmt: skip
+                              [float(s["dt"]) for s in taken], acted))  # fmt: skip
     return streams
+
+
+def _truth(oracle) -> dict | None:
+    """The oracle's step as the page shows it (None where the oracle could not tell)."""
+    if oracle is None:
+        return None
+    box = list(oracle.target_box) if oracle.target_box else None
+    return {"action": oracle.action.type, "x": oracle.action.x, "y": oracle.action.y, "box": box}
 
 
 def stream_inputs(model, streams: list[Stream]) -> tuple[np.ndarray, np.ndarray]:

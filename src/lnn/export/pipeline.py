@@ -328,7 +328,7 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
 
     plot_files = write_plots(tmp, streams, reset, (model.liquid_cells()[0].tau_min, model.liquid_cells()[0].tau_max)
                              if layers else (0, 1), log) if opts.plots else []  # fmt: skip
-    web = _write_web(tmp, streams, tokens, (reset, carry), ort_dist, opts, source, log) if opts.web else None
+    web = _write_web(tmp, streams, tokens, (reset, carry), ort_dist, opts, source, log, model) if opts.web else None
 
     (tmp / "config.yaml").write_text((source.config_path).read_text())
     manifest = _manifest(source, model, opts, layers, folded)
@@ -346,6 +346,25 @@ def _record_streams(cfg, env_name: str, image_size: int, opts: ExportOptions) ->
     tasks = check_tasks(env_name, cfg.data.get("tasks"))  # names and kinds (`memory`) -> names; null: all
     env_kwargs = dict(cfg.data.get("env_kwargs") or {})
     return record_streams(env_name, tasks, image_size, opts.steps, opts.streams_per_task, env_kwargs=env_kwargs)
+
+
+def _played_streams(cfg, model, opts: ExportOptions) -> list[tuple[Stream, np.ndarray, Trace, Trace]]:
+    """A stream per task of the model acting in the run's env (in Chromium), with its tokens and PyTorch's traces
+    (state reset at each new episode, as it played, and carried)."""
+    from lnn.envs.registry import check_tasks
+    from lnn.export.episodes import record_played
+
+    env_name = str(cfg.data.env)
+    tasks = check_tasks(env_name, cfg.data.get("tasks"))
+    streams = record_played(model, env_name, tasks, opts.steps, cfg.data.get("max_steps"),
+                            env_kwargs=dict(cfg.data.get("env_kwargs") or {}))  # fmt: skip
+    played = []
+    for stream in streams:
+        images, tokens = stream_inputs(model, [stream])
+        dt = stream_dt([stream])
+        played.append((stream, tokens, run_torch(model, images, tokens, reset_mask([stream], True), dt=dt),
+                       run_torch(model, images, tokens, dt=dt)))  # fmt: skip
+    return played
 
 
 def _export_graphs(model, tmp: Path, opts: ExportOptions, log) -> tuple[dict[str, Path], list]:
@@ -379,14 +398,16 @@ def _check_parity(paths: dict[str, Path], carry: Trace, inputs, boxes, layers: i
 
 
 def _write_web(tmp: Path, streams: list[Stream], tokens, traces: tuple[Trace, Trace], ort_dist, opts: ExportOptions,
-               source: Source, log) -> dict:  # fmt: skip
-    """The page, onnxruntime-web and one recorded episode per task family (with the reset and carried traces)."""
+               source: Source, log, model) -> dict:  # fmt: skip
+    """The page, onnxruntime-web and one recorded episode per task family (with the reset and carried traces);
+    for a run trained on MiniWoB, also a stream per task the model played itself in Chromium."""
     from lnn.export.bundle import copy_page, ort_version, write_episodes
 
     reset, carry = traces
     copy_page(tmp, ort_dist)
     columns = [next(b for b, s in enumerate(streams) if s.task == t) for t in dict.fromkeys(s.task for s in streams)]
-    count = write_episodes(tmp, streams, tokens, reset, carry, columns)
+    played = _played_streams(source.config, model, opts) if source.config.data.get("env") == "miniwob" else []
+    count = write_episodes(tmp, streams, tokens, reset, carry, columns, played)
     web = {"page": "web/index.html", "onnxruntime_web": ort_version(ort_dist), "episodes": "episodes/index.json",
            "episode_count": count, "serve": f"python -m lnn.export.serve {Path(opts.out or default_out(source))}"}  # fmt: skip
     log(f"web page: web/index.html with {count} recorded episodes (onnxruntime-web {web['onnxruntime_web']})")

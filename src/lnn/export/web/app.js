@@ -147,6 +147,13 @@ function drawFrame(step, record) {
     ctx.strokeRect(x0 * W, y0 * W, (x1 - x0) * W, (y1 - y0) * W);
     ctx.setLineDash([]);
   }
+  if (step && step.played && step.played.action === "click") {
+    // where the model clicked when it played this episode in the browser (a blue square)
+    const { x, y } = step.played;
+    ctx.strokeStyle = "#1060e0";
+    ctx.lineWidth = 2;
+    ctx.strokeRect(x * W - 9, y * W - 9, 18, 18);
+  }
   if (record) {
     const [x, y] = record.coords;
     const click = app.manifest.actions[record.action] === "click";
@@ -232,6 +239,7 @@ function render() {
   drawTau();
   const total = episode ? episode.steps.length : 0;
   $("step-info").textContent = record ? `step ${record.t + 1} / ${total} · dt ${fmt(record.dt, 2)} s` : `step 0 / ${total}`;
+  if (record && step.played) $("step-info").textContent += ` · ${playedText(step.played)}`;
   $("instruction-shown").textContent = step ? `${episode.task}: “${step.instruction || "(no instruction)"}”` : "";
   if (record) {
     const name = app.manifest.actions[record.action];
@@ -260,6 +268,13 @@ function render() {
     $("chosen").className = "";
     $("parity").textContent = "";
   }
+}
+
+/** What the model did at this step when it played the episode in the browser, and how the episode ended. */
+function playedText(played) {
+  const where = played.action === "click" ? ` at (${fmt(played.x)}, ${fmt(played.y)})` : "";
+  const end = played.result === undefined ? "" : played.result === "success" ? " → solved" : ` → failed (${played.result})`;
+  return `played in the browser: ${played.action}${where}${end}`;
 }
 
 // --- episodes -----------------------------------------------------------------------------------------

@@ -10,8 +10,9 @@ from omegaconf import OmegaConf
 
 from lnn.envs.base import Action, Env, EpisodeAborted, Observation, OracleError, OracleStep
 from lnn.models import VisionLNNLite
+from lnn.models.text import SCHEME
 
-TINY = dict(image_size=32, channels=[8, 8, 8], feature_size=16, instruction_buckets=64, instruction_dim=8,
+TINY = dict(image_size=32, channels=[8, 8, 8], feature_size=16, instruction_dim=8,
             hidden_size=16, num_layers=2, head_size=16, scorer_size=8, solver="euler")  # fmt: skip
 
 
@@ -98,7 +99,7 @@ def export_step_onnx(model: VisionLNNLite, out_dir: Path, manifest_style: str = 
     out_dir.mkdir(parents=True, exist_ok=True)
     s = model.image_size
     state = model.initial_state(2)
-    args = (torch.rand(2, 3, s, s), torch.randint(0, model.instruction_buckets, (2, 24)), state)
+    args = (torch.rand(2, 3, s, s), model.tokenize(["click-color"] * 2, ["Click the red square", "Click the Q"]), state)
     names_in = ["image", "tokens", *[f"state_{i}" for i in range(layers)]]
     names_out = ["action_logits", "coords", *[f"tau_{i}" for i in range(layers)], *[f"new_state_{i}" for i in range(layers)]]
     batch = torch.export.Dim("batch")
@@ -111,8 +112,7 @@ def export_step_onnx(model: VisionLNNLite, out_dir: Path, manifest_style: str = 
                           "state": names_out[2 + layers:]}}  # fmt: skip
     else:  # plain lists of names
         io = {"inputs": names_in, "outputs": names_out}
-    manifest = {"model": "model.onnx", "image_size": s, "instruction_buckets": model.instruction_buckets,
-                "max_tokens": 24, **io}  # fmt: skip
+    manifest = {"model": "model.onnx", "image_size": s, "tokenizer": {"scheme": SCHEME}, **io}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return out_dir
 

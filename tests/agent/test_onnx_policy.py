@@ -8,7 +8,7 @@ import pytest
 from lnn.agent import OnnxPolicy, TorchPolicy
 from lnn.envs import GuiEnv, Observation
 from lnn.errors import ConfigError
-from lnn.models.text import tokenize
+from lnn.models.text import MAX_WORDS, SCHEME, WORD_BYTES, tokenize
 
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
@@ -36,7 +36,7 @@ def hand_made_step(path, state_size=4, dt=False):
             helper.make_tensor("w_coords", TensorProto.FLOAT, w_coords.shape, w_coords.flatten()),
             helper.make_tensor("axis", TensorProto.INT64, [1], [1])]  # fmt: skip
     inputs = [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, 16, 16]),
-              helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", 24]),
+              helper.make_tensor_value_info("tokens", TensorProto.INT64, ["batch", MAX_WORDS * WORD_BYTES]),
               helper.make_tensor_value_info("state_0", TensorProto.FLOAT, ["batch", state_size])]  # fmt: skip
     inputs += [helper.make_tensor_value_info("dt", TensorProto.FLOAT, ["batch", 1])] if dt else []
     outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None)
@@ -54,10 +54,10 @@ def obs(instruction="Click the red square", task="click-color", dt=1.0):
 
 
 @pytest.mark.parametrize("manifest", [
-    {"instruction_buckets": 64},  # names found in the graph
-    {"instruction_buckets": 64, "inputs": ["image", "tokens", "state_0"], "outputs": [{"name": "new_state_0"},
+    {"tokenizer": {"scheme": SCHEME}},  # names found in the graph
+    {"tokenizer": {"scheme": SCHEME}, "inputs": ["image", "tokens", "state_0"], "outputs": [{"name": "new_state_0"},
      {"name": "tau_0"}, {"name": "coords"}, {"name": "action_logits"}]},
-    {"tokenizer": {"buckets": 64}, "inputs": {"image": "image", "tokens": "tokens", "state": ["state_0"]},
+    {"tokenizer": {"scheme": SCHEME, "max_words": MAX_WORDS, "word_bytes": WORD_BYTES}, "inputs": {"image": "image", "tokens": "tokens", "state": ["state_0"]},
      "outputs": {"action_logits": "action_logits", "coords": "coords", "tau": ["tau_0"], "state": ["new_state_0"]}},
 ])  # fmt: skip
 def test_state_is_carried_tokens_fed_and_rows_dropped(tmp_path, manifest):
@@ -68,7 +68,7 @@ def test_state_is_carried_tokens_fed_and_rows_dropped(tmp_path, manifest):
     policy.reset(2)
     actions, info = policy.act([obs(), obs("Click the blue square")])
     assert [a.type for a in actions] == ["click", "click"]
-    expected_tau = sum(tokenize("click-color Click the blue square", 64))
+    expected_tau = sum(tokenize("click-color Click the blue square"))
     assert info["tau"][0][1].item() == expected_tau
     policy.act([obs(), obs()])
     policy.keep([1])
@@ -79,7 +79,7 @@ def test_state_is_carried_tokens_fed_and_rows_dropped(tmp_path, manifest):
 
 def test_observations_dt_feeds_a_dt_input(tmp_path, caplog):
     export = hand_made_step(tmp_path / "timed", dt=True)
-    (export / "manifest.json").write_text(json.dumps({"instruction_buckets": 64}))
+    (export / "manifest.json").write_text(json.dumps({"tokenizer": {"scheme": SCHEME}}))
     policy = OnnxPolicy(export)
     policy.reset(2)
     policy.act([obs(dt=0.5), obs(dt=2.0)])
@@ -87,7 +87,7 @@ def test_observations_dt_feeds_a_dt_input(tmp_path, caplog):
     np.testing.assert_allclose(policy.state[0][:, 0], [0.75, 3.0])  # the state integrates the frames' dt
     # a graph without a dt input runs every frame at dt = 1, and says so once
     export = hand_made_step(tmp_path / "untimed")
-    (export / "manifest.json").write_text(json.dumps({"instruction_buckets": 64}))
+    (export / "manifest.json").write_text(json.dumps({"tokenizer": {"scheme": SCHEME}}))
     policy = OnnxPolicy(export)
     policy.reset(1)
     with caplog.at_level("WARNING", logger="lnn"):
@@ -107,7 +107,7 @@ def test_an_export_from_export_py_takes_the_observations_dt(tmp_path, caplog):
     options = ExportOptions(out=str(tmp_path / "export"), plots=False, web=False, steps=4, streams_per_task=1,
                             int8_min_agreement=0.5, int8_min_click_agreement=0.5)  # fmt: skip
     out = export(resolve_source(run=str(run_dir)), options, log=lambda line: None)
-    assert json.loads((out / "manifest.json").read_text())["format"] == "lnn-export/2"
+    assert json.loads((out / "manifest.json").read_text())["format"] == "lnn-export/3"
     policy = OnnxPolicy(out)
     assert policy.inputs["dt"] == ["dt"] and policy.dt_rank == 1
     env = GuiEnv(["wait-green"], image_size=32)
@@ -124,7 +124,13 @@ def test_unreadable_exports_are_config_errors(tmp_path):
     with pytest.raises(ConfigError, match="not a readable manifest"):
         OnnxPolicy(export)
     (export / "manifest.json").write_text("{}")
-    with pytest.raises(ConfigError, match="instruction_buckets"):
+    with pytest.raises(ConfigError, match="tokenizer.scheme"):
+        OnnxPolicy(export)
+    (export / "manifest.json").write_text(json.dumps({"instruction_buckets": 64}))  # an export with hashed words
+    with pytest.raises(ConfigError, match="hashed words: re-export a model retrained"):
+        OnnxPolicy(export)
+    (export / "manifest.json").write_text(json.dumps({"tokenizer": {"scheme": SCHEME, "max_words": 2}}))
+    with pytest.raises(ConfigError, match="the tokens input is 384 wide"):
         OnnxPolicy(export)
 
 

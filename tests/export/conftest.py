@@ -11,7 +11,7 @@ from lnn.models import VisionLNNLite
 
 TINY_MODEL = {
     "_target_": "lnn.models.VisionLNNLite", "num_actions": 6, "image_size": 32, "channels": [8, 16, 32],
-    "feature_size": 32, "instruction_buckets": 64, "instruction_dim": 16, "hidden_size": 32, "num_layers": 2,
+    "feature_size": 32, "instruction_dim": 16, "hidden_size": 32, "num_layers": 2,
     "head_size": 32, "core": "liquid", "tau_min": 0.5, "tau_max": 8.0, "tau_per": "neuron",
     "bptt_steps": None, "solver": "rk4", "unfolds": 1, "rtol": 1.0e-3, "atol": 1.0e-4,
 }  # fmt: skip

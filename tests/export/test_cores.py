@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from lnn.models.lite import CORES
+from lnn.models.text import MAX_WORDS, WORD_BYTES
 from tests.agent.helpers import assert_policies_agree
 from tests.export.conftest import make_run
 
@@ -56,7 +57,7 @@ def test_export_and_agent_work_for_every_core(core, tmp_path, caplog):
     assert policy.dt_rank == 1 and not [r for r in caplog.records if "no dt input" in r.message]
     # dt reaches the outputs of every core (the cores without time read it as an input feature)
     images = np.random.default_rng(0).random((2, 2, 3, 32, 32), np.float32)
-    tokens = np.ones((2, 2, 24), np.int64)
+    tokens = np.ones((2, 2, MAX_WORDS * WORD_BYTES), np.int64)
     at = [run_onnx(policy.session, images, tokens, len(taus), states, dt=dt).action_logits
           for dt in (np.ones((2, 2), np.float32), np.full((2, 2), 2.5, np.float32))]  # fmt: skip
     assert np.abs(at[0] - at[1]).max() > 1e-4

@@ -13,6 +13,7 @@ from lnn.export.episodes import Trace, run_torch
 from lnn.export.parity import ParityError, same_click
 from lnn.export.pipeline import ExportOptions, export
 from lnn.export.source import build_model, resolve_source
+from lnn.models.text import BYTE_IDS, MAX_WORDS, WORD_BYTES, tokenize_batch
 from tests.export.conftest import make_run
 
 
@@ -27,16 +28,16 @@ def test_export_directory_has_every_file(tiny_export):
 def test_manifest_describes_the_model(tiny_export, tiny_run):
     m = json.loads((tiny_export / "manifest.json").read_text())
     # the keys a runtime reads first (lnn.agent's OnnxPolicy among them)
-    assert m["model"] == "model.onnx" and m["image_size"] == 32 and m["instruction_buckets"] == 64
-    assert m["max_tokens"] == 24 and m["tokenizer"] == {"buckets": 64, "max_tokens": 24}
+    assert m["model"] == "model.onnx" and m["image_size"] == 32
+    assert m["max_tokens"] == 32 * 12 and m["tokenizer"] == {"scheme": "word-bytes/1", "max_words": 32, "word_bytes": 12}
     assert m["architecture"]["liquid_layers"] == 2 and m["architecture"]["hidden_size"] == 32
-    assert m["format"] == "lnn-export/2"  # 2: the step takes dt
+    assert m["format"] == "lnn-export/3"  # 3: tokens are the bytes of the words; 2: the step takes dt
     assert [i["name"] for i in m["inputs"]] == ["image", "tokens", "dt", "state_0", "state_1"]
     assert m["inputs"][2]["shape"] == ["batch"] and m["inputs"][2]["dtype"] == "float32"
     assert [o["name"] for o in m["outputs"]] == ["action_logits", "coords", "tau_0", "tau_1", "new_state_0", "new_state_1"]
     assert m["inputs"][0]["shape"] == ["batch", 3, 32, 32] and m["inputs"][1]["dtype"] == "int64"
     assert m["outputs"][2]["shape"] == ["batch", 32]  # τ per neuron in this model
-    assert m["preprocessing"]["image"]["size"] == 32 and m["preprocessing"]["tokens"]["buckets"] == 64
+    assert m["preprocessing"]["image"]["size"] == 32 and m["preprocessing"]["tokens"]["max_words"] == 32
     assert m["actions"] == ["click", "type", "navigate", "scroll", "key", "done"]
     assert m["tau"] == {"min": 0.5, "max": 8.0, "per": "neuron", "size": 32,
                         "unit": "seconds, as the dt input (1 per frame when dt = 1)"}
@@ -67,7 +68,7 @@ def test_onnx_step_streams_state_with_any_batch(tiny_export, tiny_run):
     feeds_state = [np.zeros((batch, 32), np.float32) for _ in state]
     for _ in range(5):
         image = torch.rand(batch, 3, 32, 32)
-        tokens = torch.randint(0, 64, (batch, 24))
+        tokens = torch.randint(0, BYTE_IDS, (batch, MAX_WORDS * WORD_BYTES))
         dt = torch.rand(batch) * 2 + 0.25  # irregular elapsed times, as the timing families give
         with torch.no_grad():
             ref = model.step(image, tokens, state, dt=dt)
@@ -123,7 +124,7 @@ def test_folding_the_input_projection_is_exact():
     folded, what = fold_input_projection(model)
     assert what and isinstance(folded.input_proj, torch.nn.Identity)
     assert sum(p.numel() for p in folded.parameters()) < sum(p.numel() for p in model.parameters())
-    image, tokens = torch.rand(2, 3, 32, 32), torch.randint(0, model.instruction_buckets, (2, 24))
+    image, tokens = torch.rand(2, 3, 32, 32), model.tokenize(["click-color"] * 2, ["Click the red square", "Click the Q"])
     with torch.no_grad():
         a, b = model.step(image, tokens), folded.step(image, tokens)
     for key in ("action_logits", "coords"):
@@ -154,7 +155,7 @@ def test_fp16_and_int8_schemes(tiny_export, tiny_run, tmp_path):
     for key, value in SESSION_CONFIG.items():
         options.add_session_config_entry(key, value)
     rng = np.random.default_rng(0)
-    feeds = {"image": rng.random((2, 3, 32, 32), dtype=np.float32), "tokens": np.ones((2, 24), np.int64),
+    feeds = {"image": rng.random((2, 3, 32, 32), dtype=np.float32), "tokens": tokenize_batch(["click-color Click the red square"] * 2).numpy(),
              "dt": np.ones(2, np.float32),
              "state_0": np.zeros((2, 32), np.float32), "state_1": np.zeros((2, 32), np.float32)}  # fmt: skip
     ref = ort.InferenceSession(str(tiny_export / "model.onnx")).run(None, feeds)
@@ -162,7 +163,9 @@ def test_fp16_and_int8_schemes(tiny_export, tiny_run, tmp_path):
     torch_ref = run_torch(build_model(resolve_source(run=str(tiny_run))), feeds["image"][None], feeds["tokens"][None],
                           dt=feeds["dt"][None])  # fmt: skip
     for path, atol in ((tiny_export / "model.fp16.onnx", 1e-2), (tmp_path / "full.onnx", 1e-2),
-                       (tiny_export / "model.int8.onnx", 0.1), (tmp_path / "dynamic.onnx", 0.1)):  # fmt: skip
+                       (tiny_export / "model.int8.onnx", 0.1), (tmp_path / "dynamic.onnx", 0.25)):  # fmt: skip
+        # dynamic: int8 arithmetic, whose τ error follows the random draw: 0.09 with the hashed-word model,
+        # 0.22 with the byte encoder (which draws the weights after it differently); int8 `weights` stays ~0.01
         out = ort.InferenceSession(str(path), options).run(None, feeds)
         logits, coords, *taus = [float(np.abs(a - b).max()) for a, b in zip(out[:4], ref[:4])]
         assert max(logits, *taus) < atol, (path.name, logits, taus)

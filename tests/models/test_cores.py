@@ -7,8 +7,9 @@ import torch
 from lnn.errors import ConfigError
 from lnn.models import VisionLNNLite
 from lnn.models.lite import CORES
+from lnn.models.text import BYTE_IDS, MAX_WORDS, WORD_BYTES
 
-TINY = dict(image_size=32, channels=(8, 8, 8), feature_size=16, instruction_buckets=64, instruction_dim=8,
+TINY = dict(image_size=32, channels=(8, 8, 8), feature_size=16, instruction_dim=8,
             hidden_size=16, num_layers=2, head_size=16, scorer_size=8, solver="semi_implicit", unfolds=2)  # fmt: skip
 # conf/model/lite.yaml's sizes (the 0.79M-parameter default)
 DEFAULT = dict(image_size=64, hidden_size=184, tau_per="neuron", solver="semi_implicit")
@@ -18,9 +19,9 @@ def params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def inputs(batch=2, steps=4, size=32, buckets=64):
+def inputs(batch=2, steps=4, size=32):
     torch.manual_seed(1)
-    return torch.rand(batch, steps, 3, size, size), torch.randint(0, buckets, (batch, steps, 24))
+    return torch.rand(batch, steps, 3, size, size), torch.randint(0, BYTE_IDS, (batch, steps, MAX_WORDS * WORD_BYTES))
 
 
 @pytest.mark.parametrize("core", [c for c in CORES if c != "liquid"])

@@ -6,9 +6,10 @@ The export directory holds `model.onnx` and `manifest.json`. What OnnxPolicy rea
     {
       "model": "model.onnx",                       optional, the graph file in this directory
       "image_size": 96,                            optional when the graph's image input has a fixed size
-      "instruction_buckets": 512,                  the tokenizer's buckets (or "tokenizer": {"buckets": ..,
-      "max_tokens": 24,                              "max_tokens": ..}); max_tokens defaults to 24
-      "instruction": "text",                       optional: "pixels" feeds all-padding tokens (screenshot only)
+      "tokenizer": {"scheme": "word-bytes/1",      the instruction's ids (lnn.models.text.SCHEME; required:
+                    "max_words": 32,                 an export with hashed words is refused); max_words and
+                    "word_bytes": 12},               word_bytes default to lnn.models.text's
+        "instruction": "text",                       optional: "pixels" feeds all-padding tokens (screenshot only)
       "inputs":  {"image": "image", "tokens": "tokens", "state": ["state_0", "state_1", ...],
                   "dt": "dt"},                 optional: seconds since the previous frame, (B,) or (B, 1)
       "outputs": {"action_logits": "action_logits", "coords": "coords",
@@ -17,7 +18,7 @@ The export directory holds `model.onnx` and `manifest.json`. What OnnxPolicy rea
 
 `inputs` / `outputs` may also be lists of names (or of {"name": ...} entries); each is then recognised by
 its name: image, token(s), state / h<i>, dt (inputs, in order); action, coord, tau, state (outputs, in
-order). The image is float32 (B, 3, S, S) in [0, 1]; tokens int64 (B, L) from lnn.models.text; each
+order). The image is float32 (B, 3, S, S) in [0, 1]; tokens int64 (B, max_words · word_bytes) from lnn.models.text; each
 state float32 (B, ...) starting at zeros; the batch axis must be dynamic for more than one env at once.
 """
 
@@ -32,7 +33,7 @@ import numpy as np
 
 from lnn.envs import Observation
 from lnn.errors import ConfigError
-from lnn.models.text import MAX_TOKENS, instruction_text, tokenize_batch
+from lnn.models.text import MAX_WORDS, SCHEME, WORD_BYTES, instruction_text, tokenize_batch
 from lnn.rollout import decode_action, screenshots_to_tensor
 
 MANIFEST = "manifest.json"
@@ -108,13 +109,18 @@ class OnnxPolicy:
         if not size:
             raise ConfigError("ckpt", f"{export_dir / MANIFEST}: give image_size (the graph's image input has no fixed size)")
         self.image_size = int(size)
-        tokenizer = self.manifest.get("tokenizer", {})
-        self.buckets = self.manifest.get("instruction_buckets") or tokenizer.get("buckets")
-        if not self.buckets:
-            raise ConfigError("ckpt", f"{export_dir / MANIFEST}: give instruction_buckets (the tokenizer's hash buckets)")
-        token_shape = shapes[self.inputs["tokens"][0]]
-        self.max_tokens = int(self.manifest.get("max_tokens") or tokenizer.get("max_tokens")
-                              or (token_shape[-1] if isinstance(token_shape[-1], int) else MAX_TOKENS))  # fmt: skip
+        tokenizer = self.manifest.get("tokenizer") or {}
+        if tokenizer.get("scheme") != SCHEME:
+            old = " (hashed words: re-export a model retrained with this version)" if "buckets" in tokenizer \
+                or "instruction_buckets" in self.manifest else ""
+            raise ConfigError("ckpt", f"{export_dir / MANIFEST}: tokenizer.scheme is {tokenizer.get('scheme')!r}{old}; "
+                                      f"this version reads {SCHEME!r} (the bytes of each word)")  # fmt: skip
+        self.max_words = int(tokenizer.get("max_words", MAX_WORDS))
+        self.word_bytes = int(tokenizer.get("word_bytes", WORD_BYTES))
+        width = shapes[self.inputs["tokens"][0]][-1]
+        if isinstance(width, int) and width != self.max_words * self.word_bytes:
+            raise ConfigError("ckpt", f"{model_file}: the tokens input is {width} wide, but {MANIFEST}'s tokenizer gives "
+                                      f"{self.max_words} words x {self.word_bytes} bytes")  # fmt: skip
         # each state's shape without its batch axis: the manifest's, else the graph's
         manifest_shapes = self.manifest.get("state_shapes")
         self.state_shapes = [tuple(manifest_shapes[k]) if manifest_shapes else tuple(shapes[name][1:])
@@ -137,7 +143,7 @@ class OnnxPolicy:
         if self.instruction == "pixels":
             return np.zeros((len(tasks), self.max_tokens), dtype=np.int64)
         texts = [instruction_text(t, i) if i else "" for t, i in zip(tasks, instructions)]
-        return tokenize_batch(texts, int(self.buckets), self.max_tokens).numpy()
+        return tokenize_batch(texts, self.max_words, self.word_bytes).numpy()
 
     def reset(self, batch: int) -> None:
         self.state = [np.zeros((batch, *shape), dtype=np.float32) for shape in self.state_shapes]

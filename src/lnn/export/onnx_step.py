@@ -138,7 +138,8 @@ def io_spec(model: nn.Module) -> dict:
         {"name": "image", "shape": ["batch", 3, size, size], "dtype": "float32",
          "description": "RGB frame resized to image_size, values in [0, 1] (uint8 / 255), channels first"},
         {"name": "tokens", "shape": ["batch", model.max_tokens], "dtype": "int64",
-         "description": "hashed word ids of '<task> <instruction>' (see preprocessing.tokens); 0 pads"},
+         "description": "byte ids of the words of '<task> <instruction>', in word slots (see "
+                        "preprocessing.tokens); 0 pads"},
         {"name": "dt", "shape": ["batch"], "dtype": "float32",
          "description": "seconds since the previous frame, as the env reports it (1.0 where unknown, e.g. an "
                         "episode's first frame in a browser); the state evolves over this elapsed time"},

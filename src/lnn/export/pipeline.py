@@ -30,9 +30,11 @@ from lnn.export.episodes import (Stream, Trace, record_streams, reset_mask, run_
                                  stream_inputs)
 from lnn.export.parity import check, compare, format_figure, target_boxes
 from lnn.export.source import Source, build_model, checkpoint_score
+from lnn.models.text import CONTINUES, MAX_WORDS, SCHEME, WORD_BYTES
 
-# 2: the step graph takes `dt` (seconds since the previous frame); 1 had none (it ran at dt = 1)
-FORMAT = "lnn-export/2"
+# 3: tokens are the bytes of the words (2 hashed them); 2: the step graph takes `dt` (seconds since the
+# previous frame); 1 had none (it ran at dt = 1)
+FORMAT = "lnn-export/3"
 FILES = {"fp32": "model.onnx", "fp16": "model.fp16.onnx", "int8": "model.int8.onnx"}
 AUTO_UNFOLDS = (1, 2, 4, 8, 16, 32)
 # onnxruntime session settings the models are checked (and the page runs) with: fold the int8 weights'
@@ -420,17 +422,17 @@ def _manifest(source: Source, model, opts: ExportOptions, layers: int, folded: l
 
     cfg = source.config
     cell = model.liquid_cells()[0] if layers else None
+    tokenizer = {"scheme": SCHEME, "max_words": MAX_WORDS, "word_bytes": WORD_BYTES}
     return {
         "format": FORMAT,
         "created": time.strftime("%Y-%m-%d %H:%M:%S"),
         # what a reader of the model needs first (lnn.agent's OnnxPolicy reads these keys)
         "model": FILES["fp32"],
         "image_size": model.image_size,
-        "instruction_buckets": model.instruction_buckets,
         "max_tokens": model.max_tokens,
         # text: tokens of '<task> <instruction>'; pixels: the model reads the screenshot only, tokens are all padding
         "instruction": getattr(model, "instruction", "text"),
-        "tokenizer": {"buckets": model.instruction_buckets, "max_tokens": model.max_tokens},
+        "tokenizer": tokenizer,
         "source": source.describe(),
         "architecture": {
             "class": str(cfg.model.get("_target_", type(model).__name__)),
@@ -445,11 +447,11 @@ def _manifest(source: Source, model, opts: ExportOptions, layers: int, folded: l
                       "scale": "uint8 / 255, giving [0, 1]",
                       "resize": f"to {model.image_size}×{model.image_size} (the env renders at this size)",
                       "normalisation": "none outside: the graph applies (x − 0.5) · 4 itself"},
-            "tokens": {"scheme": "hashed words (lnn.models.text; the page's lnn.js is the same)",
-                       "text": "'<task> <instruction>'; an empty instruction gives all padding",
-                       "lowercase": True, "word_pattern": "[a-z0-9]+", "hash": "FNV-1a, 32 bit, over UTF-8 bytes",
-                       "id": "1 + hash mod (buckets − 1); 0 pads", "buckets": model.instruction_buckets,
-                       "max_tokens": model.max_tokens},
+            "tokens": {**tokenizer, "text": "'<task> <instruction>'; an empty instruction gives all padding",
+                       "words": "numbers with their sign, runs of letters/digits, any other non-space character "
+                                "alone (lnn.models.text; the page's lnn.js is the same); case kept",
+                       "ids": f"each word in slots of word_bytes ids: UTF-8 byte + 1, 0 pads; a longer word "
+                              f"goes on in the next slots, each opened by {CONTINUES}; max_words slots, flattened"},
         },
         "actions": list(ACTIONS[: model.num_actions]),
         "tau": None if cell is None else {"min": cell.tau_min, "max": cell.tau_max, "per": cell.tau_per,

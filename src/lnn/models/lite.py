@@ -9,8 +9,8 @@ width 256 with one τ per sample; heads 128→64). Two changes, both for clickin
   picks what to pool, and the click head scores every map cell for the liquid state (`CellScorer`),
   so `coords` is a soft-argmax over the screen (in [0, 1] by construction) and `click_logits` can
   be trained on the probability of clicking inside the target box;
-* the instruction reaches the model as hashed words (`text.py`), not only a task id, so the target
-  can depend on what the instruction says.
+* the instruction reaches the model as the bytes of its words (`text.py`), not only a task id, so the
+  target can depend on what the instruction says — any word, case kept, seen in training or not.
 
 `forward` runs whole episodes (B, T, ...); `step` is one frame with the state in and out — the call
 the agent and the ONNX export use.
@@ -25,7 +25,7 @@ from lnn.errors import ConfigError
 from lnn.liquid import CELLS, LiquidStack
 from lnn.liquid.cell import as_step_dt
 from lnn.models.policy import Described, records_spec
-from lnn.models.text import MAX_TOKENS, instruction_text, tokenize_batch
+from lnn.models.text import MAX_WORDS, WORD_BYTES, InstructionEncoder, instruction_text, tokenize_batch
 
 CORES = (*CELLS, "feedforward")
 
@@ -144,7 +144,6 @@ class VisionLNNLite(Described, nn.Module):
         image_size: int = 224,
         channels: tuple[int, ...] = (32, 64, 128),
         feature_size: int = 128,
-        instruction_buckets: int = 256,
         instruction_dim: int = 64,
         hidden_size: int = 256,
         num_layers: int = 4,
@@ -164,6 +163,7 @@ class VisionLNNLite(Described, nn.Module):
         bptt_steps: int | None = None,
         impl: str = "auto",
         instruction: str = "text",
+        instruction_buckets: int | None = None,
     ):
         super().__init__()
         if instruction not in INSTRUCTION_INPUTS:
@@ -179,8 +179,10 @@ class VisionLNNLite(Described, nn.Module):
         if core == "ltc" and solver not in ("semi_implicit", "dopri5"):
             raise ConfigError("solver", f"core=ltc is stiff (rates grow with its width), {solver} diverges at dt = 1; "
                                         "use solver=semi_implicit (ncps's step; e.g. model.unfolds=6)")  # fmt: skip
-        if instruction_buckets < 2:
-            raise ConfigError("instruction_buckets", f"must be >= 2, got {instruction_buckets}")
+        if instruction_buckets is not None:  # only a spec written before the byte encoder has it
+            raise ConfigError("instruction_buckets", "hashed-word instructions were replaced by the bytes of each word "
+                                                     "(no collisions, case kept): a model with hashed words cannot be "
+                                                     "loaded by this version; retrain it (and drop the key)")  # fmt: skip
         sizes = {"num_actions": num_actions, "feature_size": feature_size, "instruction_dim": instruction_dim,
                  "hidden_size": hidden_size, "num_layers": num_layers, "head_size": head_size,
                  "scorer_size": scorer_size, **{f"channels[{i}]": c for i, c in enumerate(channels)}}  # fmt: skip
@@ -188,7 +190,7 @@ class VisionLNNLite(Described, nn.Module):
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(key, f"must be a positive integer, got {value!r}")
         self.num_actions, self.image_size, self.core_type = num_actions, image_size, core
-        self.instruction_buckets, self.max_tokens = instruction_buckets, MAX_TOKENS
+        self.max_tokens = MAX_WORDS * WORD_BYTES  # the width of `tokens`: word slots of byte ids
 
         layers, c_in = [], 3
         for c_out in channels:
@@ -203,7 +205,7 @@ class VisionLNNLite(Described, nn.Module):
         self.register_buffer("cell_position", position_features(self.cell_xy, position_frequencies), persistent=False)
         c_map = c_in + len(self.cell_position)  # CNN features + where each cell is
 
-        self.words = nn.Embedding(instruction_buckets, instruction_dim, padding_idx=0)
+        self.instruction_encoder = InstructionEncoder(instruction_dim)
         self.pool_scorer = CellScorer(c_map, instruction_dim, scorer_size)  # what the instruction looks at
         seen_size = c_map
         self.seen_norm = nn.BatchNorm1d(seen_size)  # frames share most of what is seen: keep what differs
@@ -243,17 +245,20 @@ class VisionLNNLite(Described, nn.Module):
 
     # --- pieces ---------------------------------------------------------------------------------
     def tokenize(self, tasks: list[str], instructions: list[str]) -> Tensor:
-        """(N,) task names and instructions -> (N, L) word ids; an empty instruction is all padding, and so is
-        every instruction with `instruction="pixels"` (the model reads it from the screenshot)."""
+        """(N,) task names and instructions -> (N, L) byte ids of the words; an empty instruction is all padding,
+        and so is every instruction with `instruction="pixels"` (the model reads it from the screenshot)."""
         if self.instruction == "pixels":
             return torch.zeros(len(tasks), self.max_tokens, dtype=torch.long)
         texts = [instruction_text(t, i) if i else "" for t, i in zip(tasks, instructions)]
-        return tokenize_batch(texts, self.instruction_buckets, self.max_tokens)
+        return tokenize_batch(texts)
 
     def encode_instruction(self, tokens: Tensor) -> Tensor:
-        """(N, L) word ids -> (N, D): the mean of the word vectors (0 pads and is skipped)."""
-        mask = (tokens > 0).unsqueeze(-1).to(self.words.weight.dtype)
-        return (self.words(tokens) * mask).sum(-2) / mask.sum(-2).clamp(min=1)
+        """(N, L) byte ids of the words -> (N, D). Training encodes each distinct instruction once: a batch of
+        episodes repeats a few instructions over all its frames (the same result, a fraction of the work)."""
+        if not self.training or tokens.shape[0] < 2:
+            return self.instruction_encoder(tokens)
+        distinct, where = torch.unique(tokens, dim=0, return_inverse=True)
+        return self.instruction_encoder(distinct)[where]
 
     def encode_frames(self, images: Tensor) -> Tensor:
         """(N, 3, S, S) in [0, 1] -> (N, C + P, cells): CNN features with each cell's position."""
@@ -314,7 +319,7 @@ class VisionLNNLite(Described, nn.Module):
         return (weights @ xy) / weights.sum(-1, keepdim=True)
 
     def initial_state(self, batch: int, ref: Tensor | None = None) -> list[Tensor]:
-        ref = ref if ref is not None else self.words.weight
+        ref = ref if ref is not None else next(self.parameters())
         return self.core.initial_state(batch, ref)
 
     def step(self, image: Tensor, tokens: Tensor, state: list[Tensor] | None = None, dt=None) -> dict:

@@ -2,46 +2,44 @@
 // tensors, and one streaming step through onnxruntime-web. No DOM work here beyond a canvas for pixels,
 // and no import of onnxruntime itself (the caller passes it in), so node can load this file in tests.
 
-export const FNV_OFFSET = 0x811c9dc5;
-export const FNV_PRIME = 0x01000193;
 const encoder = new TextEncoder();
-
-/** FNV-1a, 32 bit, over the UTF-8 bytes of `word` (unsigned). */
-export function fnv1a(word) {
-  let h = FNV_OFFSET;
-  for (const byte of encoder.encode(word)) {
-    h = Math.imul(h ^ byte, FNV_PRIME) >>> 0;
-  }
-  return h >>> 0;
-}
+export const SCHEME = "word-bytes/1"; // lnn.models.text.SCHEME
+export const CONTINUES = 257; // opens a slot that goes on with the previous slot's word
 
 /** What the model reads: "<task> <instruction>"; an empty instruction is all padding. */
 export function instructionText(task, instruction) {
   return instruction ? `${task} ${instruction}` : "";
 }
 
-// Python's -?[0-9]+|[^\W_]+|[^\w\s\x00-\x7f]: signed numbers, runs of letters/digits of any script,
-// single non-ASCII symbols (lnn/models/text.py). Python's \w has no combining marks, so neither has this.
-const WORD = /-?[0-9]+|[\p{L}\p{N}]+|[^\p{L}\p{N}\s\x00-\x7f]/gu;
+// Python's -?[0-9]+|[^\W_]+|\S: signed numbers, runs of letters/digits of any script, any other non-space
+// character alone (lnn/models/text.py). Python's \w has no combining marks, so neither has this. Case kept.
+const WORD = /-?[0-9]+|[\p{L}\p{N}]+|\S/gu;
 
-/** The words of a lower-cased text, then its adjacent word pairs (they carry order). */
 export function words(text) {
-  const found = text.toLowerCase().match(WORD) || [];
-  return found.concat(found.slice(1).map((w, i) => `${found[i]} ${w}`));
+  return text.match(WORD) || [];
 }
 
-/** Words and pairs -> 1 + fnv1a(word) mod (buckets - 1), cut to maxTokens, padded with 0. */
-export function tokenize(text, buckets, maxTokens) {
-  const ids = words(text).slice(0, maxTokens).map((w) => 1 + (fnv1a(w) % (buckets - 1)));
-  while (ids.length < maxTokens) ids.push(0);
+/** One word -> slots of wordBytes ids: UTF-8 byte + 1, 0 pads; a longer word goes on in slots opened by CONTINUES. */
+export function wordSlots(word, wordBytes) {
+  const ids = Array.from(encoder.encode(word), (b) => b + 1);
+  const slots = [ids.slice(0, wordBytes)];
+  for (let i = wordBytes; i < ids.length; i += wordBytes - 1) slots.push([CONTINUES, ...ids.slice(i, i + wordBytes - 1)]);
+  return slots.map((s) => s.concat(new Array(wordBytes - s.length).fill(0)));
+}
+
+/** A text -> maxWords * wordBytes ids: the word slots, flattened, cut to maxWords, padded with 0. */
+export function tokenize(text, maxWords, wordBytes) {
+  const slots = words(text).flatMap((w) => wordSlots(w, wordBytes)).slice(0, maxWords);
+  const ids = slots.flat();
+  while (ids.length < maxWords * wordBytes) ids.push(0);
   return ids;
 }
 
 /** Token ids of (task, instruction) as the model's int64 input; all padding for a pixels-only model. */
 export function tokensFor(manifest, task, instruction) {
   const spec = manifest.preprocessing.tokens;
-  if (manifest.instruction === "pixels") return new Array(spec.max_tokens).fill(0);
-  return tokenize(instructionText(task, instruction), spec.buckets, spec.max_tokens);
+  if (manifest.instruction === "pixels") return new Array(spec.max_words * spec.word_bytes).fill(0);
+  return tokenize(instructionText(task, instruction), spec.max_words, spec.word_bytes);
 }
 
 /**
@@ -112,7 +110,11 @@ export class StepModel {
     // from the graph's signature: state_i of any size (the LSTM's is [h, c]), tau_i only for liquid layers
     this.stateSizes = manifest.inputs.filter((i) => i.name.startsWith("state_")).map((i) => i.shape[1]);
     this.tauLayers = manifest.outputs.filter((o) => o.name.startsWith("tau_")).length;
-    this.maxTokens = manifest.preprocessing.tokens.max_tokens;
+    const tokens = manifest.preprocessing.tokens;
+    if (tokens.scheme !== SCHEME) {
+      throw new Error(`this page reads tokens as ${SCHEME} (the bytes of each word), the export has ${tokens.scheme || "hashed words"}: re-export it`);
+    }
+    this.maxTokens = tokens.max_words * tokens.word_bytes;
     // exports since lnn-export/2 take each frame's elapsed time; older ones have no dt input (they run at 1)
     this.timed = manifest.inputs.some((i) => i.name === "dt");
   }

@@ -1,0 +1,103 @@
+"""Finding a named word on the screen by its look, even a word never seen in training.
+
+The instruction's named text (`named_text`: the first quoted span, else the first capitalised word after
+the first, e.g. a sender's name) is drawn as a small grayscale strip with Liberation Sans — the font
+Chromium draws for Arial, MiniWoB's font — at the page's size and scaled as the screenshot is
+(`render_strip`). `TextMatch` runs the strip and the screen through one small CNN (shared weights: a
+word is matched by its look, never learned by name) and slides the strip's features over the screen's as
+a per-sample kernel (normalised cross-correlation); the best match inside each map cell becomes one
+channel the click and attention scorers can read: "the named text is here".
+
+A browser would draw the same strip with canvas fillText (font "10px Arial") and feed it as an input.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lnn.errors import ConfigError
+
+FONT_DIRS = ("/usr/share/fonts/truetype/liberation", "/usr/share/fonts/liberation-sans", "/usr/share/fonts/liberation")
+STRIP = (18, 66)  # (height, width) in screen pixels: odd after the stride-2 CNN (9 x 33), so the match is centred
+PAGE_FONT_PX = 10  # MiniWoB's #area text (core.css)
+QUOTED = re.compile(r"\"([^\"]+)\"|'([^']+)'")
+CAPITALISED = re.compile(r"\b[A-Z][\w'-]*")
+
+
+@lru_cache(maxsize=None)
+def font_file(bold: bool = False) -> Path:
+    name = "LiberationSans-Bold.ttf" if bold else "LiberationSans-Regular.ttf"
+    for folder in FONT_DIRS:
+        if (Path(folder) / name).exists():
+            return Path(folder) / name
+    raise ConfigError("match_text", f"{name} not found in {', '.join(FONT_DIRS)}; install fonts-liberation")
+
+
+def named_text(instruction: str) -> str:
+    """What the instruction names: its first quoted span; else its first capitalised word after the first
+    (`Find the email by Marlena and ...` -> Marlena); else nothing."""
+    quoted = QUOTED.search(instruction)
+    if quoted:
+        return quoted.group(1) or quoted.group(2)
+    capitalised = CAPITALISED.findall(instruction)
+    return capitalised[1] if len(capitalised) > 1 else ""
+
+
+def render_strip(text: str, font_px: float = PAGE_FONT_PX, scale: tuple[float, float] = (1.0, 1.0),
+                 bold: bool = False) -> np.ndarray:  # fmt: skip
+    """The text drawn dark on white at font_px page pixels, centred, scaled (x, y) as the screenshot is ->
+    (STRIP) float32 ink in [0, 1] (1 = black); longer text is cut at the strip's edges. Empty: all zero."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    height, width = STRIP
+    page = (max(1, round(width / scale[0])), max(1, round(height / scale[1])))  # the strip's size on the page
+    image = Image.new("L", page, 255)
+    if text:
+        font = ImageFont.truetype(str(font_file(bold)), max(1, round(font_px)))
+        ImageDraw.Draw(image).text((page[0] / 2, page[1] / 2), text, fill=0, font=font, anchor="mm")
+    if page != (width, height):
+        image = image.resize((width, height), Image.BILINEAR)
+    return 1 - np.asarray(image, np.float32) / 255
+
+
+def strips(instructions: list[str], **kwargs) -> Tensor:
+    """(N,) instructions -> (N, 1, *STRIP) strips of their named text."""
+    return torch.from_numpy(np.stack([render_strip(named_text(i), **kwargs) for i in instructions])).unsqueeze(1)
+
+
+def ink(images: Tensor) -> Tensor:
+    """(N, 3, H, W) RGB in [0, 1] -> (N, 1, H, W) darkness (1 = black), as the strips are drawn."""
+    return 1 - images.mean(1, keepdim=True)
+
+
+class TextMatch(nn.Module):
+    """(screen ink (N, 1, H, W), strip (N, 1, *STRIP)) -> (N, 1, map_h, map_w): how well the named text
+    matches around each place (normalised cross-correlation in [-1, 1]), its best inside each map cell.
+    An all-blank strip (nothing named) gives zeros."""
+
+    def __init__(self, channels: int = 8):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, channels, 3, stride=2, padding=1), nn.ReLU(),
+                                      nn.Conv2d(channels, channels, 3, padding=1))  # fmt: skip
+
+    def forward(self, screen: Tensor, strip: Tensor, map_size: tuple[int, int]) -> Tensor:
+        n = screen.shape[0]
+        f, k = self.features(screen), self.features(strip)  # (N, C, h, w), (N, C, kh, kw)
+        kh, kw = k.shape[-2:]
+        k = k - k.mean((2, 3), keepdim=True)  # zero-mean per channel: <k, f> = <k, f - its local mean>
+        pad, size = (kh // 2, kw // 2), kh * kw
+        dot = F.conv2d(f.reshape(1, -1, *f.shape[-2:]), k, padding=pad, groups=n).view(n, 1, *f.shape[-2:])
+        local_sum = F.avg_pool2d(f, (kh, kw), 1, pad, count_include_pad=True) * size  # per channel
+        sum_f2 = F.avg_pool2d(f.pow(2).sum(1, keepdim=True), (kh, kw), 1, pad, count_include_pad=True) * size
+        spread = (sum_f2 - local_sum.pow(2).sum(1, keepdim=True) / size).clamp(min=0)  # Σ (f - local mean)²
+        norm_k = k.pow(2).sum((1, 2, 3)).sqrt().view(n, 1, 1, 1)
+        named = (strip.flatten(1).amax(1) > 0).to(f.dtype).view(n, 1, 1, 1)  # a blank strip: no match anywhere
+        score = named * dot / (norm_k * (spread + 1e-6).sqrt() + 1e-3)  # + 1e-6: sqrt's gradient at 0 is infinite
+        return F.adaptive_max_pool2d(score, map_size)

@@ -1,0 +1,131 @@
+"""Finding a named word never seen in training: words drawn with the page's font at random places among
+distractor words; a small pointer trained on one word list must point to held-out words far above chance
+with the text-match channel, and falls to about chance without it."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lnn.models.glyphs import TextMatch, ink, named_text, render_strip, strips
+from lnn.models.lite import CellScorer
+from lnn.models.text import InstructionEncoder, tokenize_batch
+
+pytest.importorskip("PIL")
+SIZE, CELL, WORDS_PER_FRAME = (48, 128), 8, 5  # frame (h, w); the map's cells are 8 x 8 pixels: 6 x 16 cells
+
+
+def vocabulary(rng: random.Random, count: int, taken: set) -> list[str]:
+    words = []
+    while len(words) < count:
+        word = "".join(rng.choice("abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(3, 7)))
+        word = word.capitalize() if rng.random() < 0.5 else word
+        if word not in taken:
+            taken.add(word)
+            words.append(word)
+    return words
+
+
+def scenes(rng: random.Random, vocab: list[str], count: int):
+    """Frames (N, 3, H, W) with WORDS_PER_FRAME words drawn at random, non-overlapping places; the
+    instruction names one; its box (x0, y0, x1, y1) in pixels."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    from lnn.models.glyphs import PAGE_FONT_PX, font_file
+
+    font = ImageFont.truetype(str(font_file()), PAGE_FONT_PX)
+    frames, instructions, boxes = [], [], []
+    while len(frames) < count:
+        image = Image.new("RGB", SIZE[::-1], "white")
+        draw, placed = ImageDraw.Draw(image), []
+        for word in rng.sample(vocab, WORDS_PER_FRAME):
+            for _ in range(50):
+                x, y = rng.randint(0, SIZE[1] - 45), rng.randint(0, SIZE[0] - 12)
+                box = draw.textbbox((x, y), word, font=font)
+                free = all(box[2] + 3 < b[0] or b[2] + 3 < box[0] or box[3] + 3 < b[1] or b[3] + 3 < box[1] for _, b in placed)
+                if free and box[2] < SIZE[1] and box[3] < SIZE[0]:
+                    draw.text((x, y), word, fill="black", font=font)
+                    placed.append((word, box))
+                    break
+        if len(placed) < 3:
+            continue
+        word, box = rng.choice(placed)
+        frames.append(np.asarray(image))
+        instructions.append(f'Click on the link "{word}".')
+        boxes.append(box)
+    images = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float() / 255
+    return images, instructions, torch.tensor(boxes, dtype=torch.float32)
+
+
+def inside(boxes: torch.Tensor) -> torch.Tensor:
+    """(N, 4) boxes -> (N, cells) whether each cell's centre lies in the box."""
+    ys, xs = torch.meshgrid(torch.arange(SIZE[0] // CELL), torch.arange(SIZE[1] // CELL), indexing="ij")
+    cx, cy = (xs.flatten() + 0.5) * CELL, (ys.flatten() + 0.5) * CELL
+    b = boxes.unsqueeze(-1)
+    return (cx >= b[:, 0] - 1) & (cx <= b[:, 2] + 1) & (cy >= b[:, 1] - 1) & (cy <= b[:, 3] + 1)
+
+
+class Pointer(nn.Module):
+    """A CNN map (stride 8), the instruction's vector and, with `match`, the text-match channel -> cell scores."""
+
+    def __init__(self, match: bool):
+        super().__init__()
+        self.cnn = nn.Sequential(nn.Conv2d(1, 16, 3, 2, 1), nn.ReLU(), nn.Conv2d(16, 32, 3, 2, 1), nn.ReLU(),
+                                 nn.Conv2d(32, 32, 3, 2, 1), nn.ReLU())  # fmt: skip
+        self.text = InstructionEncoder(32)
+        self.match = TextMatch() if match else None
+        self.scorer = CellScorer(33, 32, 32)
+
+    def forward(self, images, ids, strip):
+        screen = ink(images)
+        feats = self.cnn(screen)
+        found = self.match(screen, strip, feats.shape[-2:]) if self.match else torch.zeros_like(feats[:, :1])
+        return self.scorer(torch.cat([feats, found], 1).flatten(2), self.text(ids))
+
+
+def test_the_named_text_rule_and_strips():
+    assert named_text('Click on the link "ipsum".') == "ipsum"
+    assert named_text("Find the email by Marlena and click the trash icon to delete it.") == "Marlena"
+    assert named_text("Click the button.") == "" and not render_strip("").any()
+    strip = render_strip("Q")
+    assert strip.shape == (18, 66) and strip.max() > 0.9 and not np.array_equal(strip, render_strip("q"))
+    squeezed = render_strip("ipsum", scale=(0.8, 128 / 210))  # a 160 x 210 page stretched to 128 x 128
+    assert (squeezed > 0.3).any(0).sum() < (strip.shape[1]) and (squeezed > 0.3).any(1).sum() < (render_strip("ipsum") > 0.3).any(1).sum()
+
+
+@pytest.mark.slow  # ~1m45 of CPU: two small pointers trained 150 steps each
+def test_a_word_never_seen_in_training_is_found_by_its_look():
+    rng = random.Random(0)
+    taken: set = set()
+    train_vocab, test_vocab = vocabulary(rng, 150, taken), vocabulary(rng, 100, taken)
+    train, test = scenes(rng, train_vocab, 800), scenes(rng, test_vocab, 200)
+
+    def inputs(data):
+        images, instructions, boxes = data
+        return images, tokenize_batch(instructions), strips(instructions), inside(boxes)
+
+    train, test = inputs(train), inputs(test)
+
+    def accuracy(match: bool) -> float:
+        torch.manual_seed(0)
+        model = Pointer(match)
+        optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+        for step in range(150):
+            rows = torch.randint(0, len(train[0]), (24,))
+            logits = model(train[0][rows], train[1][rows], train[2][rows])
+            p = torch.log_softmax(logits, -1)
+            loss = -torch.logsumexp(p.masked_fill(~train[3][rows], -1e9), -1).mean()  # click inside the box
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            pick = model(*test[:3]).argmax(-1)
+        return test[3].gather(1, pick.unsqueeze(1)).float().mean().item()
+
+    with_match, without = accuracy(True), accuracy(False)
+    print(f"held-out words: {100 * with_match:.0f}% with the match channel, {100 * without:.0f}% without "
+          f"(~{100 / WORDS_PER_FRAME:.0f}% picks a word at random)")
+    assert with_match >= 0.8
+    assert without <= 0.45

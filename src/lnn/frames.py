@@ -28,6 +28,12 @@ def frame_size(size, key: str = "image_size", minimum: int = 1) -> tuple[int, in
     return hw
 
 
+def plain_size(size, key: str = "image_size", minimum: int = 1) -> int | list[int]:
+    """`size` checked and as plain values, as specs, cache keys and manifests store it: N or [height, width]."""
+    height, width = frame_size(size, key, minimum)
+    return height if isinstance(size, Integral) else [height, width]
+
+
 def size_text(size) -> str:
     """`size` as people write it: "64×64", "210×160" (height × width)."""
     return "{}×{}".format(*frame_size(size))

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from lnn.errors import ConfigError
-from lnn.frames import frame_size
+from lnn.frames import frame_size, plain_size
 from lnn.liquid import CELLS, LiquidStack
 from lnn.liquid.cell import as_step_dt
 from lnn.models.policy import Described, records_spec
@@ -187,7 +187,7 @@ class VisionLNNLite(Described, nn.Module):
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(key, f"must be a positive integer, got {value!r}")
         self.num_actions, self.core_type = num_actions, core
-        self.image_size = image_size if isinstance(image_size, int) else [height, width]  # as given: N or [h, w]
+        self.image_size = plain_size(image_size)  # as given: N or [height, width]
         self.instruction_buckets, self.max_tokens = instruction_buckets, MAX_TOKENS
 
         layers, c_in = [], 3

@@ -140,7 +140,7 @@ def main() -> None:
     index = json.loads((out / "episodes" / "index.json").read_text())["episodes"][0]
     frames = np.stack([np.array(Image.open(out / s["frame"]).convert("RGB")) for s in index["steps"]])
     tokens = model.tokenize([index["task"]] * len(frames), [s["instruction"] for s in index["steps"]])
-    layers, sizes = onnx_step.tau_layers(model), onnx_step.state_sizes(model)
+    layers, state_sizes = onnx_step.tau_layers(model), onnx_step.state_sizes(model)
     options_ort = ort.SessionOptions()
     options_ort.intra_op_num_threads = 1
     options_ort.inter_op_num_threads = 1
@@ -174,7 +174,7 @@ def main() -> None:
             print(f"round {r + 1}/{args.rounds} (load average {loads[-1]})", flush=True)
             times["torch"] += torch_round(model, frames, tokens, args.steps)
             for p, session in sessions.items():
-                times[f"ort_{p}"] += ort_round(session, frames, tokens.numpy(), layers, sizes, args.steps)
+                times[f"ort_{p}"] += ort_round(session, frames, tokens.numpy(), layers, state_sizes, args.steps)
             for p in sessions:
                 res = page.evaluate(f"window.lnnPage.benchmark('{files[p] if p in others else p}', "
                                     f"{args.steps}, 20, true)")  # fmt: skip

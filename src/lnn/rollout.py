@@ -94,20 +94,30 @@ class OraclePolicy:
 
 
 def run_episodes(policy, envs: list[Env], jobs: list[tuple[str, int]], record: bool | Callable[[str, int], bool] = False,
-                 desc: str | None = "evaluating", max_steps: int | None = None, retries: int = 0) -> list[EpisodeResult]:  # fmt: skip
+                 desc: str | None = "evaluating", max_steps: int | None = None, retries: int = 0,
+                 on_result: Callable[[EpisodeResult], object] | None = None) -> list[EpisodeResult]:  # fmt: skip
     """Run (task, seed) episodes, len(envs) at a time, the policy stepping them as one batch; results in job order.
 
     `record` (all episodes, or a predicate of (task, seed)) keeps each step in the result's trace. An
     episode fails when the env ends it without reward, when it is not over after `max_steps` actions
     (None: the env decides), or when the env aborts it (a browser crash or hang: the env has restarted
     itself and the run goes on, the reason kept in `failure`); an aborted episode is run again from its
-    seed up to `retries` times. `desc`: the progress bar's label (None: no bar).
+    seed up to `retries` times. `desc`: the progress bar's label (None: no bar). `on_result(result)` as soon
+    as an episode's result is final (the agent appends it to its episodes file, so a killed run keeps it).
     """
     keep = record if callable(record) else (lambda task, seed: bool(record))
     bar = tqdm(total=len(jobs), desc=desc, unit="ep", leave=False, disable=desc is None)
+    report = on_result or (lambda result: None)
+
+    def ended(result: EpisodeResult) -> None:
+        bar.update(1)
+        if not (result.aborted and retries):  # else final only after its retries
+            report(result)
+
     results: list[EpisodeResult] = []
     for start in range(0, len(jobs), len(envs)):
-        chunk = _run_batch(policy, envs, jobs[start : start + len(envs)], keep, max_steps, bar.update)
+        chunk = _run_batch(policy, envs, jobs[start : start + len(envs)], keep, max_steps, ended)
+        retried = [i for i, r in enumerate(chunk) if r.aborted] if retries else []
         for _ in range(retries):
             again = [i for i, r in enumerate(chunk) if r.aborted]
             if not again:
@@ -115,16 +125,18 @@ def run_episodes(policy, envs: list[Env], jobs: list[tuple[str, int]], record: b
             rerun = _run_batch(policy, envs, [(chunk[i].task, chunk[i].seed) for i in again], keep, max_steps, None)
             for i, result in zip(again, rerun):
                 chunk[i] = result
+        for i in retried:
+            report(chunk[i])
         results.extend(chunk)
     bar.close()
     return results
 
 
 def _run_batch(policy, envs: list[Env], jobs: list[tuple[str, int]], keep, max_steps: int | None,
-               ended: Callable[[int], object] | None) -> list[EpisodeResult]:  # fmt: skip
+               ended: Callable[[EpisodeResult], object] | None) -> list[EpisodeResult]:  # fmt: skip
     """One episode per env (envs[i] runs jobs[i]), all stepped together until each has ended;
-    `ended(1)` (the progress bar) as each one ends."""
-    ended = ended or (lambda n: None)
+    `ended(result)` as each one ends."""
+    ended = ended or (lambda result: None)
     trace_step = getattr(policy, "trace_step", policy_step)
     done: list[EpisodeResult | None] = [None] * len(jobs)
     traces: list[list[dict]] = [[] for _ in jobs]
@@ -136,7 +148,7 @@ def _run_batch(policy, envs: list[Env], jobs: list[tuple[str, int]], keep, max_s
             obs[i] = env.reset(seed, task)
         except EpisodeAborted as e:
             done[i] = EpisodeResult(task, seed, False, 0, f"aborted: {e.reason}", aborted=e.reason)
-            ended(1)
+            ended(done[i])
     active = [i for i in range(len(jobs)) if done[i] is None]
     if len(active) < len(jobs):
         policy.keep(active)
@@ -161,7 +173,7 @@ def _run_batch(policy, envs: list[Env], jobs: list[tuple[str, int]], keep, max_s
                 success = reward > 0
                 failure = "" if success else str(step_info.get("failure") or step_info.get("reason") or f"reward {reward:g}")
                 done[i] = EpisodeResult(task, seed, success, steps, failure, traces[i], actions_taken[i], aborted)
-                ended(1)
+                ended(done[i])
             else:
                 still.append(j)
         if len(still) < len(active):

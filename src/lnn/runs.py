@@ -33,6 +33,7 @@ CHECKPOINT_NAMES = (BEST, LAST)  # in this order of preference
 RESULTS = "results.json"
 RUN_INFO = "run.json"
 SPEC = "model_spec"  # the checkpoint key of the model spec
+SCORES = "monitored"  # the checkpoint key of the monitored metrics' values when it was saved
 
 DEFAULT_MONITOR, DEFAULT_MODE = "val/success", "max"
 PARAMS = ("model.tau_min", "model.tau_max", "model.solver", "model.unfolds")  # shown for every sweep job

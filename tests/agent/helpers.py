@@ -15,17 +15,19 @@ TINY = dict(image_size=32, channels=[8, 8, 8], feature_size=16, instruction_buck
             hidden_size=16, num_layers=2, head_size=16, scorer_size=8, solver="euler")  # fmt: skip
 
 
-def tiny_model(seed: int = 0) -> VisionLNNLite:
+def tiny_model(seed: int = 0, **overrides) -> VisionLNNLite:
     torch.manual_seed(seed)
-    return VisionLNNLite(**TINY).eval()
+    return VisionLNNLite(**TINY | overrides).eval()
 
 
-def fake_run(root: Path, env: str = "gui", tasks=("click-color", "remember-target"), seed: int = 0) -> tuple[Path, VisionLNNLite]:
-    """A run directory as train.py leaves it: config.yaml + checkpoints/best.ckpt (Lightning layout)."""
-    model = tiny_model(seed)
+def fake_run(root: Path, env: str = "gui", tasks=("click-color", "remember-target"), seed: int = 0,
+             **overrides) -> tuple[Path, VisionLNNLite]:  # fmt: skip
+    """A run directory as train.py leaves it: config.yaml + checkpoints/best.ckpt (Lightning layout); `overrides`:
+    model settings other than TINY's."""
+    model = tiny_model(seed, **overrides)
     run = root / "run"
     (run / "checkpoints").mkdir(parents=True)
-    cfg = {"model": {"_target_": "lnn.models.VisionLNNLite", **TINY},
+    cfg = {"model": {"_target_": "lnn.models.VisionLNNLite", **TINY, **overrides},
            "data": {"env": env, "tasks": list(tasks), "image_size": TINY["image_size"], "env_kwargs": {}}}  # fmt: skip
     OmegaConf.save(OmegaConf.create(cfg), run / "config.yaml")
     state = {f"model.{k}": v for k, v in model.state_dict().items()}

@@ -34,6 +34,33 @@ def test_agent_runs_miniwob_tasks_and_writes_its_table(tmp_path):
     assert info["env"] == "miniwob" and info["agent_steps_per_s"] > 0 and info["aborted_episodes"] == 0
 
 
+def test_pix2act_protocol_on_two_tasks_and_the_table_beside_published_figures(tmp_path):
+    """The protocol's seeds and step limit in Chromium (2 tasks x 2 seeds here; the real run is 100 x 19), then
+    experiments/miniwob/pix2act_table.py: blanks where no published figure was found."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from lnn.agent.cli import run
+    from tests.agent.helpers import fake_run
+
+    run_dir, _ = fake_run(tmp_path, env="miniwob", tasks=["click-test", "click-button"])
+    out = run([f"ckpt={run_dir}", "protocol=pix2act", "episodes=2", "parallel=2", "trace=0", f"out={tmp_path / 'out'}"])
+    episodes = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
+    assert {(e["task"], e["seed"]) for e in episodes} == {(t, s) for t in ("click-test", "click-button")
+                                                          for s in (1201539860, 1201539861)}  # fmt: skip
+    assert all(e["steps"] <= 28 for e in episodes)
+    script = Path(__file__).resolve().parents[2] / "experiments" / "miniwob" / "pix2act_table.py"
+    env = {**os.environ, "PYTHONPATH": str(script.parents[2] / "src")}
+    done = subprocess.run([sys.executable, str(script), str(out), "--out", str(tmp_path / "table")], env=env,
+                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    table = (tmp_path / "table" / "pix2act_table.md").read_text()
+    assert "protocol pix2act: 2 seeds per task (1201539860..1201539861), at most 28 actions" in table
+    assert any(line.startswith("| click-test |") and line.endswith("|  |  |") for line in table.splitlines())
+    assert (tmp_path / "table" / "pix2act_table.png").stat().st_size > 0
+
+
 def test_a_browser_killed_mid_episode_fails_that_episode_and_the_run_goes_on():
     from lnn.agent import TorchPolicy, run_episodes
     from lnn.envs.miniwob import MiniWobEnv

@@ -1,6 +1,7 @@
 """The agent CLI and checkpoint loading, on the embedded GUI env (no browser needed)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -101,3 +102,52 @@ def test_missing_chromium_is_one_line_saying_how_to_install_it(tmp_path):
                      env={"LNN_CHROMIUM": "/nonexistent/chromium"})  # fmt: skip
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "Chromium not found at /nonexistent/chromium; install it with: apt-get install -y chromium" in result.stderr
+
+
+def test_pix2act_protocol_sets_its_seeds_and_step_limit(tmp_path):
+    from lnn.agent.cli import AgentOptions
+
+    opts = AgentOptions.parse(["ckpt=a", "protocol=pix2act"])
+    assert (opts.episodes, opts.seed, opts.max_steps) == (100, 1201539860, 28)
+    assert AgentOptions.parse(["ckpt=a", "protocol=pix2act", "episodes=2"]).episodes == 2  # a quick check
+    with pytest.raises(ConfigError, match="unknown protocol 'pix2ack'; known: pix2act"):
+        AgentOptions.parse(["ckpt=a", "protocol=pix2ack"])
+    run_dir, _ = fake_run(tmp_path)
+    out = run([f"ckpt={run_dir}", "task=click-color", "protocol=pix2act", "episodes=2", "trace=0", f"out={tmp_path / 'o'}"])
+    assert "seeds 1201539860..1201539861, pix2act protocol: at most 28 actions" in (out / "success.md").read_text()
+    assert json.loads((out / "agent.json").read_text())["protocol"] == "pix2act"
+
+
+def test_a_killed_evaluation_keeps_its_episodes_and_resumes(tmp_path):
+    """SIGKILL the agent after a few episodes; the same command resumes without running them again, and the
+    final table equals an uninterrupted run's."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    run_dir, _ = fake_run(tmp_path)
+    out = tmp_path / "killed"
+    args = [f"ckpt={run_dir}", "task=click-color,remember-target", "episodes=60", "parallel=1", "trace=0"]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "src"), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "lnn.agent", *args, f"out={out}"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    episodes = out / "episodes.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and not (episodes.exists() and episodes.read_text().count("\n") >= 5):
+        time.sleep(0.01)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    kept = [json.loads(line) for line in episodes.read_text().splitlines()]
+    assert 5 <= len(kept) < 120 and not (out / "success.md").exists(), "not killed mid-evaluation"
+
+    run([*args, f"out={out}"])
+    info = json.loads((out / "agent.json").read_text())
+    assert info["episodes_resumed"] == len(kept) and info["episodes_run"] == 120 - len(kept)
+    assert [json.loads(line) for line in episodes.read_text().splitlines()][: len(kept)] == kept  # first in job order
+    whole = run([*args, f"out={tmp_path / 'whole'}"])
+    assert (out / "success.md").read_text() == (whole / "success.md").read_text()
+    assert episodes.read_text() == (whole / "episodes.jsonl").read_text()
+    with pytest.raises(ConfigError, match="holds another evaluation .*episodes_per_task"):
+        run([*args[:-2], "episodes=3", f"out={out}"])

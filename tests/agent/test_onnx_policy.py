@@ -140,3 +140,53 @@ def test_exported_lite_acts_like_the_torch_model(tmp_path):
     # the CLI takes the export directory as ckpt= (env and tasks given: an export has no run config)
     out = run([f"ckpt={export}", "env=gui", "task=click-color", "episodes=3", f"out={tmp_path / 'out'}"])
     assert json.loads((out / "agent.json").read_text())["backend"] == "onnxruntime"
+
+
+def test_a_pixels_only_model_ignores_the_instruction_in_torch_onnx_and_the_page(tmp_path):
+    """model.instruction=pixels: the checkpoint, the agent's TorchPolicy, the export's manifest, OnnxPolicy and the
+    page's tokensFor all feed padding tokens, so two different instructions give identical outputs."""
+    import shutil
+    import subprocess
+
+    import torch
+
+    from lnn.export.pipeline import ExportOptions, export
+    from lnn.export.source import resolve_source
+    from lnn.runs import load_policy
+    from tests.agent.helpers import assert_policies_agree, fake_run, tiny_model
+
+    screen = np.random.default_rng(0).integers(0, 255, (32, 32, 3), dtype=np.uint8)
+    a, b = (Observation(screen, text, "click-color", 1.0) for text in ("Click the red square", "Click the blue circle"))
+
+    def coords(policy, observation):
+        policy.reset(1)
+        return np.asarray(policy.act([observation])[1]["coords"])
+
+    text_model = TorchPolicy(tiny_model(instruction="text"))  # the same weights, told the instruction: it matters
+    assert not np.allclose(coords(text_model, a), coords(text_model, b))
+    run_dir, _ = fake_run(tmp_path, instruction="pixels")
+    model = load_policy(run_dir)
+    assert model.instruction == "pixels" and model.spec["kwargs"]["instruction"] == "pixels"
+    assert torch.equal(model.tokenize(["click-color"], ["Click the red square"]), torch.zeros(1, model.max_tokens).long())
+    torch_policy = TorchPolicy(model)
+    np.testing.assert_array_equal(coords(torch_policy, a), coords(torch_policy, b))
+
+    options = ExportOptions(out=str(tmp_path / "export"), plots=False, web=False, steps=2, streams_per_task=1,
+                            int8_min_agreement=0.5, int8_min_click_agreement=0.5)  # fmt: skip
+    out = export(resolve_source(run=str(run_dir)), options, log=lambda line: None)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["instruction"] == "pixels"
+    onnx_policy = OnnxPolicy(out)
+    np.testing.assert_array_equal(coords(onnx_policy, a), coords(onnx_policy, b))
+    assert_policies_agree(onnx_policy, torch_policy, [a, b], steps=2, atol=1e-4)
+    if shutil.which("node"):  # the page makes its tokens with lnn.js's tokensFor
+        from lnn.export.bundle import WEB_SOURCES
+
+        script = (f"import {{ tokensFor }} from '{(WEB_SOURCES / 'lnn.js').as_uri()}';"
+                  f"const m = {json.dumps(manifest)};"
+                  "console.log(JSON.stringify([tokensFor(m, 'click-color', 'Click the red square'), "
+                  "tokensFor({...m, instruction: 'text'}, 'click-color', 'Click the red square')]));")  # fmt: skip
+        result = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        pixels, text = json.loads(result.stdout)
+        assert pixels == [0] * model.max_tokens and any(text)

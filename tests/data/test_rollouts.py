@@ -197,3 +197,24 @@ def test_the_envs_dt_reaches_the_dataset_and_the_batches(tmp_path):
     got = sorted(tuple(round(v, 3) for v in dt[mask].tolist()) for dt, mask in zip(batch["dt"], batch["mask"]))
     want = sorted(tuple(s.dt for s in FAMILIES[task]().episode(seed)) for task in tasks for seed in range(4))
     assert got == want and (batch["dt"][~batch["mask"]] == 0).all()
+
+
+def test_a_changed_oracle_or_miniwob_version_makes_a_new_dataset(monkeypatch):
+    """The cache key hashes the oracle's code: a stale recording is never reused after the oracle changes."""
+    import lnn.envs.gui as gui
+    import lnn.envs.miniwob.env as miniwob_env
+    import lnn.envs.miniwob.oracles as oracles
+
+    pytest.importorskip("miniwob")
+    gui_key = spec().key()
+    monkeypatch.setattr(gui, "oracle_code", lambda: "a changed family")
+    assert spec().key() != gui_key
+    miniwob = RolloutSpec("miniwob", ("click-test",), 2, "train", {"image_size": 64})
+    key = miniwob.key()
+    monkeypatch.setattr(miniwob_env, "PROBE_JS", miniwob_env.PROBE_JS + "\n// an oracle changed")
+    assert miniwob.key() != key
+    changed_probe = miniwob.key()
+    monkeypatch.setattr(oracles, "version", lambda package: "9.9.9")  # another installed miniwob
+    assert miniwob.key() not in (key, changed_probe)
+    monkeypatch.undo()
+    assert miniwob.key() == key and spec().key() == gui_key  # and the same code gives the same key

@@ -228,3 +228,18 @@ def test_pages_are_read_as_utf8():
         instructions = [env.reset(seed, "unicode-test").instruction for seed in range(12)]
     assert any(any(ord(c) > 0x2000 for c in i) for i in instructions), instructions  # symbols and CJK arrive
     assert not any(_mojibake(i) for i in instructions), instructions
+
+
+@pytest.mark.browser
+@needs_miniwob_browser
+def test_the_frames_show_the_instruction_in_the_query_box(env):
+    """The pixels-only setting (model.instruction=pixels) relies on it: MiniWoB draws the utterance in #query,
+    which lies inside the observed task area, with text pixels in it."""
+    for task in ("grid-coordinate", "click-tab"):
+        obs = env.reset(20_000_000, task)
+        x0, y0, x1, y1 = env._page.evaluate("lnn.box(document.getElementById('query'))")
+        assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1 and (y1 - y0) * 210 >= 40  # the 50 px box at the top
+        assert env._page.evaluate("document.getElementById('query').innerText").strip() == obs.instruction
+        h, w = obs.screenshot.shape[:2]
+        box = obs.screenshot[int(y0 * h) : int(y1 * h), int(x0 * w) : int(x1 * w)].astype(int)
+        assert (box.sum(-1) < 300).mean() > 0.01  # dark glyphs on the yellow (255, 255, 0) box

@@ -316,20 +316,25 @@ def test_freeze_base_trains_only_liquid_layers_and_heads():
     assert all(p.requires_grad for p in unfrozen.parameters())
 
 
-def save_tiny_checkpoint(directory):
-    """A tiny LFM2-VL saved as a local checkpoint directory, with a small word-level tokenizer."""
+def tiny_tokenizer(extra_specials=()):
+    """A small word-level tokenizer with LFM2-VL's special tokens (and `extra_specials` after the words)."""
     from tokenizers import Tokenizer, models, pre_tokenizers
     from transformers import PreTrainedTokenizerFast
 
     specials = ["<|pad|>", "<|startoftext|>", "<|im_end|>", "<|im_start|>", "<unk>", "<|image_start|>", "<|image_end|>",
                 "<image>"]  # fmt: skip
     words = ["user", "assistant", "click", "the", "red", "square", "\n"]
-    vocab = {t: i for i, t in enumerate(specials + words)}
+    vocab = {t: i for i, t in enumerate(specials + words + list(extra_specials))}
     tok = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.Whitespace()
-    tok.add_special_tokens(specials)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|pad|>", bos_token="<|startoftext|>",
+    tok.add_special_tokens(specials + list(extra_specials))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<|pad|>", bos_token="<|startoftext|>",
                                    eos_token="<|im_end|>", unk_token="<unk>")  # fmt: skip
+
+
+def save_tiny_checkpoint(directory):
+    """A tiny LFM2-VL saved as a local checkpoint directory, with a small word-level tokenizer."""
+    fast = tiny_tokenizer()
     torch.manual_seed(1)
     base = build_base("tiny")
     base.save_pretrained(directory)
@@ -643,6 +648,31 @@ def test_a_non_square_frame_goes_through_the_processors_cut(monkeypatch):
     out = model.train()(images, model.tokenize(["click-color"] * 6, ["Click the red square"] * 6).view(2, 3, -1))
     out["click_logits"].logsumexp(-1).sum().backward()
     assert model.base.model.vision_tower.embeddings.patch_embedding.weight.grad.abs().sum() > 0
+
+
+def test_tiled_frames_carry_the_processors_tile_markers():
+    from types import SimpleNamespace
+
+    from transformers.models.lfm2_vl.processing_lfm2_vl import Lfm2VlProcessor
+
+    from lnn.models.lfm2.images import frame_layout
+    from lnn.models.lfm2.text import ByteTokenizer, HFTokenizer, PromptFormat
+
+    tiled = frame_layout(210, 160, 4, 2, 64, 64, 10, 64)  # 3 x 2 tiles of 64 tokens + a 54-token thumbnail
+    crops = tiled.crops(4, 2)
+    fast = tiny_tokenizer([marker for marker, _ in crops])
+    ours = PromptFormat(HFTokenizer(fast, fast.convert_tokens_to_ids("<image>")), tiled.tokens(4, 2), crops).image
+    names = SimpleNamespace(image_start_token="<|image_start|>", image_end_token="<|image_end|>",
+                            image_thumbnail_token="<|img_thumbnail|>", image_token="<image>")  # fmt: skip
+    text = Lfm2VlProcessor._build_image_tokens(names, tiled.rows, tiled.cols, crops[0][1], crops[-1][1], True, True)
+    assert ours == fast(text, add_special_tokens=False)["input_ids"]
+    assert fast.convert_ids_to_tokens(ours[:2]) == ["<|image_start|>", "<|img_row_1_col_1|>"] and len(ours) == 2 + 7 + 438
+    untiled = frame_layout(64, 64, 4, 2, 64, 64, 10, 64)
+    assert untiled.crops(4, 2) == [(None, 64)]  # one crop: no marker, as the processor writes it
+    byte = ByteTokenizer(image_token_id=7)  # no marker tokens: the image tokens alone, between start and end
+    assert PromptFormat(byte, 438, crops).image == [5] + [7] * 438 + [6]
+    with pytest.raises(ValueError, match="add up"):
+        PromptFormat(byte, 437, crops)
 
 
 @pytest.mark.parametrize("kwargs, key", [({"max_image_tokens": 0}, "max_image_tokens"),

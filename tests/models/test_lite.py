@@ -68,6 +68,12 @@ def test_image_too_small_names_the_key():
     assert info.value.key == "image_size" and ">= 32" in info.value.message
 
 
+def test_unknown_instruction_input_names_the_key():
+    with pytest.raises(ConfigError) as info:
+        VisionLNNLite(image_size=64, instruction="pixel")
+    assert info.value.key == "instruction" and "text, pixels" in info.value.message
+
+
 def test_tokenizer_is_stable_and_pads():
     # the published FNV-1a 32-bit test vectors (the browser page must hash the same way)
     assert (fnv1a(""), fnv1a("a"), fnv1a("foobar")) == (0x811C9DC5, 0xE40C292C, 0xBF9CF968)

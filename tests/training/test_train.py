@@ -37,6 +37,13 @@ def test_fast_debug_run_writes_everything(tmp_path):
     assert results["global_step"] == 6 and 0 <= results["test/success/all"] <= 1
     assert json.loads((run / "run.json").read_text())["status"] == "finished"
     assert "results: " in result.stdout + result.stderr
+    # best.ckpt is weights-only (no optimizer moments) yet keeps the score export/sweeps rank it by
+    best = torch.load(run / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=False)
+    assert "optimizer_states" not in best and "optimizer_states" in torch.load(run / "checkpoints" / "last.ckpt", weights_only=False)
+    from lnn.export.source import checkpoint_score
+
+    score = checkpoint_score(run / "checkpoints" / "best.ckpt", "val/success")
+    assert score is not None and score == pytest.approx(results["best_score"])
 
 
 def adam_steps(checkpoint: Path) -> set[int]:

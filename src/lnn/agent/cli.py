@@ -6,7 +6,14 @@
 
 Options are `key=value`, `--key value` or `--key=value` (all of them: `python -m lnn.agent --help`).
 Writes success.md / .csv / .png (per task, with Wilson 95% intervals), episodes.jsonl (each episode's
-actions and failure reason), trace/*.gif and trace/strip.png, and agent.json (settings, speed).
+actions and failure reason, appended as each episode ends), trace/*.gif and trace/strip.png, plan.json
+(what is evaluated) and agent.json (settings, speed). A killed evaluation resumes: run the same command
+with the same out= and the episodes already in its episodes.jsonl are not run again.
+
+protocol=pix2act evaluates as Pix2Act did (google-deepmind/pix2act, tasks/miniwob/eval/run_eval.py):
+100 seeds per task from its first seed 1201539860 (held out from lnn's splits), success = the page's raw
+reward > 0, and its step limit: max_steps=30 counting the first observation, so an episode must end
+within 28 actions. Pix2Act also filtered actions that repeat a (screenshot, action) pair; we do not.
 """
 
 from __future__ import annotations
@@ -40,7 +47,12 @@ OPTIONS = {  # name: what it is (the --help text)
     "step_timeout_s": "a browser call slower than this restarts the browser and fails the episode (10; 20 with --url)",
     "url": "the seed's form: act on a local page, `task` being the instruction; reward is unknown: see the trace",
     "viewport": "with --url: the page's WIDTHxHEIGHT (default 1280x720)",
+    "protocol": "pix2act: Pix2Act's evaluation (100 seeds per task from seed 1201539860, at most 28 actions): "
+                "the defaults of episodes, seed and max_steps",
 }  # fmt: skip
+# Pix2Act's MiniWoB evaluation (run_eval.py flags num_seeds=100, init_seed=1201539860, max_steps=30; its loop
+# stops before acting at step 30 and reads `done` before acting, so an episode succeeds within 28 actions)
+PROTOCOLS = {"pix2act": {"episodes": 100, "seed": 1201539860, "max_steps": 28}}
 KEY_VALUE = re.compile(r"([A-Za-z_][\w-]*)=(.*)", re.S)  # ckpt=..., not a value such as page.html?x=1
 
 
@@ -115,10 +127,15 @@ class AgentOptions:
     step_timeout_s: float | None = None
     url: str | None = None
     viewport: str = "1280x720"
+    protocol: str | None = None
 
     @classmethod
     def parse(cls, argv: list[str]) -> AgentOptions:
         args = parse_args(argv)
+        if "protocol" in args:  # its settings are the defaults (fewer episodes for a quick check stay possible)
+            if args["protocol"] not in PROTOCOLS:
+                raise ConfigError("protocol", f"unknown protocol {args['protocol']!r}; known: {', '.join(PROTOCOLS)}")
+            args = {k: str(v) for k, v in PROTOCOLS[args["protocol"]].items()} | args
         if "ckpt" not in args:
             raise ConfigError("ckpt", "is required: a training run directory, a .ckpt file or an ONNX export directory")
         try:
@@ -131,7 +148,7 @@ class AgentOptions:
             parallel=_int(args, "parallel", None, 1), max_steps=_int(args, "max_steps", 10, 1),
             trace=_int(args, "trace", 3), out=Path(args["out"]) if "out" in args else None,
             headless=_bool(args, "headless", True), device=args.get("device", "cpu"), step_timeout_s=step_timeout_s,
-            url=args.get("url"), viewport=args.get("viewport", "1280x720"),
+            url=args.get("url"), viewport=args.get("viewport", "1280x720"), protocol=args.get("protocol"),
         )  # fmt: skip
 
 
@@ -240,13 +257,26 @@ def run(argv: list[str]) -> Path:
     tasks = resolve_tasks(env_name, opts.task, list(default_tasks) if default_tasks is not None else None)
     first, jobs, traced = plan_episodes(opts, tasks)
     env_kwargs = env_settings(run_cfg, env_name, image_size, headless, opts)
-    parallel = min(opts.parallel or (4 if env_name == "miniwob" else 32), len(jobs))
-    results, timing = run_in_envs(timed, env_name, tasks, env_kwargs, parallel, jobs, traced, opts.max_steps)
-    rows = write_reports(results, out, env_name, backend, first, opts.episodes)
+    plan = {"ckpt": opts.ckpt, "backend": backend, "env": env_name, "tasks": list(tasks), "episodes_per_task": opts.episodes,
+            "seeds": [first, first + opts.episodes - 1], "max_steps": opts.max_steps, "protocol": opts.protocol,
+            "env_kwargs": {k: v for k, v in env_kwargs.items() if k != "headless"}}  # fmt: skip
+    finished = resume(out, plan)
+    todo = [job for job in jobs if job not in finished]
+    if finished:
+        print(f"resuming {out}: {len(finished)} of {len(jobs)} episodes already done")
+    else:
+        print(f"results go to {out} (killed? the same command with out={out} resumes)")
+    parallel = min(opts.parallel or (4 if env_name == "miniwob" else 32), max(1, len(todo)))
+    episodes_file = out / EPISODES
+    new, timing = run_in_envs(timed, env_name, tasks, env_kwargs, parallel, todo, traced, opts.max_steps,
+                              on_result=lambda r: append_episode(episodes_file, r, out / "trace", env_name))  # fmt: skip
+    by_job = {**finished, **{(r.task, r.seed): r for r in new}}
+    results = [by_job[job] for job in jobs]
+    note = f", {opts.protocol} protocol: at most {opts.max_steps} actions" if opts.protocol else ""
+    rows = write_reports(results, out, env_name, backend, first, opts.episodes, note)
     info = {
-        "ckpt": opts.ckpt, "backend": backend, "env": env_name, "tasks": list(tasks), "episodes_per_task": opts.episodes,
-        "seeds": [first, first + opts.episodes - 1], "parallel": parallel, "max_steps": opts.max_steps,
-        "headless": headless, "image_size": image_size, **speed(timed, results, timing),
+        **{k: v for k, v in plan.items() if k != "env_kwargs"}, "parallel": parallel, "headless": headless,
+        "image_size": image_size, "episodes_resumed": len(finished), "episodes_run": len(new), **speed(timed, new, timing),
         "success": {r["task"]: round(r["success"], 4) for r in rows},
     }  # fmt: skip
     (out / "agent.json").write_text(json.dumps(info, indent=1))
@@ -282,18 +312,21 @@ def env_settings(run_cfg, env_name: str, image_size: int | list[int], headless: 
     return env_kwargs
 
 
-def run_in_envs(policy, env_name: str, tasks, env_kwargs: dict, parallel: int, jobs, traced, max_steps: int):
-    """The episodes, stepped in `parallel` envs (closed however it ends); -> results and timing."""
+def run_in_envs(policy, env_name: str, tasks, env_kwargs: dict, parallel: int, jobs, traced, max_steps: int,
+                on_result=None):  # fmt: skip
+    """The episodes, stepped in `parallel` envs (closed however it ends); -> results and timing.
+    `on_result(result)` as each episode ends."""
     from lnn.envs.registry import make_env
     from lnn.rollout import run_episodes
 
     envs = []
     timing = {"started": time.perf_counter()}
     try:
-        for _ in range(parallel):
+        for _ in range(parallel if jobs else 0):
             envs.append(make_env(env_name, tasks=list(tasks), **env_kwargs))
         timing["launched"] = time.perf_counter()
-        results = run_episodes(policy, envs, jobs, record=lambda t, s: (t, s) in traced, desc="agent", max_steps=max_steps)
+        results = run_episodes(policy, envs, jobs, record=lambda t, s: (t, s) in traced, desc="agent", max_steps=max_steps,
+                               on_result=on_result) if jobs else []  # fmt: skip
         timing["finished"] = time.perf_counter()
         timing["restarts"] = sum(getattr(env, "restarts", 0) for env in envs)
     finally:
@@ -302,25 +335,87 @@ def run_in_envs(policy, env_name: str, tasks, env_kwargs: dict, parallel: int, j
     return results, timing
 
 
-def write_reports(results, out: Path, env_name: str, backend: str, first: int, episodes: int) -> list[dict]:
-    """success.md|csv|png, episodes.jsonl and the traces; -> the success table's rows."""
+EPISODES = "episodes.jsonl"
+PLAN = "plan.json"
+
+
+def write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def resume(out: Path, plan: dict) -> dict:
+    """{(task, seed): result} of the episodes an earlier run of this plan finished in `out` (none for a new out).
+
+    An `out` holding another evaluation's episodes raises ConfigError (mixing them would corrupt the table).
+    """
+    from lnn.rollout import EpisodeResult
+
+    if (out / PLAN).exists():
+        earlier = json.loads((out / PLAN).read_text())
+        if earlier != plan:
+            differ = sorted(k for k in set(plan) | set(earlier) if plan.get(k) != earlier.get(k))
+            raise ConfigError("out", f"{out} holds another evaluation (different {', '.join(differ)}); "
+                                     "give a new out= or remove that directory")  # fmt: skip
+    elif (out / EPISODES).exists():
+        raise ConfigError("out", f"{out} holds episodes without a {PLAN}; give a new out= or remove that directory")
+    write_atomic(out / PLAN, json.dumps(plan, indent=1))
+    finished = {}
+    if (out / EPISODES).exists():
+        for line in (out / EPISODES).read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:  # the last line of a run killed while appending it
+                continue
+            finished[(record["task"], record["seed"])] = EpisodeResult(**record)
+    return finished
+
+
+def episode_record(r) -> dict:
+    return {"task": r.task, "seed": r.seed, "success": r.success, "steps": r.steps, "failure": r.failure,
+            "actions": r.actions, "aborted": r.aborted}  # fmt: skip
+
+
+def append_episode(path: Path, r, trace_dir: Path, env_name: str) -> None:
+    """One finished episode, as one line appended in a single write (a kill never leaves half of it); its GIF if
+    it was traced."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, (json.dumps(episode_record(r)) + "\n").encode())
+    finally:
+        os.close(fd)
+    if r.trace:
+        from lnn.agent.trace import write_gif
+
+        trace_dir.mkdir(parents=True, exist_ok=True)
+        write_gif(r, trace_dir / f"{r.task}-seed{r.seed}.gif", aspect=miniwob_aspect(env_name))
+
+
+def miniwob_aspect(env_name: str) -> float | None:
+    return 210 / 160 if env_name == "miniwob" else None
+
+
+def write_reports(results, out: Path, env_name: str, backend: str, first: int, episodes: int, note: str = "") -> list[dict]:
+    """success.md|csv|png, episodes.jsonl (rewritten in job order) and the trace strip; -> the table's rows."""
     from lnn.envs.registry import task_kinds
     from lnn.rollout import write_success_report
 
     label = "onnx" if backend == "onnxruntime" else "torch"
-    title = f"{env_name}: closed-loop success ({label}, seeds {first}..{first + episodes - 1})"
+    title = f"{env_name}: closed-loop success ({label}, seeds {first}..{first + episodes - 1}{note})"
     rows = write_success_report(results, out, task_kinds(env_name), title)
-    with open(out / "episodes.jsonl", "w") as f:
-        for r in results:
-            f.write(json.dumps({"task": r.task, "seed": r.seed, "success": r.success, "steps": r.steps,
-                                "failure": r.failure, "actions": r.actions}) + "\n")  # fmt: skip
-    write_traces(results, out / "trace", aspect=210 / 160 if env_name == "miniwob" else None)
+    write_atomic(out / EPISODES, "".join(json.dumps(episode_record(r)) + "\n" for r in results))
+    traced = [r for r in results if r.trace]  # episodes run now (a resumed run has the GIFs of earlier ones)
+    if traced:
+        from lnn.agent.trace import write_strip
+
+        write_strip(traced, out / "trace" / "strip.png", aspect=miniwob_aspect(env_name))
     return rows
 
 
 def speed(timed: TimedPolicy, results, timing: dict) -> dict:
     """How long launching and running took, steps per second, time in the policy, browser restarts."""
-    seconds = timing["finished"] - timing["launched"]
+    seconds = max(timing["finished"] - timing["launched"], 1e-9)  # nothing left to run on a resumed evaluation
     env_steps = sum(r.steps for r in results)
     return {
         "launch_s": round(timing["launched"] - timing["started"], 2), "run_s": round(seconds, 2),

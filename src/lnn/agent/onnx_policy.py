@@ -9,6 +9,7 @@ The export directory holds `model.onnx` and `manifest.json`. What OnnxPolicy rea
                                                      input has a fixed size
       "instruction_buckets": 512,                  the tokenizer's buckets (or "tokenizer": {"buckets": ..,
       "max_tokens": 24,                              "max_tokens": ..}); max_tokens defaults to 24
+      "instruction": "text",                       optional: "pixels" feeds all-padding tokens (screenshot only)
       "inputs":  {"image": "image", "tokens": "tokens", "state": ["state_0", "state_1", ...],
                   "dt": "dt"},                 optional: seconds since the previous frame, (B,) or (B, 1)
       "outputs": {"action_logits": "action_logits", "coords": "coords",
@@ -130,10 +131,16 @@ class OnnxPolicy:
         # the elapsed time input, (B,) or (B, 1), when the graph has one; without it every frame runs at dt = 1
         self.dt_rank = len(shapes[self.inputs["dt"][0]]) if self.inputs["dt"] else None
         self.warned_dt = False
+        self.instruction = self.manifest.get("instruction", "text")
+        if self.instruction not in ("text", "pixels"):
+            raise ConfigError("ckpt", f"{export_dir / MANIFEST}: instruction must be text or pixels, got {self.instruction!r}")
         self.path = export_dir
         self.state: list[np.ndarray] = []
 
     def tokenize(self, tasks: list[str], instructions: list[str]) -> np.ndarray:
+        """As the model's own tokenize: all padding when the model reads the instruction from the pixels."""
+        if self.instruction == "pixels":
+            return np.zeros((len(tasks), self.max_tokens), dtype=np.int64)
         texts = [instruction_text(t, i) if i else "" for t, i in zip(tasks, instructions)]
         return tokenize_batch(texts, int(self.buckets), self.max_tokens).numpy()
 

@@ -1,7 +1,9 @@
 """Oracle rollouts written to disk as Hugging Face datasets: one row per step, grouped by episode.
 
-A dataset is identified by its `RolloutSpec` (env, tasks, image size, seeds): the spec's hash names
-its directory, so the same settings reuse the same files and any change makes a new dataset.
+A dataset is identified by its `RolloutSpec` (env, tasks, image size, seeds) and the env's oracle code
+(`lnn.envs.registry.oracle_code`: for MiniWoB the oracles, the page probe and the miniwob version): their
+hash names its directory, so the same settings reuse the same files, and any change, a changed oracle
+included, makes a new dataset.
 Episodes are recorded in shards; each shard is written under a temporary name and renamed when
 complete, and the final dataset likewise. A killed generation therefore leaves only complete shards
 (picked up by the next run, never recorded twice) and never a half-written dataset.
@@ -22,7 +24,10 @@ import logging
 import multiprocessing as mp
 import os
 import shutil
+import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from queue import Empty
@@ -31,7 +36,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lnn.envs import ACTIONS, Env, EpisodeAborted, OracleError
-from lnn.envs.registry import make_env
+from lnn.envs.registry import make_env, oracle_code
 from lnn.errors import DataError
 from lnn.rollout import OraclePolicy, run_episodes, split_seeds
 
@@ -42,6 +47,7 @@ log = logging.getLogger("lnn")
 FORMAT_VERSION = 4
 NO_BOX = [-1.0, -1.0, -1.0, -1.0]
 NOTES = "notes.json"  # episodes left out of a dataset, and why
+WORKER_DEATHS = 3  # a pool whose worker the OS killed is started again this often (its shards re-recorded)
 RETRIES = 2  # an episode the env aborts (browser crash or hang) is recorded again from its seed this often
 
 
@@ -117,7 +123,8 @@ class RolloutSpec:
         return split_seeds(self.split, self.episodes_per_task)
 
     def key(self) -> str:
-        blob = json.dumps({**asdict(self), "format": FORMAT_VERSION}, sort_keys=True, default=list)
+        oracle = hashlib.sha256(oracle_code(self.env).encode()).hexdigest()
+        blob = json.dumps({**asdict(self), "format": FORMAT_VERSION, "oracle": oracle}, sort_keys=True, default=list)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def jobs(self) -> list[tuple[int, str, int]]:
@@ -168,6 +175,15 @@ _progress = None
 def _init_worker(queue) -> None:
     global _progress
     _progress = queue.put
+    threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_when_orphaned(parent: int) -> None:
+    """A worker whose recording process was killed exits (busy or idle: an idle one would wait for work forever);
+    its browser's driver then sees its pipe close and ends the browser."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def _record_episode_or_note(env: Env, episode: int, task: str, seed: int, retries: int) -> tuple[list[dict], dict | None]:
@@ -193,13 +209,10 @@ def _record_shard(args) -> int:
     from PIL import Image
 
     hf.disable_progress_bars()
-    parent = os.getppid()
     env = make_env(spec.env, tasks=list(spec.tasks), **spec.env_kwargs)
     rows, notes = [], []
     try:
         for episode, task, seed in jobs:
-            if mp.parent_process() is not None and os.getppid() != parent:
-                raise SystemExit("the recording process that started this worker is gone")
             episode_rows, note = _record_episode_or_note(env, episode, task, seed, RETRIES)
             for row in episode_rows:
                 row["screenshot"] = Image.fromarray(np.asarray(row["screenshot"]))
@@ -226,7 +239,11 @@ def _record_shard(args) -> int:
 
 
 def _run_shards(todo: list, workers: int, bar) -> None:
-    """Record the shards, in `workers` processes when more than one; the bar advances per episode."""
+    """Record the shards, in `workers` processes when more than one; the bar advances per episode.
+
+    A worker that dies without raising (killed by the OS, e.g. out of memory) breaks the pool: the shards
+    not on disk yet are recorded again by a fresh pool, up to WORKER_DEATHS times.
+    """
     global _progress
     if workers <= 1 or len(todo) <= 1:
         _progress = bar.update
@@ -238,21 +255,37 @@ def _run_shards(todo: list, workers: int, bar) -> None:
         return
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
-    with ctx.Pool(min(workers, len(todo)), initializer=_init_worker, initargs=(queue,)) as pool:
-        result = pool.map_async(_record_shard, todo, chunksize=1)
-        while not result.ready():
-            try:
-                bar.update(queue.get(timeout=0.2))
-            except Empty:
-                pass
-        result.get()  # a worker's exception, raised here
-        while True:
-            try:
-                bar.update(queue.get(timeout=0.1))
-            except Empty:
-                break
+    for deaths in range(WORKER_DEATHS + 1):
+        try:
+            with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx, initializer=_init_worker,
+                                     initargs=(queue,)) as pool:  # fmt: skip
+                futures = [pool.submit(_record_shard, args) for args in todo]
+                while not all(f.done() for f in futures):
+                    _drain(queue, bar, 0.2)
+                for f in futures:
+                    f.result()  # a worker's exception, raised here
+            break
+        except BrokenProcessPool:
+            todo = [args for args in todo if not args[2].exists()]
+            if deaths == WORKER_DEATHS:
+                raise DataError(f"{todo[0][2].parent}: recording workers died {deaths + 1} times (killed by the OS? "
+                                f"out of memory?); use fewer workers (data.record_workers)") from None  # fmt: skip
+            log.warning(f"a recording worker died; recording its {len(todo)} unfinished shard(s) again")
+            bar.n = bar.total - sum(len(jobs) for _, jobs, _ in todo)  # the lost shards' episodes count again
+            bar.refresh()
+    _drain(queue, bar, 0.1)
     queue.close()
     queue.join_thread()
+
+
+def _drain(queue, bar, timeout: float) -> None:
+    """Advance the bar by the episodes the workers reported, waiting up to `timeout` for the first report."""
+    while True:
+        try:
+            bar.update(queue.get(timeout=timeout))
+        except Empty:
+            return
+        timeout = 0.01
 
 
 def build_dataset(spec: RolloutSpec, root: str | os.PathLike, workers: int = 1, shard_episodes: int = 256) -> Path:

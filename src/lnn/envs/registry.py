@@ -6,6 +6,8 @@ open any MiniWoB++ page (the agent may run a policy on tasks without an oracle).
 
 from __future__ import annotations
 
+import inspect
+import sys
 from importlib import import_module
 
 from lnn.envs.base import Env
@@ -59,6 +61,16 @@ def check_tasks(name: str, tasks) -> tuple[str, ...]:
     if not chosen:
         raise ConfigError("tasks", f"is empty; choose from {', '.join(available)}")
     return tuple(dict.fromkeys(chosen))
+
+
+def oracle_code(name: str) -> str:
+    """The source (and versions) that decide the env's oracle episodes: a changed oracle must not reuse a cache.
+
+    The env's package says it (its `oracle_code()`); for one that does not, the source of the env class's module.
+    """
+    cls, _ = _entry(name)
+    own = getattr(import_module(ENVS[name][0]), "oracle_code", None)
+    return own() if own is not None else inspect.getsource(sys.modules[cls.__module__])
 
 
 def make_env(name: str, **kwargs) -> Env:

@@ -408,6 +408,8 @@ def _manifest(source: Source, model, opts: ExportOptions, layers: int, folded: l
         "image_size": model.image_size,
         "instruction_buckets": model.instruction_buckets,
         "max_tokens": model.max_tokens,
+        # text: tokens of '<task> <instruction>'; pixels: the model reads the screenshot only, tokens are all padding
+        "instruction": getattr(model, "instruction", "text"),
         "tokenizer": {"buckets": model.instruction_buckets, "max_tokens": model.max_tokens},
         "source": source.describe(),
         "architecture": {

@@ -22,6 +22,7 @@ from lnn.runs import (
     CONFIG,
     DEFAULT_MODE,
     DEFAULT_MONITOR,
+    SCORES,
     checkpoint_in,
     collect_jobs,
     is_sweep_dir,
@@ -129,7 +130,8 @@ def resolve_source(ckpt: str | None = None, run: str | None = None) -> Source:
 
 # --- the model --------------------------------------------------------------------------------------
 def checkpoint_score(path: Path, monitor: str) -> float | None:
-    """The best value of `monitor` stored with a Lightning checkpoint (its ModelCheckpoint state)."""
+    """The best value of `monitor` stored with a Lightning checkpoint: its ModelCheckpoint state, or for a
+    weights-only checkpoint (best.ckpt) the value it was saved at (PolicyModule.on_save_checkpoint)."""
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception:
@@ -137,6 +139,8 @@ def checkpoint_score(path: Path, monitor: str) -> float | None:
     for state in (ckpt.get("callbacks") or {}).values():
         if isinstance(state, dict) and state.get("monitor") == monitor and state.get("best_model_score") is not None:
             return float(state["best_model_score"])
+    if "callbacks" not in ckpt and monitor in (ckpt.get(SCORES) or {}):
+        return float(ckpt[SCORES][monitor])
     return None
 
 

@@ -129,6 +129,11 @@ def core_width_for(core: str, core_width: int | None, hidden_size: int, shell: d
     return matching_width(core, core_parameters("liquid", hidden_size, **shell), **shell)
 
 
+# What the model is told besides the screenshot: the task name and instruction as text (hashed words), or
+# nothing ("pixels": Pix2Act's setting; MiniWoB draws the instruction in the task area's query box).
+INSTRUCTION_INPUTS = ("text", "pixels")
+
+
 class VisionLNNLite(Described, nn.Module):
     """`core` picks what carries the state between frames (CORES): the same shell around it (vision,
     instruction, heads), and the same parameter budget: `hidden_size` is the liquid core's width, and
@@ -165,8 +170,12 @@ class VisionLNNLite(Described, nn.Module):
         atol: float = 1e-4,
         bptt_steps: int | None = None,
         impl: str = "auto",
+        instruction: str = "text",
     ):
         super().__init__()
+        if instruction not in INSTRUCTION_INPUTS:
+            raise ConfigError("instruction", f"must be one of {', '.join(INSTRUCTION_INPUTS)}, got {instruction!r}")
+        self.instruction = instruction
         min_size = 4 * 2 ** len(channels)  # a map of at least 4 × 4 cells to click in
         height, width = frame_size(image_size)
         if min(height, width) < min_size:
@@ -246,7 +255,10 @@ class VisionLNNLite(Described, nn.Module):
 
     # --- pieces ---------------------------------------------------------------------------------
     def tokenize(self, tasks: list[str], instructions: list[str]) -> Tensor:
-        """(N,) task names and instructions -> (N, L) word ids; an empty instruction is all padding."""
+        """(N,) task names and instructions -> (N, L) word ids; an empty instruction is all padding, and so is
+        every instruction with `instruction="pixels"` (the model reads it from the screenshot)."""
+        if self.instruction == "pixels":
+            return torch.zeros(len(tasks), self.max_tokens, dtype=torch.long)
         texts = [instruction_text(t, i) if i else "" for t, i in zip(tasks, instructions)]
         return tokenize_batch(texts, self.instruction_buckets, self.max_tokens)
 

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from lnn.data import IGNORE
 from lnn.envs import ACTIONS
-from lnn.runs import SPEC
+from lnn.runs import SCORES, SPEC
 from lnn.training import epoch_metrics
 from lnn.training.optim import optimizer_groups
 
@@ -121,12 +121,16 @@ class PolicyModule(pl.LightningModule):
             torch.manual_seed(hash((self.seed, self.global_rank, self.global_step)) % 2**63)
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        """The model spec (it rebuilds the model without the run's config) and the running epoch averages."""
+        """The model spec (it rebuilds the model without the run's config), the running epoch averages and
+        the monitored metrics' values: a weights-only best.ckpt has no callback state to read its score from."""
         model = getattr(self.model, "_orig_mod", self.model)  # torch.compile wraps the model
         if hasattr(model, "spec"):
             checkpoint[SPEC] = model.spec
         if self._trainer is not None:  # saved outside a fit (by hand, in tests): no epoch under way
             checkpoint[epoch_metrics.KEY] = epoch_metrics.save(self.trainer)
+            metrics = self.trainer.callback_metrics
+            monitors = {cb.monitor for cb in self.trainer.checkpoint_callbacks if getattr(cb, "monitor", None)}
+            checkpoint[SCORES] = {name: float(metrics[name]) for name in sorted(monitors) if name in metrics}
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self._epoch_metrics = checkpoint.get(epoch_metrics.KEY)

@@ -6,7 +6,17 @@ does not show the target; timing tasks whose frames come after irregular elapsed
 answer depends on how long something lasted.
 """
 
+import inspect
+
+from lnn.envs.gui import env, families, layout, render
 from lnn.envs.gui.env import GuiEnv
 from lnn.envs.gui.families import KINDS, TASKS, Difficulty, Family, Step, families_by_kind
 
-__all__ = ["KINDS", "TASKS", "Difficulty", "Family", "GuiEnv", "Step", "families_by_kind"]
+
+def oracle_code() -> str:
+    """What decides the recorded episodes beyond the env's settings (recording caches hash it): here the oracle
+    is the families' own steps and the frames are drawn in-process, so all of the env's code."""
+    return "\n".join(inspect.getsource(module) for module in (env, families, layout, render))
+
+
+__all__ = ["KINDS", "TASKS", "Difficulty", "Family", "GuiEnv", "Step", "families_by_kind", "oracle_code"]

@@ -2,7 +2,7 @@
 
 from lnn.envs.miniwob.browser import BrowserMissingError
 from lnn.envs.miniwob.env import EpisodeAborted, MiniWobEnv, OracleError
-from lnn.envs.miniwob.oracles import ORACLE_KINDS, ORACLE_TASKS, OracleEpisode, run_oracle_episode
+from lnn.envs.miniwob.oracles import ORACLE_KINDS, ORACLE_TASKS, OracleEpisode, oracle_code, run_oracle_episode
 from lnn.envs.miniwob.server import available_tasks
 
 __all__ = [
@@ -14,5 +14,6 @@ __all__ = [
     "OracleEpisode",
     "OracleError",
     "available_tasks",
+    "oracle_code",
     "run_oracle_episode",
 ]

@@ -8,7 +8,10 @@ of the element that a real click hits, and its box).
 
 from __future__ import annotations
 
+import inspect
+import sys
 from dataclasses import dataclass, field
+from importlib.metadata import version
 
 from lnn.envs.base import Env, Observation, OracleStep
 
@@ -51,6 +54,16 @@ FAILED_VALIDATION: dict[str, str] = {
 # The oracles that succeeded on >= 99% of 100 seeds (table: experiments/miniwob/oracle_validation.md).
 # Other code (dataset generation, evaluation) uses these.
 ORACLE_TASKS: dict[str, str] = {task: kind for task, kind in ORACLE_KINDS.items() if task not in FAILED_VALIDATION}
+
+
+def oracle_code() -> str:
+    """What decides the oracle's episodes beyond the env's settings (recording caches hash it): this module,
+    the page probe with the oracles, MiniWobEnv.oracle (element -> click point) and the miniwob package's
+    version (its task pages)."""
+    from lnn.envs.miniwob import env
+
+    return "\n".join([inspect.getsource(sys.modules[__name__]), env.PROBE_JS, inspect.getsource(env.MiniWobEnv.oracle),
+                      f"miniwob=={version('miniwob')}"])  # fmt: skip
 
 
 @dataclass

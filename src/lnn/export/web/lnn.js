@@ -37,9 +37,10 @@ export function tokenize(text, buckets, maxTokens) {
   return ids;
 }
 
-/** Token ids of (task, instruction) as the model's int64 input. */
+/** Token ids of (task, instruction) as the model's int64 input; all padding for a pixels-only model. */
 export function tokensFor(manifest, task, instruction) {
   const spec = manifest.preprocessing.tokens;
+  if (manifest.instruction === "pixels") return new Array(spec.max_tokens).fill(0);
   return tokenize(instructionText(task, instruction), spec.buckets, spec.max_tokens);
 }
 

@@ -67,6 +67,15 @@ class FrameLayout:
     def tokens(self, patch: int, factor: int) -> int:
         return sum(h * w for h, w in self.grids(patch, factor))
 
+    def crops(self, patch: int, factor: int) -> list[tuple[str | None, int]]:
+        """(marker, image tokens) of each crop in the processor's order: <|img_row_R_col_C|> per tile, then
+        <|img_thumbnail|>; an untiled frame has no marker (Lfm2VlProcessor._build_image_tokens)."""
+        counts = [h * w for h, w in self.grids(patch, factor)]
+        if not self.tiled:
+            return [(None, counts[0])]
+        names = [f"<|img_row_{r + 1}_col_{c + 1}|>" for r in range(self.rows) for c in range(self.cols)]
+        return list(zip(names + (["<|img_thumbnail|>"] if self.thumbnail else []), counts))
+
     def cells(self, patch: int, factor: int) -> Tensor:
         """(2, tokens): the (x, y) centre in [0, 1] of the frame of every image token, in token order."""
         def grid(h, w, top=0.0, left=0.0, height=1.0, width=1.0):

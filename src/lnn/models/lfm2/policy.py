@@ -198,7 +198,7 @@ class LFM2Policy(Described, nn.Module):
             unit = self.patch, self.factor
             self._layouts[(height, width)] = layout, layout.tokens(*unit), layout.cells(*unit)
         self.layout, self.n_image, cells = self._layouts[(height, width)]
-        self.prompt = PromptFormat(self.tokenizer, self.n_image)
+        self.prompt = PromptFormat(self.tokenizer, self.n_image, self.layout.crops(self.patch, self.factor))
         self.cell_xy = cells.to(self.cell_xy.device)
 
     @staticmethod
@@ -421,13 +421,13 @@ class LFM2Policy(Described, nn.Module):
                 self.use_frame_size(*frames.shape[-2:])  # with max_image_tokens: cut as the processor cuts
                 cut = patchify if self.layout is None else partial(layout_pixels, layout=self.layout)
                 pixel_values, pixel_attention_mask, spatial_shapes = cut(frames, patch=self.patch)
-                n_image = self.n_image
+                prompt_format = self.prompt
             else:
                 counts = (spatial_shapes // self.factor).prod(-1).tolist()
                 if len(set(counts)) != 1:
                     raise ValueError(f"images of different token counts {counts}: give them in separate calls")
-                n_image = counts[0]
-            ids, mask = PromptFormat(self.tokenizer, n_image).prompts(prompts)
+                prompt_format = PromptFormat(self.tokenizer, counts[0])  # crops unknown: no tile markers
+            ids, mask = prompt_format.prompts(prompts)
             inputs = {"input_ids": ids, "attention_mask": mask, "pixel_values": pixel_values,
                       "pixel_attention_mask": pixel_attention_mask, "spatial_shapes": spatial_shapes}  # fmt: skip
         inputs = {k: v.to(device) if torch.is_tensor(v) else v for k, v in inputs.items()}

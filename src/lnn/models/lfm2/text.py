@@ -9,6 +9,9 @@ A frame's prompt follows LFM2-VL's chat layout:
 
     <|startoftext|><|im_start|>user\n <|image_start|> <image>×n <|image_end|> instruction <|im_end|>\n<|im_start|>assistant\n
 
+and a tiled frame's image tokens come per crop as the processor writes them: <|img_row_1_col_1|> <image>×k ...
+<|img_thumbnail|> <image>×m (markers the tokenizer lacks, as the byte tokenizer's, are left out).
+
 A frame's instruction is cut or padded to a fixed length; the pads (masked) go in front of the
 prompt, so the last token — where the action is read — is at the same position in every frame.
 """
@@ -39,6 +42,10 @@ class ByteTokenizer:
     def encode(self, text: str) -> list[int]:
         return [BYTE_OFFSET + b for b in text.encode("utf-8")]
 
+    def special(self, token: str) -> int | None:
+        """No special tokens beyond the fixed ids: the tile markers of a tiled frame are left out."""
+        return None
+
     def decode(self, ids) -> str:
         data = bytes(i - BYTE_OFFSET for i in ids if BYTE_OFFSET <= i < BYTE_OFFSET + 256)
         return data.decode("utf-8", errors="replace")
@@ -52,13 +59,14 @@ class HFTokenizer:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.bos_id = tokenizer.bos_token_id
         self.image_token_id = image_token_id
-        self.im_start_id = self._special("<|im_start|>")
-        self.im_end_id = self._special("<|im_end|>")
+        self.im_start_id = self.special("<|im_start|>")
+        self.im_end_id = self.special("<|im_end|>")
         self.eos_id = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else self.im_end_id
-        self.image_start_id = self._special("<|image_start|>")
-        self.image_end_id = self._special("<|image_end|>")
+        self.image_start_id = self.special("<|image_start|>")
+        self.image_end_id = self.special("<|image_end|>")
 
-    def _special(self, token: str) -> int | None:
+    def special(self, token: str) -> int | None:
+        """The id of a special token, None when the vocabulary lacks it."""
         ids = self.tokenizer.convert_tokens_to_ids([token])
         unk = self.tokenizer.unk_token_id
         return ids[0] if ids and ids[0] is not None and ids[0] != unk else None
@@ -101,13 +109,20 @@ def _first(value):
 
 
 class PromptFormat:
-    """Builds the token ids of prompts around `n_image` image tokens."""
+    """Builds the token ids of prompts around `n_image` image tokens, given per crop as (marker, tokens) pairs
+    when the frame is tiled (`FrameLayout.crops`); one unmarked crop otherwise."""
 
-    def __init__(self, tokenizer, n_image: int):
+    def __init__(self, tokenizer, n_image: int, crops: list[tuple[str | None, int]] | None = None):
         t = tokenizer
+        crops = crops or [(None, n_image)]
+        if sum(n for _, n in crops) != n_image:
+            raise ValueError(f"crops {crops} do not add up to {n_image} image tokens")
         self.tokenizer, self.n_image, self.pad_id = tokenizer, n_image, t.pad_id
         self.prefix = [i for i in (t.bos_id, t.im_start_id) if i is not None] + t.encode("user\n")
-        self.image = ([t.image_start_id] if t.image_start_id is not None else []) + [t.image_token_id] * n_image
+        self.image = [t.image_start_id] if t.image_start_id is not None else []
+        for marker, tokens in crops:
+            marker_id = t.special(marker) if marker else None
+            self.image += ([marker_id] if marker_id is not None else []) + [t.image_token_id] * tokens
         self.image += [t.image_end_id] if t.image_end_id is not None else []
         self.suffix = ([t.im_end_id] if t.im_end_id is not None else []) + t.encode("\n")
         self.suffix += ([t.im_start_id] if t.im_start_id is not None else []) + t.encode("assistant\n")

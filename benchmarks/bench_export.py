@@ -2,6 +2,7 @@
 thread) in Chromium (onnxruntime-web, wasm), in onnxruntime (Python) and in PyTorch, in the same run.
 
     python benchmarks/bench_export.py [--run <run or sweep dir>] [--steps 300] [--rounds 3]
+                                      [--model key=value ...]   e.g. image_size=[210,160] click_offset=true
 
 Without --run it exports the default Lite (conf/model/lite.yaml + solver rk4) with random weights: sizes
 and latency do not depend on the weights' values (the parity figures do; pass a trained run for those).
@@ -33,12 +34,14 @@ GOALS = {"fp16_mb": 1.6, "int8_mb": 0.9, "browser_ms": 5.0}
 CHROMIUM = os.environ.get("LNN_CHROMIUM", "/usr/bin/chromium")
 
 
-def default_lite_run(folder: Path) -> Path:
-    """A run directory holding the default Lite config (conf/model/lite.yaml, solver rk4), random weights."""
+def default_lite_run(folder: Path, overrides: list[str] = ()) -> Path:
+    """A run directory holding the default Lite config (conf/model/lite.yaml, solver rk4, then `overrides`
+    of the model's keys), random weights."""
     from lnn.models import VisionLNNLite
 
     model_cfg = OmegaConf.load(ROOT / "conf" / "model" / "lite.yaml")
     model_cfg.merge_with(OmegaConf.load(ROOT / "conf" / "solver" / "rk4.yaml"))
+    model_cfg.merge_with(OmegaConf.from_dotlist(list(overrides)))
     cfg = OmegaConf.create({"model": model_cfg, "data": {"env": "gui", "tasks": None, "env_kwargs": {}},
                             "callbacks": {"best": {"monitor": "val/success", "mode": "max"}}})  # fmt: skip
     run = folder / "default-lite"
@@ -96,6 +99,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300, help="measured steps per engine and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--out", default=str(ROOT / "experiments" / "export"))
+    parser.add_argument("--model", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="without --run: change the default Lite's config, e.g. image_size=[210,160] click_offset=true")
     args = parser.parse_args()
 
     import onnxruntime as ort
@@ -106,10 +111,11 @@ def main() -> None:
     from lnn.export.pipeline import ExportOptions, export
     from lnn.export.serve import serve_in_thread
     from lnn.export.source import build_model, resolve_source
+    from lnn.frames import size_text
 
     torch.set_num_threads(1)
     work = Path(tempfile.mkdtemp(prefix="lnn-bench-"))
-    run = Path(args.run) if args.run else default_lite_run(work)
+    run = Path(args.run) if args.run else default_lite_run(work, args.model)
     source = resolve_source(run=str(run))
     random_weights = not args.run
     floor = 0.0 if random_weights else 0.95  # a random model's agreement says nothing: report it, require none
@@ -134,7 +140,7 @@ def main() -> None:
     index = json.loads((out / "episodes" / "index.json").read_text())["episodes"][0]
     frames = np.stack([np.array(Image.open(out / s["frame"]).convert("RGB")) for s in index["steps"]])
     tokens = model.tokenize([index["task"]] * len(frames), [s["instruction"] for s in index["steps"]])
-    layers, sizes = onnx_step.tau_layers(model), onnx_step.state_sizes(model)
+    layers, state_sizes = onnx_step.tau_layers(model), onnx_step.state_sizes(model)
     options_ort = ort.SessionOptions()
     options_ort.intra_op_num_threads = 1
     options_ort.inter_op_num_threads = 1
@@ -168,7 +174,7 @@ def main() -> None:
             print(f"round {r + 1}/{args.rounds} (load average {loads[-1]})", flush=True)
             times["torch"] += torch_round(model, frames, tokens, args.steps)
             for p, session in sessions.items():
-                times[f"ort_{p}"] += ort_round(session, frames, tokens.numpy(), layers, sizes, args.steps)
+                times[f"ort_{p}"] += ort_round(session, frames, tokens.numpy(), layers, state_sizes, args.steps)
             for p in sessions:
                 res = page.evaluate(f"window.lnnPage.benchmark('{files[p] if p in others else p}', "
                                     f"{args.steps}, 20, true)")  # fmt: skip
@@ -197,7 +203,7 @@ def main() -> None:
     }  # fmt: skip
     lines = [
         f"# Export benchmark — {results['date']}", "",
-        f"Default Lite ({manifest['architecture']['parameters']:,} parameters, input {results['image_size']}px, "
+        f"Default Lite ({manifest['architecture']['parameters']:,} parameters, input {size_text(results['image_size'])} px, "
         f"{manifest['architecture']['liquid_layers']} liquid layers, rk4), weights: {results['weights']}.",
         f"Machine: {results['machine']}; Chromium {version}, onnxruntime-web {results['onnxruntime_web']} (wasm, 1 thread, "
         f"no cross-origin isolation), onnxruntime {ort.__version__} (1 thread), torch {torch.__version__} (1 thread).", "",

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from lnn.envs import ACTIONS, Action, Env, EpisodeAborted, Observation
+from lnn.frames import frame_size
 
 SPLITS = ("train", "val", "test")
 # Seeds of split s are SPLIT_SEED_BASE[s] + 0, 1, 2, ...: disjoint as long as a split has < 10M episodes.
@@ -186,11 +187,13 @@ def _run_batch(policy, envs: list[Env], jobs: list[tuple[str, int]], keep, max_s
 QUOTED = re.compile(r"[\"“']([^\"”']+)[\"”']")
 
 
-def screenshots_to_tensor(screens: list[np.ndarray], size: int, device=None) -> torch.Tensor:
-    """(H, W, 3) uint8 frames -> (N, 3, size, size) floats in [0, 1], resized where needed."""
+def screenshots_to_tensor(screens: list[np.ndarray], size, device=None) -> torch.Tensor:
+    """(H, W, 3) uint8 frames -> (N, 3, height, width) floats in [0, 1] at `size` (N or [height, width]),
+    resized where needed."""
+    hw = frame_size(size)
     images = torch.from_numpy(np.stack(screens)).to(device).permute(0, 3, 1, 2).float() / 255
-    if images.shape[-2:] != (size, size):
-        images = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    if images.shape[-2:] != hw:
+        images = F.interpolate(images, size=hw, mode="bilinear", antialias=True, align_corners=False)
     return images
 
 

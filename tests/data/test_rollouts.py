@@ -90,6 +90,17 @@ def test_unreadable_dataset_is_named(tmp_path):
         load_episodes(tmp_path / "junk", 64)
 
 
+def test_frames_of_height_width_are_recorded_loaded_and_keyed_apart(tmp_path):
+    dm = EpisodeDataModule(tasks=["click-color"], image_size=[48, 32], episodes_per_task={"train": 2, "val": 1},
+                           batch_size=2, data_dir=str(tmp_path))  # fmt: skip
+    dm.prepare_data()
+    dm.setup()
+    assert next(iter(dm.train_dataloader()))["images"].shape[2:] == (48, 32, 3)
+    with pytest.raises(DataError, match="expected 32x48"):  # a split of another size is refused, not reshaped
+        load_episodes(build_dataset(spec(n=1, tasks=("click-color",), size=32), tmp_path), [48, 32])
+    assert len({spec(size=s).key() for s in (64, [64, 48], [48, 64])}) == 3  # the frame size is in the cache key
+
+
 def test_batches_pad_whole_episodes_with_a_mask(tmp_path):
     dm = EpisodeDataModule(tasks=list(TASKS), image_size=64, episodes_per_task={"train": 4, "val": 2},
                            batch_size=8, data_dir=str(tmp_path))  # fmt: skip

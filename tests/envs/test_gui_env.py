@@ -57,6 +57,16 @@ def test_observation(size):
     assert obs.task == "click-button" and obs.instruction.startswith("Click the ")
 
 
+def test_height_width_stretches_the_scene_and_boxes_stay_on_their_element():
+    square, wide = GuiEnv(image_size=64).reset(5, "click-color"), GuiEnv(["click-color"], image_size=[48, 96])
+    obs = wide.reset(5, "click-color")
+    assert obs.screenshot.shape == (48, 96, 3) and obs.instruction == square.instruction
+    x0, y0, x1, y1 = wide.oracle().target_box  # the target's middle pixel has the colour it has in the square frame
+    middle = obs.screenshot[int((y0 + y1) / 2 * 48), int((x0 + x1) / 2 * 96)]
+    assert (middle == square.screenshot[int((y0 + y1) / 2 * 64), int((x0 + x1) / 2 * 64)]).all()
+    assert not (middle == obs.screenshot[-1, -1]).all()  # not the background
+
+
 @pytest.mark.parametrize("task", FAMILIES)
 def test_deterministic(task):
     a, b = GuiEnv(image_size=SIZE), GuiEnv(image_size=SIZE)

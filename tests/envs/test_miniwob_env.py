@@ -177,10 +177,11 @@ def test_typing_and_keys_reach_the_page(env):
 
 @pytest.mark.browser
 @needs_miniwob_browser
-def test_image_size_stretches_to_a_square(env):
-    env.image_size = 64
+@pytest.mark.parametrize("size, shape", [(64, (64, 64, 3)), ([105, 80], (105, 80, 3))])
+def test_image_size_resizes_to_a_square_or_height_width(env, size, shape):
+    env.image_size = size
     try:
-        assert env.reset(0, "click-tab").screenshot.shape == (64, 64, 3)
+        assert env.reset(0, "click-tab").screenshot.shape == shape
     finally:
         env.image_size = None
 

@@ -198,3 +198,26 @@ def test_the_step_integrates_each_frames_real_dt(tiny_export, tiny_run):
     assert max(figure.values()) <= 1e-4, figure
     at_one = compare(timed, run_onnx(session, images, tokens, 2, [32, 32]))["max_abs_diff"]  # dt = 1
     assert at_one["state"] > 1e-2 and at_one["tau"] > 1e-3, at_one
+
+
+def test_a_model_of_native_aspect_with_click_offsets_exports_with_parity(tmp_path):
+    """[height, width] frames and the click offset: the graph's image input, the manifest, and parity at
+    every precision on episodes the GUI env rendered at that size; OnnxPolicy reads the size back."""
+    from lnn.agent.onnx_policy import OnnxPolicy
+    from lnn.envs import GuiEnv
+
+    run = make_run(tmp_path / "run", image_size=[40, 32], click_offset=True)
+    options = ExportOptions(out=str(tmp_path / "export"), plots=False, web=False, streams_per_task=1)
+    out = export(resolve_source(run=str(run)), options, log=lambda line: None)
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["image_size"] == [40, 32] and m["preprocessing"]["image"]["size"] == [40, 32]
+    assert m["inputs"][0]["shape"] == ["batch", 3, 40, 32] and "40×32" in m["preprocessing"]["image"]["resize"]
+    dims = onnx.load(str(out / "model.onnx")).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims[1:]] == [3, 40, 32]
+    for precision in ("fp32", "fp16", "int8"):
+        assert m["parity"][precision]["passed"], (precision, m["parity"][precision])
+    policy = OnnxPolicy(out)
+    assert policy.image_size == [40, 32]
+    policy.reset(1)
+    actions, _ = policy.act([GuiEnv(["click-color"], image_size=64).reset(0, "click-color")])  # resized to 40 × 32
+    assert 0 <= actions[0].x <= 1 and 0 <= actions[0].y <= 1

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lnn.export.episodes import Trace
-from lnn.export.parity import ParityError, check, compare
+from lnn.export.parity import ParityError, check, compare, same_click
 
 SIDE = 8  # an 8 × 8 click map, as Lite's at image_size 64
 
@@ -88,3 +88,18 @@ def test_a_tie_ratio_outside_0_1_stops_before_any_work(tiny_run, tmp_path, ratio
     with pytest.raises(ConfigError, match="click_tie_ratio"):
         export(resolve_source(run=str(tiny_run)), ExportOptions(out=str(tmp_path / "e"), click_tie_ratio=ratio, web=False))
     assert not (tmp_path / "e").exists()
+
+
+def test_a_map_of_another_aspect_is_judged_by_its_own_cells():
+    rows, columns = 2, 4  # cells 1/4 wide and 1/2 high
+    logits = np.full(rows * columns, -20.0)
+    logits[0 * columns + 3], logits[1 * columns + 0] = 8.0, 7.9  # (column 3, row 0) and, nearly as likely, (0, 1)
+    ref = Trace(np.zeros((1, 1, 6), np.float32), np.array([[[0.875, 0.25]]], np.float32), [], [],
+                logits.reshape(1, 1, -1).astype(np.float32), (rows, columns))  # fmt: skip
+
+    def clicks(x, y):
+        return same_click(ref, trace([x, y]))
+
+    assert clicks(0.875, 0.45)["spot"].all()  # 0.2 down: within half a cell's height
+    assert not clicks(0.675, 0.25)["same"].any()  # 0.2 left: more than half a cell's width, a cell of p ≈ 0
+    assert clicks(0.125, 0.75)["tie"].all() and not clicks(0.125, 0.25)["tie"].any()  # the likely cell, not its row 0

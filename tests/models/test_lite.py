@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from lnn.errors import ConfigError
+from lnn.frames import frame_size
 from lnn.models import VisionLNNLite
 from lnn.models.text import BYTE_IDS, MAX_WORDS, WORD_BYTES
 
@@ -30,9 +31,11 @@ def test_outputs(core):
         assert tau.shape == (2, 3, 1) and tau.min() >= 1.0 and tau.max() <= 10.0
 
 
-def test_step_by_step_with_state_equals_the_episode():
-    model = VisionLNNLite(image_size=64, solver="euler").double().eval()  # eval: batch norms use running stats
+@pytest.mark.parametrize("size, click_offset", [(64, False), ([80, 64], True)])
+def test_step_by_step_with_state_equals_the_episode(size, click_offset):
+    model = VisionLNNLite(image_size=size, solver="euler", click_offset=click_offset).double().eval()  # eval: batch norms use running stats
     images, tokens = inputs()
+    images = torch.nn.functional.interpolate(images.flatten(0, 1), size=frame_size(size)).view(2, 3, 3, *frame_size(size))
     images = images.double()
     whole = model(images, tokens)
     state = model.initial_state(2)
@@ -96,3 +99,38 @@ def test_click_point_lands_on_a_peak_not_between_two():
     logits[0, 8 * 6 + 6] = 4.9  # cell (row 6, col 6): nearly as likely
     xy = model.click_point(logits)[0]
     assert torch.allclose(xy, torch.tensor([1.5 / 8, 1.5 / 8]), atol=0.02)
+
+
+def test_frames_of_native_aspect_keep_it_in_the_map():
+    model = VisionLNNLite(image_size=[210, 160], click_offset=True)  # MiniWoB's task area, unstretched
+    assert model.image_size == [210, 160] and model.map_hw == (27, 20)  # rows from the height, columns from the width
+    h, w = model.map_hw
+    # cells run row by row, as the CNN's map flattens: cell w is row 1, column 0
+    torch.testing.assert_close(model.cell_xy[:, w], torch.tensor([0.5 / w, 1.5 / h]))
+    out = model(torch.rand(2, 1, 3, 210, 160), torch.randint(0, 256, (2, 1, 24)))
+    assert out["click_logits"].shape == (2, 1, h * w) and out["look_logits"].shape == (2, 1, h * w)
+    assert 0 <= out["coords"].min() and out["coords"].max() <= 1
+    assert model.spec["kwargs"]["image_size"] == [210, 160]
+
+
+@pytest.mark.parametrize("size", [[210], [210, 160.0], "210x160", [True, 64]])
+def test_an_image_size_neither_n_nor_height_width_names_the_key(size):
+    with pytest.raises(ConfigError) as info:
+        VisionLNNLite(image_size=size)
+    assert info.value.key == "image_size"
+
+
+def test_click_offset_places_the_point_within_the_peak_cell():
+    model = VisionLNNLite(image_size=[64, 32], click_offset=True)  # an 8 x 4 map: cells 1/4 wide, 1/8 high
+    logits = torch.full((1, 32), -10.0)
+    logits[0, 4 * 2 + 1] = 5.0  # row 2, column 1: centre (0.375, 0.3125)
+    offsets = torch.zeros(1, 2, 32)
+    offsets[0, :, 4 * 2 + 1] = torch.atanh(torch.tensor([0.5, -0.25]))  # half a cell right, a quarter up
+    offsets[0, :, 0] = 3.0  # another cell's offset plays no part
+    xy = model.click_point(logits, offsets)[0]
+    torch.testing.assert_close(xy, torch.tensor([0.375 + 0.5 / 4, 0.3125 - 0.25 / 8]))
+    # bounded to one cell, and kept on the frame at its edge
+    logits[0] = -10.0
+    logits[0, 0] = 5.0
+    offsets[0, :, 0] = -20.0
+    torch.testing.assert_close(model.click_point(logits, offsets)[0], torch.tensor([0.0, 0.0]))

@@ -300,7 +300,7 @@ def plan_episodes(opts: AgentOptions, tasks) -> tuple[int, list[tuple[str, int]]
     return first, jobs, traced
 
 
-def env_settings(run_cfg, env_name: str, image_size: int, headless: bool, opts: AgentOptions) -> dict:
+def env_settings(run_cfg, env_name: str, image_size: int | list[int], headless: bool, opts: AgentOptions) -> dict:
     """The env's arguments: the run's own (same env), frames at the policy's size, the browser's settings."""
     from lnn.runs import select
 
@@ -439,7 +439,7 @@ def write_traces(results, folder: Path, aspect: float | None) -> None:
     write_strip(traced, folder / "strip.png", aspect=aspect)
 
 
-def run_url(opts: AgentOptions, policy, backend, out: Path, headless: bool, image_size: int) -> Path:
+def run_url(opts: AgentOptions, policy, backend, out: Path, headless: bool, image_size: int | list[int]) -> Path:
     """The seed's form: one episode on a page, the instruction from --task; the trace says what happened."""
     from lnn.agent.web import WebPageEnv
     from lnn.rollout import run_episodes

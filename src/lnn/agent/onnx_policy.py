@@ -5,11 +5,12 @@ The export directory holds `model.onnx` and `manifest.json`. What OnnxPolicy rea
 
     {
       "model": "model.onnx",                       optional, the graph file in this directory
-      "image_size": 96,                            optional when the graph's image input has a fixed size
+      "image_size": 96,                            N or [height, width]; optional when the graph's image
+                                                     input has a fixed size
       "tokenizer": {"scheme": "word-bytes/1",      the instruction's ids (lnn.models.text.SCHEME; required:
                     "max_words": 32,                 an export with hashed words is refused); max_words and
                     "word_bytes": 12},               word_bytes default to lnn.models.text's
-        "instruction": "text",                       optional: "pixels" feeds all-padding tokens (screenshot only)
+      "instruction": "text",                       optional: "pixels" feeds all-padding tokens (screenshot only)
       "inputs":  {"image": "image", "tokens": "tokens", "state": ["state_0", "state_1", ...],
                   "dt": "dt"},                 optional: seconds since the previous frame, (B,) or (B, 1)
       "outputs": {"action_logits": "action_logits", "coords": "coords",
@@ -18,7 +19,8 @@ The export directory holds `model.onnx` and `manifest.json`. What OnnxPolicy rea
 
 `inputs` / `outputs` may also be lists of names (or of {"name": ...} entries); each is then recognised by
 its name: image, token(s), state / h<i>, dt (inputs, in order); action, coord, tau, state (outputs, in
-order). The image is float32 (B, 3, S, S) in [0, 1]; tokens int64 (B, max_words · word_bytes) from lnn.models.text; each
+order). The image is float32 (B, 3, H, W) in [0, 1]; tokens int64 (B, max_words · word_bytes) from lnn.models.text;
+each
 state float32 (B, ...) starting at zeros; the batch axis must be dynamic for more than one env at once.
 """
 
@@ -33,6 +35,7 @@ import numpy as np
 
 from lnn.envs import Observation
 from lnn.errors import ConfigError
+from lnn.frames import plain_size
 from lnn.models.text import MAX_WORDS, SCHEME, WORD_BYTES, instruction_text, tokenize_batch
 from lnn.rollout import decode_action, screenshots_to_tensor
 
@@ -105,10 +108,13 @@ class OnnxPolicy:
                                       f"{len(self.outputs['state'])} state outputs")  # fmt: skip
         shapes = {i.name: i.shape for i in self.session.get_inputs()}
         image_shape = shapes[self.inputs["image"][0]]
-        size = self.manifest.get("image_size") or (image_shape[-1] if isinstance(image_shape[-1], int) else None)
+        size = self.manifest.get("image_size")
+        if not size and all(isinstance(d, int) for d in image_shape[-2:]):
+            height, width = image_shape[-2:]
+            size = height if height == width else [height, width]
         if not size:
             raise ConfigError("ckpt", f"{export_dir / MANIFEST}: give image_size (the graph's image input has no fixed size)")
-        self.image_size = int(size)
+        self.image_size = plain_size(size, key=f"{MANIFEST}: image_size")
         tokenizer = self.manifest.get("tokenizer") or {}
         if tokenizer.get("scheme") != SCHEME:
             old = " (hashed words: re-export a model retrained with this version)" if "buckets" in tokenizer \

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from lnn.envs.base import Action, Env, EpisodeAborted, FrameClock, Observation, OracleError, OracleStep
+from lnn.frames import resize_frame
 
 SCROLL_PX = 200
 
@@ -39,7 +40,7 @@ def display_available() -> bool:
 class WebPageEnv(Env):
     """One page, `instruction` as the task; clicks at normalised points of the viewport."""
 
-    def __init__(self, url: str, instruction: str, viewport: tuple[int, int] = (1280, 720), image_size: int | None = None,
+    def __init__(self, url: str, instruction: str, viewport: tuple[int, int] = (1280, 720), image_size: int | list[int] | None = None,
                  headless: bool = True, step_timeout_s: float = 20.0, task: str = "web"):  # fmt: skip
         from lnn.envs.miniwob.browser import DEFAULT_CHROMIUM, Browser
 
@@ -100,7 +101,7 @@ class WebPageEnv(Env):
         dt = self._clock.tick()
         image = Image.open(io.BytesIO(png)).convert("RGB")
         if self.image_size:
-            image = image.resize((self.image_size, self.image_size), Image.BILINEAR)
+            image = resize_frame(image, self.image_size)
         return Observation(np.asarray(image, dtype=np.uint8), self.instruction, self.task_names[0], dt)
 
     def close(self) -> None:

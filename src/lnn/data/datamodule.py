@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 from lnn.data.rollouts import RolloutSpec, build_dataset
 from lnn.envs.registry import check_tasks
 from lnn.errors import ConfigError, DataError
+from lnn.frames import frame_size, plain_size
 from lnn.rollout import SPLITS
 
 IGNORE = -100  # action label of padded steps (cross-entropy's ignore_index)
@@ -55,7 +56,7 @@ class Episodes:
         )
 
 
-def load_episodes(path: Path, image_size: int) -> Episodes:
+def load_episodes(path: Path, image_size) -> Episodes:
     """Read a recorded split; a corrupt file or row raises DataError naming it."""
     import datasets as hf
 
@@ -70,7 +71,8 @@ def load_episodes(path: Path, image_size: int) -> Episodes:
         raise DataError(f"{path}: not a readable dataset ({type(e).__name__}: {e}); delete it to record it again") from e
 
     rows = len(ds)
-    images = torch.empty(rows, image_size, image_size, 3, dtype=torch.uint8)
+    height, width = frame_size(image_size)
+    images = torch.empty(rows, height, width, 3, dtype=torch.uint8)
     row = 0
     for batch in tqdm(ds.select_columns(["screenshot"]).iter(batch_size=512), total=-(-rows // 512),
                       desc=f"loading {path.name}", unit="batch", leave=False):  # fmt: skip
@@ -79,8 +81,8 @@ def load_episodes(path: Path, image_size: int) -> Episodes:
                 frame = np.array(Image.open(io.BytesIO(item["bytes"])).convert("RGB"))
             except Exception as e:
                 raise DataError(f"{files}: row {row}: screenshot cannot be decoded ({e})") from e
-            if frame.shape != (image_size, image_size, 3):
-                raise DataError(f"{files}: row {row}: screenshot is {frame.shape[1]}x{frame.shape[0]}, expected {image_size}x{image_size}")
+            if frame.shape != (height, width, 3):
+                raise DataError(f"{files}: row {row}: screenshot is {frame.shape[1]}x{frame.shape[0]}, expected {width}x{height}")
             images[row] = torch.from_numpy(frame)
             row += 1
 
@@ -216,7 +218,7 @@ class EpisodeDataModule(pl.LightningDataModule):
         self,
         env: str = "gui",
         tasks: list[str] | None = None,
-        image_size: int = 96,
+        image_size: int | list[int] = 96,
         episodes_per_task: dict | None = None,
         batch_size: int = 32,
         num_workers: int = 0,
@@ -246,6 +248,7 @@ class EpisodeDataModule(pl.LightningDataModule):
         # the most envs closed-loop evaluation may open at once (MiniWoB: each is a Chromium), and the
         # actions after which it counts an episode as failed (MiniWoB pages never end a wandering episode)
         self.max_envs, self.max_steps = max_envs, max_steps
+        image_size = plain_size(image_size)  # N or [height, width]; part of the recording's cache key
         self.env, self.image_size, self.batch_size, self.num_workers = env, image_size, batch_size, num_workers
         self.data_dir, self.record_workers = Path(data_dir), record_workers
         self.env_kwargs = {"image_size": image_size, **(env_kwargs or {})}

@@ -11,7 +11,7 @@ order (step 0, 1, ...):
 (one of lnn.envs.ACTIONS) are required; `x`, `y` (the click point in [0, 1], from the left / top) on clicks;
 `text` on `type` steps. Optional: `task` (a name the instruction encoder also sees), `box` ([x0, y0, x1, y1]
 in [0, 1]: the target, for the click-inside-box metric and loss) and `dt` (time since the previous frame,
-default 1). Images of any size and format Pillow reads are stretched to the model's square image size
+default 1). Images of any size and format Pillow reads are stretched to the model's image size (N or [height, width])
 (stretching, not letterboxing, keeps normalised points exact).
 
 The import checks every line first and stops at the first bad one with "<file>:<line>: <what>; <fix>". It
@@ -42,6 +42,7 @@ from lnn.data.datamodule import EpisodeDataModule
 from lnn.data.rollouts import FORMAT_VERSION, NO_BOX, build_once, save_rows
 from lnn.envs import ACTIONS
 from lnn.errors import ConfigError, DataError
+from lnn.frames import plain_size, resize_frame
 
 EPISODES = "episodes.jsonl"
 FOLDER_FORMAT = 1  # bump when the import changes what it writes: folders are then imported again
@@ -147,7 +148,7 @@ def read_steps(folder: Path) -> list[Step]:
     return steps
 
 
-def folder_key(folder: Path, steps: list[Step], image_size: int, val_fraction: float) -> str:
+def folder_key(folder: Path, steps: list[Step], image_size: int | list[int], val_fraction: float) -> str:
     """Hash of what the import depends on: episodes.jsonl's bytes, each image's (size, mtime), the settings."""
     digest = hashlib.sha256((folder / EPISODES).read_bytes()).hexdigest()
     images = {}
@@ -179,13 +180,11 @@ def split_episodes(steps: list[Step], val_fraction: float, path: Path) -> dict[s
 
 
 def _decode(args) -> bytes | str:
-    """An image file -> PNG bytes of its RGB frame stretched to size x size; or what went wrong."""
+    """An image file -> PNG bytes of its RGB frame stretched to `size` (N or [height, width]); or what went wrong."""
     path, size = args
     try:
         with Image.open(path) as image:
-            frame = image.convert("RGB")
-        if frame.size != (size, size):
-            frame = frame.resize((size, size), Image.BILINEAR)
+            frame = resize_frame(image.convert("RGB"), size)
         out = io.BytesIO()
         frame.save(out, format="PNG", compress_level=1)
         return out.getvalue()
@@ -193,7 +192,7 @@ def _decode(args) -> bytes | str:
         return f"{type(e).__name__}: {e}"
 
 
-def _frames(folder: Path, steps: list[Step], image_size: int, workers: int):
+def _frames(folder: Path, steps: list[Step], image_size: int | list[int], workers: int):
     """PNG bytes of each step's frame, in order, decoded in `workers` processes; DataError at the first bad one."""
     jobs = [(str(folder / step.image), image_size) for step in steps]
     bar = tqdm(total=len(jobs), desc=f"importing {folder.name}", unit="img", smoothing=0.05)
@@ -212,7 +211,7 @@ def _frames(folder: Path, steps: list[Step], image_size: int, workers: int):
             pool.terminate()
 
 
-def _write_import(folder: Path, steps: list[Step], splits: dict, image_size: int, workers: int, tmp: Path) -> None:
+def _write_import(folder: Path, steps: list[Step], splits: dict, image_size: int | list[int], workers: int, tmp: Path) -> None:
     import datasets as hf
 
     hf.disable_progress_bars()  # ours says what is happening
@@ -243,7 +242,7 @@ def _write_import(folder: Path, steps: list[Step], splits: dict, image_size: int
     }, indent=1))  # fmt: skip
 
 
-def import_folder(folder: str | os.PathLike, root: str | os.PathLike, image_size: int, val_fraction: float = 0.1,
+def import_folder(folder: str | os.PathLike, root: str | os.PathLike, image_size: int | list[int], val_fraction: float = 0.1,
                   workers: int | None = None, steps: list[Step] | None = None) -> Path:  # fmt: skip
     """The imported dataset of `folder` under `root` (train/ and val/, split by episode), imported now unless
     this content was imported before. Returns its path. `steps`: read_steps(folder), if already read."""
@@ -265,7 +264,7 @@ class FolderDataModule(EpisodeDataModule):
     def __init__(
         self,
         path: str | None = None,
-        image_size: int = 96,
+        image_size: int | list[int] = 96,
         val_fraction: float = 0.1,
         batch_size: int = 32,
         num_workers: int = 0,
@@ -286,7 +285,7 @@ class FolderDataModule(EpisodeDataModule):
             raise ConfigError("import_workers", f"must be null (every CPU) or >= 1, got {import_workers}")
         self.path, self.val_fraction, self.import_workers = Path(path).expanduser().resolve(), val_fraction, import_workers
         self.steps = read_steps(self.path)  # a bad line stops the run here, before any work (images: at import)
-        self.image_size, self.batch_size, self.num_workers = image_size, batch_size, num_workers
+        self.image_size, self.batch_size, self.num_workers = plain_size(image_size), batch_size, num_workers
         self.data_dir = Path(data_dir)
         self.splits = {}
         self.imported: Path | None = None

@@ -47,7 +47,7 @@ def _env_accepts_image_size(env_name: str) -> bool:
     return "image_size" in inspect.signature(getattr(import_module(module), cls)).parameters
 
 
-def record_streams(env_name: str, tasks, image_size: int, steps: int = 16, per_task: int = 1,
+def record_streams(env_name: str, tasks, image_size: int | list[int], steps: int = 16, per_task: int = 1,
                    seed_base: int = SPLIT_SEED_BASE["test"], env_kwargs: dict | None = None) -> list[Stream]:  # fmt: skip
     """`per_task` oracle-driven streams of `steps` frames for each task family."""
     kwargs = dict(env_kwargs or {})
@@ -79,7 +79,7 @@ def record_played(model, env_name: str, tasks, steps: int = 16, max_steps: int |
         env.close()
 
 
-def _task_streams(env, task: str, image_size: int, steps: int, per_task: int, seed: int, policy=None,
+def _task_streams(env, task: str, image_size: int | list[int], steps: int, per_task: int, seed: int, policy=None,
                   max_steps: int | None = None) -> list[Stream]:  # fmt: skip
     """Episodes on successive seeds, cut into streams of `steps` frames; a stream that cuts an episode
     short leaves the rest of it out (the next stream starts a fresh episode). `policy`: the env's oracle
@@ -117,7 +117,7 @@ def _truth(oracle) -> dict | None:
 
 
 def stream_inputs(model, streams: list[Stream]) -> tuple[np.ndarray, np.ndarray]:
-    """images (T, B, 3, S, S) float32 in [0, 1] and tokens (T, B, L) int64 for a batch of equal-length streams."""
+    """images (T, B, 3, H, W) float32 in [0, 1] and tokens (T, B, L) int64 for a batch of equal-length streams."""
     steps = len(streams[0])
     images = np.stack([s.frames for s in streams], 1).transpose(0, 1, 4, 2, 3).astype(np.float32) / 255
     tokens = np.stack([model.tokenize([s.task] * steps, s.instructions).numpy() for s in streams], 1)
@@ -139,13 +139,15 @@ def reset_mask(streams: list[Stream], reset_at_new_episode: bool) -> np.ndarray:
 @dataclass
 class Trace:
     """Outputs per step: action_logits (T,B,A), coords (T,B,2), tau [per layer (T,B,k)], state [(T,B,H)];
-    click_logits (T,B,cells): the click map, where the model gives it (PyTorch's Lite; not the ONNX step)."""
+    click_logits (T,B,cells): the click map, where the model gives it (PyTorch's Lite; not the ONNX step),
+    cells row by row over `map_hw` (rows, columns; None: a square map)."""
 
     action_logits: np.ndarray
     coords: np.ndarray
     tau: list[np.ndarray]
     state: list[np.ndarray]
     click_logits: np.ndarray | None = None
+    map_hw: tuple[int, int] | None = None
 
     def taus(self) -> np.ndarray:
         """(T, B, layers, k); zero layers gives (T, B, 0, 1)."""
@@ -176,6 +178,7 @@ def run_torch(model, images: np.ndarray, tokens: np.ndarray, resets: np.ndarray 
         [np.stack([o["tau_values"][i].numpy() for o in out_steps]) for i in range(len(out_steps[0]["tau_values"]))],
         [np.stack([o["state"][i].numpy() for o in out_steps]) for i in range(len(out_steps[0]["state"]))],
         np.stack([o["click_logits"].numpy() for o in out_steps]) if "click_logits" in out_steps[0] else None,
+        getattr(model, "map_hw", None),
     )
 
 

@@ -41,6 +41,7 @@ import torch
 from torch import nn
 
 from lnn.errors import ConfigError
+from lnn.frames import frame_size
 from lnn.liquid import SOLVERS
 
 FIXED_SOLVERS = tuple(name for name, s in SOLVERS.items() if s.exportable)
@@ -131,11 +132,11 @@ def io_names(taus: int, states: int) -> tuple[list[str], list[str]]:
 
 def io_spec(model: nn.Module) -> dict:
     """Inputs and outputs with shapes (`batch` is dynamic) and dtypes, for the manifest."""
-    taus, sizes, size = tau_layers(model), state_sizes(model), model.image_size
+    taus, sizes, (height, width) = tau_layers(model), state_sizes(model), frame_size(model.image_size)
     tau = model.liquid_cells()[0].tau_size if taus else 0
     per = "neuron" if taus and tau > 1 else "sample"
     inputs = [
-        {"name": "image", "shape": ["batch", 3, size, size], "dtype": "float32",
+        {"name": "image", "shape": ["batch", 3, height, width], "dtype": "float32",
          "description": "RGB frame resized to image_size, values in [0, 1] (uint8 / 255), channels first"},
         {"name": "tokens", "shape": ["batch", model.max_tokens], "dtype": "int64",
          "description": "byte ids of the words of '<task> <instruction>', in word slots (see "
@@ -247,9 +248,9 @@ def quiet():
 def export_fp32(model: nn.Module, path: Path, opset: int = OPSET):
     """Write the step of `model` (eval, float32, CPU) to `path` as one ONNX file; returns the ModelProto."""
     graph = StepGraph(reference_path(model)).eval()
-    sizes, size = state_sizes(model), model.image_size
+    sizes = state_sizes(model)
     batch = 2  # >= 2, or the exporter specialises the batch axis to 1
-    args = (torch.rand(batch, 3, size, size), torch.randint(0, 2, (batch, model.max_tokens)),
+    args = (torch.rand(batch, 3, *frame_size(model.image_size)), torch.randint(0, 2, (batch, model.max_tokens)),
             torch.tensor([0.5, 2.0]))  # dt: not 1, so no path specialises on the default
     args += tuple(torch.zeros(batch, n) for n in sizes)
     inputs, outputs = io_names(tau_layers(model), len(sizes))

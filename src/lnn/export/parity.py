@@ -44,8 +44,10 @@ def target_boxes(streams) -> np.ndarray:
 def same_click(ref: Trace, other: Trace, boxes: np.ndarray | None = None,
                tie_ratio: float = TIE_RATIO) -> dict:  # fmt: skip
     """(T, B) bool per rule (see the module docstring): `spot`, `target`, `tie`, and `same`, any of them."""
-    side = round(ref.click_logits.shape[-1] ** 0.5)  # the click map is side × side cells over the screen
-    spot = (np.abs(ref.coords - other.coords) <= 0.5 / side).all(-1)
+    side = round(ref.click_logits.shape[-1] ** 0.5)
+    rows, columns = ref.map_hw or (side, side)  # the click map's cells over the screen
+    cells = np.array([columns, rows])  # per axis (x, y)
+    spot = (np.abs(ref.coords - other.coords) <= 0.5 / cells).all(-1)
     target = np.zeros_like(spot)
     if boxes is not None:
         def inside(xy):
@@ -54,8 +56,8 @@ def same_click(ref: Trace, other: Trace, boxes: np.ndarray | None = None,
         target = inside(ref.coords) & inside(other.coords)
     logits = ref.click_logits - ref.click_logits.max(-1, keepdims=True)
     p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    column, row = np.clip((other.coords * side).astype(int), 0, side - 1).transpose(2, 0, 1)
-    p_other = np.take_along_axis(p, (row * side + column)[..., None], -1)[..., 0]
+    column, row = np.clip((other.coords * cells).astype(int), 0, cells - 1).transpose(2, 0, 1)
+    p_other = np.take_along_axis(p, (row * columns + column)[..., None], -1)[..., 0]
     tie = p_other >= tie_ratio * p.max(-1)
     return {"spot": spot, "target": target, "tie": tie, "same": spot | target | tie}
 

@@ -26,6 +26,7 @@ import torch
 
 from lnn.errors import ConfigError
 from lnn.export import onnx_step
+from lnn.frames import size_text
 from lnn.export.episodes import (Stream, Trace, record_streams, reset_mask, run_onnx, run_torch, stream_dt,
                                  stream_inputs)
 from lnn.export.parity import check, compare, format_figure, target_boxes
@@ -341,7 +342,7 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
     return manifest
 
 
-def _record_streams(cfg, env_name: str, image_size: int, opts: ExportOptions) -> list[Stream]:
+def _record_streams(cfg, env_name: str, image_size: int | list[int], opts: ExportOptions) -> list[Stream]:
     """The run's env and tasks, oracle-driven on test seeds: `streams_per_task` streams of `steps` frames."""
     from lnn.envs.registry import check_tasks
 
@@ -445,7 +446,7 @@ def _manifest(source: Source, model, opts: ExportOptions, layers: int, folded: l
         "preprocessing": {
             "image": {"size": model.image_size, "layout": "NCHW: (batch, 3 RGB channels, height, width)",
                       "scale": "uint8 / 255, giving [0, 1]",
-                      "resize": f"to {model.image_size}×{model.image_size} (the env renders at this size)",
+                      "resize": f"to {size_text(model.image_size)} (height × width; the env renders at this size)",
                       "normalisation": "none outside: the graph applies (x − 0.5) · 4 itself"},
             "tokens": {**tokenizer, "text": "'<task> <instruction>'; an empty instruction gives all padding",
                        "words": "numbers with their sign, runs of letters/digits, any other non-space character "

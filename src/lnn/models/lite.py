@@ -12,6 +12,10 @@ width 256 with one τ per sample; heads 128→64). Two changes, both for clickin
 * the instruction reaches the model as the bytes of its words (`text.py`), not only a task id, so the
   target can depend on what the instruction says — any word, case kept, seen in training or not.
 
+Frames may be non-square (`image_size` [height, width], e.g. MiniWoB's 210 × 160 task area unstretched),
+and with `click_offset` the click point is pixel-precise: the chosen cell's centre plus an offset the
+scorer predicts for that cell, not the map's mean.
+
 `forward` runs whole episodes (B, T, ...); `step` is one frame with the state in and out — the call
 the agent and the ONNX export use.
 """
@@ -22,6 +26,7 @@ import torch
 from torch import Tensor, nn
 
 from lnn.errors import ConfigError
+from lnn.frames import frame_size, plain_size
 from lnn.liquid import CELLS, LiquidStack
 from lnn.liquid.cell import as_step_dt
 from lnn.models.policy import Described, records_spec
@@ -42,16 +47,17 @@ class CellScorer(nn.Module):
     scales and shifts (FiLM). Nonlinear, so a query can ask for a conjunction — "red" and "square",
     or "at the remembered place" — that no single feature channel holds."""
 
-    def __init__(self, map_channels: int, query_size: int, hidden: int = 64):
+    def __init__(self, map_channels: int, query_size: int, hidden: int = 64, outputs: int = 1):
         super().__init__()
         self.cells = nn.Conv1d(map_channels, hidden, 1)
         self.film = nn.Linear(query_size, 2 * hidden)
-        self.score = nn.Conv1d(hidden, 1, 1)
+        self.score = nn.Conv1d(hidden, outputs, 1)
 
     def forward(self, feats: Tensor, query: Tensor) -> Tensor:
-        """feats (N, C, cells), query (N, Q) -> scores (N, cells)."""
+        """feats (N, C, cells), query (N, Q) -> scores (N, cells), or (N, outputs, cells) for outputs > 1."""
         gamma, beta = self.film(query).unsqueeze(-1).chunk(2, 1)
-        return self.score(torch.relu(self.cells(feats) * (1 + gamma) + beta)).squeeze(1)
+        scores = self.score(torch.relu(self.cells(feats) * (1 + gamma) + beta))
+        return scores.squeeze(1) if scores.shape[1] == 1 else scores
 
 
 def position_features(xy: Tensor, frequencies: int) -> Tensor:
@@ -141,7 +147,7 @@ class VisionLNNLite(Described, nn.Module):
     def __init__(
         self,
         num_actions: int = 6,
-        image_size: int = 224,
+        image_size: int | list[int] = 224,
         channels: tuple[int, ...] = (32, 64, 128),
         feature_size: int = 128,
         instruction_dim: int = 64,
@@ -151,6 +157,7 @@ class VisionLNNLite(Described, nn.Module):
         scorer_size: int = 64,
         position_frequencies: int = 2,
         look_input: bool = False,
+        click_offset: bool = False,
         core: str = "liquid",
         core_width: int | None = None,
         tau_min: float = 1.0,
@@ -170,7 +177,8 @@ class VisionLNNLite(Described, nn.Module):
             raise ConfigError("instruction", f"must be one of {', '.join(INSTRUCTION_INPUTS)}, got {instruction!r}")
         self.instruction = instruction
         min_size = 4 * 2 ** len(channels)  # a map of at least 4 × 4 cells to click in
-        if not isinstance(image_size, int) or image_size < min_size:
+        height, width = frame_size(image_size)
+        if min(height, width) < min_size:
             raise ConfigError(
                 "image_size", f"{image_size} is too small for a CNN of {len(channels)} stride-2 layers; use >= {min_size}"
             )
@@ -189,7 +197,8 @@ class VisionLNNLite(Described, nn.Module):
         for key, value in sizes.items():
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(key, f"must be a positive integer, got {value!r}")
-        self.num_actions, self.image_size, self.core_type = num_actions, image_size, core
+        self.num_actions, self.core_type = num_actions, core
+        self.image_size = plain_size(image_size)  # as given: N or [height, width]
         self.max_tokens = MAX_WORDS * WORD_BYTES  # the width of `tokens`: word slots of byte ids
 
         layers, c_in = [], 3
@@ -197,11 +206,12 @@ class VisionLNNLite(Described, nn.Module):
             layers += [nn.Conv2d(c_in, c_out, 3, stride=2, padding=1), nn.ReLU(inplace=True)]
             c_in = c_out
         self.cnn = nn.Sequential(*layers)
-        self.map_size = image_size
         for _ in channels:
-            self.map_size = (self.map_size - 1) // 2 + 1
-        ys, xs = torch.meshgrid(*(2 * [(torch.arange(self.map_size) + 0.5) / self.map_size]), indexing="ij")
+            height, width = (height - 1) // 2 + 1, (width - 1) // 2 + 1
+        self.map_hw = (height, width)  # the click map's rows and columns
+        ys, xs = torch.meshgrid((torch.arange(height) + 0.5) / height, (torch.arange(width) + 0.5) / width, indexing="ij")
         self.register_buffer("cell_xy", torch.stack([xs, ys]).flatten(1), persistent=False)  # (2, cells), in (0, 1)
+        self.register_buffer("cell_wh", torch.tensor([1 / width, 1 / height]), persistent=False)  # a cell's extent
         self.register_buffer("cell_position", position_features(self.cell_xy, position_frequencies), persistent=False)
         c_map = c_in + len(self.cell_position)  # CNN features + where each cell is
 
@@ -227,7 +237,9 @@ class VisionLNNLite(Described, nn.Module):
         # The state is batch-normalised first: what all episodes share otherwise dominates it, every
         # query looks alike, and training sits on a plateau of "spread over all candidates".
         self.state_norm = nn.BatchNorm1d(head_size)
-        self.click_scorer = CellScorer(c_map, head_size + instruction_dim, scorer_size)
+        # click_offset: two more outputs per cell, where in (and around) the cell to click
+        self.click_offset = click_offset
+        self.click_scorer = CellScorer(c_map, head_size + instruction_dim, scorer_size, 3 if click_offset else 1)
 
         if core != "liquid" and core_width is None:
             total = sum(p.numel() for p in self.parameters())
@@ -261,7 +273,7 @@ class VisionLNNLite(Described, nn.Module):
         return self.instruction_encoder(distinct)[where]
 
     def encode_frames(self, images: Tensor) -> Tensor:
-        """(N, 3, S, S) in [0, 1] -> (N, C + P, cells): CNN features with each cell's position."""
+        """(N, 3, H, W) in [0, 1] -> (N, C + P, cells): CNN features with each cell's position."""
         features = self.cnn((images - 0.5) * 4).flatten(2)
         position = self.cell_position.to(features.dtype).expand(features.shape[0], -1, -1)
         return torch.cat([features, position], 1)
@@ -269,7 +281,7 @@ class VisionLNNLite(Described, nn.Module):
     # --- the policy -----------------------------------------------------------------------------
     def forward(self, images: Tensor, tokens: Tensor, state: list[Tensor] | None = None, dt=None,
                 mask: Tensor | None = None) -> dict:  # fmt: skip
-        """images (B, T, 3, S, S) in [0, 1], tokens (B, T, L) -> outputs per step (B, T, ...).
+        """images (B, T, 3, H, W) in [0, 1], tokens (B, T, L) -> outputs per step (B, T, ...).
 
         `mask` (B, T) marks real steps of padded episodes: frames are only encoded where it is true
         (padding costs nothing in the CNN); every output per step (logits, coords, maps, τ) is zero at
@@ -292,8 +304,9 @@ class VisionLNNLite(Described, nn.Module):
         out, state, taus = self.core(unflatten(x, real, batch, steps), state, dt)
         z = self.head(out).flatten(0, 1)
         z_real = z if real is None else z[real]
-        click_logits = self.click_scorer(feats, torch.cat([self.state_norm(z_real), words], -1))
-        coords = self.click_point(click_logits)
+        click = self.click_scorer(feats, torch.cat([self.state_norm(z_real), words], -1))
+        click_logits, offsets = (click[:, 0], click[:, 1:]) if self.click_offset else (click, None)
+        coords = self.click_point(click_logits, offsets)
         if mask is not None:
             taus = [tau * mask.unsqueeze(-1).to(tau.dtype) for tau in taus]
         return {
@@ -305,16 +318,25 @@ class VisionLNNLite(Described, nn.Module):
             "state": state,
         }
 
-    def click_point(self, click_logits: Tensor) -> Tensor:
-        """The mean of the click map over the 3 × 3 cells around its peak, in [0, 1].
+    def click_point(self, click_logits: Tensor, offsets: Tensor | None = None) -> Tensor:
+        """Where to click, in [0, 1]: the map's peak cell, placed within it by `offsets` (N, 2, cells).
 
-        The mean over the whole map would land between two candidates the model hesitates over —
-        on neither; around the peak it lands on the likelier one, still with sub-cell precision.
+        With offsets: the peak cell's centre plus its offset, tanh-bounded to ± one cell (a peak one
+        cell off, between two candidates' borders, can still reach the point), trained by the
+        coordinate loss toward the labelled point: pixel-precise whatever the map's resolution.
+        Without: the mean of the map over the 3 × 3 cells around the peak. The mean over the whole
+        map would land between two candidates the model hesitates over — on neither; around the peak
+        it lands on the likelier one, with some sub-cell precision.
         """
+        xy = self.cell_xy.T.to(click_logits.dtype)  # (cells, 2)
+        cell = self.cell_wh.to(click_logits.dtype)
+        best = click_logits.argmax(-1)
+        peak = xy[best]  # (N, 2)
+        if offsets is not None:
+            offset = offsets.gather(2, best.view(-1, 1, 1).expand(-1, 2, 1)).squeeze(2)  # (N, 2)
+            return (peak + torch.tanh(offset) * cell).clamp(0, 1)
         p = torch.softmax(click_logits, -1)
-        xy = self.cell_xy.T.to(p.dtype)  # (cells, 2)
-        peak = xy[p.argmax(-1)]  # (N, 2)
-        near = ((xy.unsqueeze(0) - peak.unsqueeze(1)).abs() <= 1.01 / self.map_size).all(-1)
+        near = ((xy.unsqueeze(0) - peak.unsqueeze(1)).abs() <= 1.01 * cell).all(-1)
         weights = p * near
         return (weights @ xy) / weights.sum(-1, keepdim=True)
 
@@ -323,7 +345,7 @@ class VisionLNNLite(Described, nn.Module):
         return self.core.initial_state(batch, ref)
 
     def step(self, image: Tensor, tokens: Tensor, state: list[Tensor] | None = None, dt=None) -> dict:
-        """One frame: image (B, 3, S, S), tokens (B, L), state per layer -> outputs without T."""
+        """One frame: image (B, 3, H, W), tokens (B, L), state per layer -> outputs without T."""
         out = self(image.unsqueeze(1), tokens.unsqueeze(1), state, dt)
         for key in ("action_logits", "coords", "click_logits", "look_logits"):
             out[key] = out[key][:, 0]

@@ -3,13 +3,13 @@
 A policy maps a screenshot and an instruction (with its recurrent state) to an action and a point:
 
     tokenize(tasks, instructions) -> (N, L) int64      the model's own text encoding
-    forward(images (B,T,3,S,S) in [0,1], tokens (B,T,L), state=None, dt=None, mask=None) -> dict:
+    forward(images (B,T,3,H,W) in [0,1], tokens (B,T,L), state=None, dt=None, mask=None) -> dict:
         action_logits (B,T,6), coords (B,T,2) in [0,1], click_logits (B,T,cells),
         look_logits (B,T,cells) — optional: where the model looks (trained towards the oracle's focus),
         tau_values [per liquid layer (B,T,τ)], state [per core layer (B,S): the LSTM's is [h, c]]
-    step(image (B,3,S,S), tokens (B,L), state) -> the same without T   (agent, ONNX export)
+    step(image (B,3,H,W), tokens (B,L), state) -> the same without T   (agent, ONNX export)
     initial_state(batch) -> [per layer]
-    image_size: int                                   the square size frames are resized to
+    image_size: int | [height, width]                 the size frames are resized to (N: N × N; lnn.frames)
     cell_xy: (2, cells) tensor                        centres of the click map's cells, in [0,1]
 
 and says what it is, so that nothing outside has to walk its attributes:
@@ -96,7 +96,7 @@ class Described:
 
 
 class Policy(Protocol):
-    image_size: int
+    image_size: int | list[int]
     cell_xy: Tensor
     family: str
     spec: dict

@@ -9,6 +9,7 @@ from lnn.envs.base import Action, Env, Observation, OracleStep
 from lnn.envs.gui.families import ENTER, TASKS, Difficulty, Family, Step
 from lnn.envs.gui.render import Renderer, inside
 from lnn.errors import ConfigError
+from lnn.frames import plain_size
 
 MIN_IMAGE_SIZE = 32
 
@@ -33,7 +34,7 @@ class GuiEnv(Env):
     task_names: tuple[str, ...] = tuple(TASKS)  # all families; an instance narrows it to its `tasks`
 
     def __init__(
-        self, tasks: Sequence[str] | None = None, image_size: int = 96, max_steps: int = 8, **difficulty
+        self, tasks: Sequence[str] | None = None, image_size: int | list[int] = 96, max_steps: int = 8, **difficulty
     ):
         if isinstance(tasks, str):  # one family named on its own
             tasks = [tasks]
@@ -42,8 +43,7 @@ class GuiEnv(Env):
             raise ConfigError("tasks", f"no task family given; available: {', '.join(TASKS)}")
         for name in names:
             _check_family(name, "tasks")
-        if not isinstance(image_size, int) or image_size < MIN_IMAGE_SIZE:
-            raise ConfigError("image_size", f"must be an integer >= {MIN_IMAGE_SIZE}, got {image_size!r}")
+        image_size = plain_size(image_size, minimum=MIN_IMAGE_SIZE)  # N or [height, width]: the scene stretched
         self.difficulty = Difficulty.from_options(difficulty)
         self.task_names = names
         self.image_size = image_size

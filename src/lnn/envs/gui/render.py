@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from lnn.envs.base import Box
+from lnn.frames import frame_size
 
 RGB = tuple[int, int, int]
 
@@ -138,21 +139,23 @@ def _cross(x0: float, y0: float, x1: float, y1: float) -> list[tuple[float, floa
 
 
 class Renderer:
-    """Renders scenes at one image size; caches the fonts and the empty window per background."""
+    """Renders scenes at one image size (N or [height, width]: the square scene stretched); caches the
+    fonts and the empty window per background."""
 
-    def __init__(self, size: int):
-        self.size = size
+    def __init__(self, size):
+        self.height, self.width = frame_size(size)
+        self.size = min(self.height, self.width)  # what text and paddings scale with
         self._windows: dict[RGB, Image.Image] = {}
 
     def _px(self, box: Box) -> tuple[int, int, int, int]:
         # Inclusive pixel corners of a normalised box, as ImageDraw wants them.
-        s = self.size
-        x0, y0 = round(box[0] * s), round(box[1] * s)
-        return x0, y0, max(x0, round(box[2] * s) - 1), max(y0, round(box[3] * s) - 1)
+        w, h = self.width, self.height
+        x0, y0 = round(box[0] * w), round(box[1] * h)
+        return x0, y0, max(x0, round(box[2] * w) - 1), max(y0, round(box[3] * h) - 1)
 
     def _window(self, background: RGB) -> Image.Image:
         if background not in self._windows:
-            image = Image.new("RGB", (self.size, self.size), background)
+            image = Image.new("RGB", (self.width, self.height), background)
             ImageDraw.Draw(image).rectangle(self._px((0, 0, 1, HEADER_HEIGHT)), fill=HEADER_COLOR)
             self._windows[background] = image
         return self._windows[background]

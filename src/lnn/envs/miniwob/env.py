@@ -23,6 +23,7 @@ from PIL import Image
 # EpisodeAborted, OracleError: shared by every env (lnn.envs.base), re-exported here
 from lnn.envs.base import Action, Env, EpisodeAborted, FrameClock, Observation, OracleError, OracleStep
 from lnn.errors import ConfigError
+from lnn.frames import plain_size, resize_frame
 from lnn.envs.miniwob.browser import DEFAULT_CHROMIUM, VIEWPORT, Browser
 from lnn.envs.miniwob.server import TaskServer, available_tasks
 
@@ -56,9 +57,10 @@ class MiniWobEnv(Env):
     Args:
         tasks: task names (html files of miniwob/html/miniwob/, e.g. "click-button"). reset(seed) without
             a task picks tasks[seed % len(tasks)].
-        image_size: None returns the task area as rendered, (210, 160, 3) RGB. An int N stretches it to
-            (N, N, 3): stretching (not letterboxing) keeps a normalised click point and target box
-            valid for the resized image exactly.
+        image_size: None returns the task area as rendered, (210, 160, 3) RGB. [height, width] resizes
+            it to (height, width, 3) ([210, 160]: as rendered), an int N stretches it to (N, N, 3):
+            stretching (not letterboxing) keeps a normalised click point and target box valid for the
+            resized image exactly.
         headless: False shows the window (needs a display).
         step_timeout_s: a reset, step or oracle call that takes longer kills and restarts the browser
             and raises EpisodeAborted (also Playwright's own timeout for a single browser call).
@@ -79,7 +81,7 @@ class MiniWobEnv(Env):
     def __init__(
         self,
         tasks: Sequence[str],
-        image_size: int | None = None,
+        image_size: int | list[int] | None = None,
         headless: bool = True,
         step_timeout_s: float = 10.0,
         episode_time_limit_s: float = 3600.0,
@@ -93,8 +95,8 @@ class MiniWobEnv(Env):
         for task in tasks:
             if task not in known:
                 raise ConfigError("tasks", f"unknown MiniWoB task {task!r}; available: {', '.join(known)}")
-        if image_size is not None and image_size < 8:
-            raise ConfigError("image_size", f"must be None (raw 160x210) or >= 8, got {image_size}")
+        if image_size is not None:
+            image_size = plain_size(image_size, minimum=8)  # None: the raw 160x210
         if not step_timeout_s > 0:
             raise ConfigError("step_timeout_s", f"must be > 0, got {step_timeout_s}")
         if not 0 < episode_time_limit_s <= MAX_EPISODE_TIME_S:
@@ -308,5 +310,5 @@ class MiniWobEnv(Env):
         dt = self._clock.tick()
         image = Image.open(io.BytesIO(png)).convert("RGB")
         if self.image_size is not None:
-            image = image.resize((self.image_size, self.image_size), Image.BILINEAR)
+            image = resize_frame(image, self.image_size)
         return Observation(screenshot=np.asarray(image, dtype=np.uint8), instruction=instruction, task=task, dt=dt)

@@ -5,7 +5,7 @@
 // window.lnnPage exposes the same steps to tests and benchmarks (runEpisode, benchmark).
 
 import * as ort from "./ort/ort.wasm.min.mjs";
-import { StepModel, argmax, loadBitmap, pixelsOf, softmax, tokensFor } from "./lnn.js";
+import { StepModel, argmax, frameSize, loadBitmap, pixelsOf, softmax, tokensFor } from "./lnn.js";
 import { linePlot } from "./plot.js";
 
 ort.env.wasm.wasmPaths = new URL("./ort/", import.meta.url).href;
@@ -135,16 +135,19 @@ function drawFrame(step, record) {
   const canvas = $("frame");
   const ctx = canvas.getContext("2d");
   const W = canvas.width;
+  const [h, w] = frameSize(app.manifest.preprocessing.image.size);
+  const H = Math.round((W * h) / w); // the model's aspect (e.g. MiniWoB's 160 × 210 task area)
+  if (canvas.height !== H) canvas.height = H;
   ctx.imageSmoothingEnabled = false;
   ctx.fillStyle = "#f4f4f4";
-  ctx.fillRect(0, 0, W, W);
-  if (step && step.bitmap) ctx.drawImage(step.bitmap, 0, 0, W, W);
+  ctx.fillRect(0, 0, W, H);
+  if (step && step.bitmap) ctx.drawImage(step.bitmap, 0, 0, W, H);
   if (step && step.truth && step.truth.box) {
     const [x0, y0, x1, y1] = step.truth.box;
     ctx.setLineDash([6, 4]);
     ctx.strokeStyle = "#1a9c3a";
     ctx.lineWidth = 2;
-    ctx.strokeRect(x0 * W, y0 * W, (x1 - x0) * W, (y1 - y0) * W);
+    ctx.strokeRect(x0 * W, y0 * H, (x1 - x0) * W, (y1 - y0) * H);
     ctx.setLineDash([]);
   }
   if (step && step.played && step.played.action === "click") {
@@ -161,11 +164,11 @@ function drawFrame(step, record) {
     ctx.strokeStyle = "#e01010";
     ctx.lineWidth = 3;
     ctx.beginPath();
-    ctx.arc(x * W, y * W, 12, 0, 2 * Math.PI);
-    ctx.moveTo(x * W - 18, y * W);
-    ctx.lineTo(x * W + 18, y * W);
-    ctx.moveTo(x * W, y * W - 18);
-    ctx.lineTo(x * W, y * W + 18);
+    ctx.arc(x * W, y * H, 12, 0, 2 * Math.PI);
+    ctx.moveTo(x * W - 18, y * H);
+    ctx.lineTo(x * W + 18, y * H);
+    ctx.moveTo(x * W, y * H - 18);
+    ctx.lineTo(x * W, y * H + 18);
     ctx.stroke();
     ctx.globalAlpha = 1;
   }
@@ -326,7 +329,7 @@ function describeModel() {
   const tau = m.tau ? `τ ∈ [${m.tau.min}, ${m.tau.max}] per ${m.tau.per}` : "no τ";
   const a = m.architecture;
   const core = a.liquid_layers ? `${a.liquid_layers} liquid layers × ${a.hidden_size}` : `core ${a.core || "liquid"} × ${a.hidden_size}, ${(a.state_sizes || []).length} state tensors`;
-  $("model-info").textContent = `${m.architecture.class.split(".").pop()} · ${m.architecture.parameters.toLocaleString()} parameters · ${core} · ${tau} · solver ${solver} · input ${m.preprocessing.image.size}×${m.preprocessing.image.size}`;
+  $("model-info").textContent = `${m.architecture.class.split(".").pop()} · ${m.architecture.parameters.toLocaleString()} parameters · ${core} · ${tau} · solver ${solver} · input ${frameSize(m.preprocessing.image.size).join("×")} (h×w)`;
   const source = m.source.metric && m.source.metric.value != null ? ` · ${m.source.metric.name} = ${Number(m.source.metric.value).toFixed(3)}` : "";
   $("source-info").textContent = `from ${m.source.checkpoint}${source}`;
   const p = m.parity;

@@ -42,21 +42,28 @@ export function tokensFor(manifest, task, instruction) {
   return tokenize(instructionText(task, instruction), spec.max_words, spec.word_bytes);
 }
 
+/** The model's image size as the manifest gives it — N (N × N) or [height, width] — as [height, width]. */
+export function frameSize(size) {
+  return Array.isArray(size) ? [size[0], size[1]] : [size, size];
+}
+
 /**
- * An image (ImageBitmap, <img>, canvas) -> Float32Array (3 * S * S), channels first, values uint8 / 255.
- * Images of another size are resized with the canvas's smoothing (training frames are rendered at S).
+ * An image (ImageBitmap, <img>, canvas) -> Float32Array (3 * H * W), channels first, values uint8 / 255.
+ * `size` is N or [height, width]; images of another size are stretched with the canvas's smoothing
+ * (training frames are rendered at that size).
  */
 export function pixelsOf(image, size, canvas) {
-  canvas = canvas || (typeof OffscreenCanvas !== "undefined" ? new OffscreenCanvas(size, size) : document.createElement("canvas"));
-  canvas.width = size;
-  canvas.height = size;
+  const [height, width] = frameSize(size);
+  canvas = canvas || (typeof OffscreenCanvas !== "undefined" ? new OffscreenCanvas(width, height) : document.createElement("canvas"));
+  canvas.width = width;
+  canvas.height = height;
   const ctx = canvas.getContext("2d", { willReadFrequently: true, colorSpace: "srgb" });
   ctx.imageSmoothingEnabled = true;
   ctx.imageSmoothingQuality = "high";
-  ctx.clearRect(0, 0, size, size);
-  ctx.drawImage(image, 0, 0, size, size);
-  const rgba = ctx.getImageData(0, 0, size, size).data;
-  const plane = size * size;
+  ctx.clearRect(0, 0, width, height);
+  ctx.drawImage(image, 0, 0, width, height);
+  const rgba = ctx.getImageData(0, 0, width, height).data;
+  const plane = width * height;
   const out = new Float32Array(3 * plane);
   for (let i = 0; i < plane; i++) {
     out[i] = rgba[4 * i] / 255;
@@ -106,7 +113,8 @@ export class StepModel {
     this.ort = ort;
     this.session = session;
     this.manifest = manifest;
-    this.size = manifest.preprocessing.image.size;
+    this.size = manifest.preprocessing.image.size; // N or [height, width]
+    this.frame = frameSize(this.size);
     // from the graph's signature: state_i of any size (the LSTM's is [h, c]), tau_i only for liquid layers
     this.stateSizes = manifest.inputs.filter((i) => i.name.startsWith("state_")).map((i) => i.shape[1]);
     this.tauLayers = manifest.outputs.filter((o) => o.name.startsWith("tau_")).length;
@@ -124,13 +132,13 @@ export class StepModel {
   }
 
   /**
-   * pixels: Float32Array(3*S*S); tokens: array of ints; state: [Float32Array(S_i)]; dt: seconds since the
+   * pixels: Float32Array(3*H*W); tokens: array of ints; state: [Float32Array(S_i)]; dt: seconds since the
    * previous frame (1 when not known) -> outputs and ms.
    */
   async step(pixels, tokens, state, dt = 1) {
     const T = this.ort.Tensor;
     const feeds = {
-      image: new T("float32", pixels, [1, 3, this.size, this.size]),
+      image: new T("float32", pixels, [1, 3, ...this.frame]),
       tokens: new T("int64", BigInt64Array.from(tokens, (v) => BigInt(v)), [1, this.maxTokens]),
     };
     if (this.timed) feeds.dt = new T("float32", Float32Array.of(dt ?? 1), [1]);

@@ -20,8 +20,7 @@ The export directory holds `model.onnx` and `manifest.json`. What OnnxPolicy rea
 `inputs` / `outputs` may also be lists of names (or of {"name": ...} entries); each is then recognised by
 its name: image, token(s), state / h<i>, dt (inputs, in order); action, coord, tau, state (outputs, in
 order). The image is float32 (B, 3, H, W) in [0, 1]; tokens int64 (B, max_words · word_bytes) from lnn.models.text;
-each
-state float32 (B, ...) starting at zeros; the batch axis must be dynamic for more than one env at once.
+each state float32 (B, ...) starting at zeros; the batch axis must be dynamic for more than one env at once.
 """
 
 from __future__ import annotations

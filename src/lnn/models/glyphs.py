@@ -8,7 +8,8 @@ word is matched by its look, never learned by name) and slides the strip's featu
 a per-sample kernel (normalised cross-correlation); the best match inside each map cell becomes one
 channel the click and attention scorers can read: "the named text is here".
 
-A browser would draw the same strip with canvas fillText (font "10px Arial") and feed it as an input.
+The web page draws the same strip with canvas fillText ("10px Liberation Sans", Arial) and feeds it to
+the exported step as its `strip` input (export/web/lnn.js).
 """
 
 from __future__ import annotations
@@ -50,10 +51,12 @@ def named_text(instruction: str) -> str:
     return capitalised[1] if len(capitalised) > 1 else ""
 
 
+@lru_cache(maxsize=4096)  # training draws the same few instructions over and over
 def render_strip(text: str, font_px: float = PAGE_FONT_PX, scale: tuple[float, float] = (1.0, 1.0),
                  bold: bool = False) -> np.ndarray:  # fmt: skip
     """The text drawn dark on white at font_px page pixels, centred, scaled (x, y) as the screenshot is ->
-    (STRIP) float32 ink in [0, 1] (1 = black); longer text is cut at the strip's edges. Empty: all zero."""
+    (STRIP) float32 ink in [0, 1] (1 = black), read-only (cached); longer text is cut at the strip's edges.
+    Empty: all zero."""
     from PIL import Image, ImageDraw, ImageFont
 
     height, width = STRIP
@@ -64,11 +67,15 @@ def render_strip(text: str, font_px: float = PAGE_FONT_PX, scale: tuple[float, f
         ImageDraw.Draw(image).text((page[0] / 2, page[1] / 2), text, fill=0, font=font, anchor="mm")
     if page != (width, height):
         image = image.resize((width, height), Image.BILINEAR)
-    return 1 - np.asarray(image, np.float32) / 255
+    strip = 1 - np.asarray(image, np.float32) / 255
+    strip.setflags(write=False)
+    return strip
 
 
 def strips(instructions: list[str], **kwargs) -> Tensor:
     """(N,) instructions -> (N, 1, *STRIP) strips of their named text."""
+    if not instructions:
+        return torch.zeros(0, 1, *STRIP)
     return torch.from_numpy(np.stack([render_strip(named_text(i), **kwargs) for i in instructions])).unsqueeze(1)
 
 
@@ -77,27 +84,45 @@ def ink(images: Tensor) -> Tensor:
     return 1 - images.mean(1, keepdim=True)
 
 
+def correlate(f: Tensor, k: Tensor) -> Tensor:
+    """Each sample's map slid over by its own kernel: f (N, C, h, w), k (N, C, kh, kw) (odd sides) ->
+    (N, h, w), zero-padded to keep the size (a cross-correlation, as conv2d computes).
+
+    A batched matmul, not a conv with groups = N: the groups would fix the batch size in an ONNX graph,
+    and on a CPU this is ~3x faster. Each of the kernel's rows, slid along the width, is a banded
+    (Toeplitz) matrix; the map's rows, shifted once per kernel row, multiply them."""
+    h, w = f.shape[-2:]
+    kh, kw = k.shape[-2:]
+    padded = F.pad(f, (kw // 2, kw // 2, kh // 2, kh // 2))
+    rows = torch.stack([padded[:, :, i : i + h] for i in range(kh)], 2)  # (N, C, kh, h, w + kw - 1)
+    column = torch.arange(w + kw - 1, device=f.device).view(-1, 1) - torch.arange(w, device=f.device)  # p - x
+    band = ((column >= 0) & (column < kw)).to(k.dtype)
+    toeplitz = k[..., column.clamp(0, kw - 1)] * band  # (N, C, kh, w + kw - 1, w)
+    return torch.einsum("ncihp,ncipx->nhx", rows, toeplitz)
+
+
 class TextMatch(nn.Module):
-    """(screen ink (N, 1, H, W), strip (N, 1, *STRIP)) -> (N, 1, map_h, map_w): how well the named text
-    matches around each place (normalised cross-correlation in [-1, 1]), its best inside each map cell.
-    An all-blank strip (nothing named) gives zeros."""
+    """(screen ink (N, 1, H, W), strip (N, 1, *STRIP), cell) -> (N, 1, ceil(H / cell), ceil(W / cell)):
+    how well the named text matches around each place (normalised cross-correlation in [-1, 1]), its best
+    inside each map cell of `cell` x `cell` screen pixels (cells from the top left, as a CNN of stride-2
+    layers lays them). An all-blank strip (nothing named) gives zeros. Any batch size, also in ONNX."""
 
     def __init__(self, channels: int = 8):
         super().__init__()
         self.features = nn.Sequential(nn.Conv2d(1, channels, 3, stride=2, padding=1), nn.ReLU(),
                                       nn.Conv2d(channels, channels, 3, padding=1))  # fmt: skip
 
-    def forward(self, screen: Tensor, strip: Tensor, map_size: tuple[int, int]) -> Tensor:
+    def forward(self, screen: Tensor, strip: Tensor, cell: int) -> Tensor:
         n = screen.shape[0]
-        f, k = self.features(screen), self.features(strip)  # (N, C, h, w), (N, C, kh, kw)
+        f, k = self.features(screen), self.features(strip)  # (N, C, h, w) at stride 2, (N, C, kh, kw)
         kh, kw = k.shape[-2:]
         k = k - k.mean((2, 3), keepdim=True)  # zero-mean per channel: <k, f> = <k, f - its local mean>
         pad, size = (kh // 2, kw // 2), kh * kw
-        dot = F.conv2d(f.reshape(1, -1, *f.shape[-2:]), k, padding=pad, groups=n).view(n, 1, *f.shape[-2:])
+        dot = correlate(f, k).unsqueeze(1)
         local_sum = F.avg_pool2d(f, (kh, kw), 1, pad, count_include_pad=True) * size  # per channel
         sum_f2 = F.avg_pool2d(f.pow(2).sum(1, keepdim=True), (kh, kw), 1, pad, count_include_pad=True) * size
         spread = (sum_f2 - local_sum.pow(2).sum(1, keepdim=True) / size).clamp(min=0)  # Σ (f - local mean)²
         norm_k = k.pow(2).sum((1, 2, 3)).sqrt().view(n, 1, 1, 1)
         named = (strip.flatten(1).amax(1) > 0).to(f.dtype).view(n, 1, 1, 1)  # a blank strip: no match anywhere
         score = named * dot / (norm_k * (spread + 1e-6).sqrt() + 1e-3)  # + 1e-6: sqrt's gradient at 0 is infinite
-        return F.adaptive_max_pool2d(score, map_size)
+        return F.max_pool2d(score, cell // 2, cell // 2, ceil_mode=True)

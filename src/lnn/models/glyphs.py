@@ -79,6 +79,16 @@ def strips(instructions: list[str], **kwargs) -> Tensor:
     return torch.from_numpy(np.stack([render_strip(named_text(i), **kwargs) for i in instructions])).unsqueeze(1)
 
 
+def strip_spec(scale: tuple[float, float]) -> dict:
+    """How `strips` draws, for whoever draws its own (the export's manifest: the web page, the ONNX agent)."""
+    return {"size": list(STRIP), "font": "Liberation Sans (Chromium's Arial)", "font_px": PAGE_FONT_PX,
+            "scale": list(scale),
+            "text": "the instruction's first quoted span ('…' or \"…\"), else its first capitalised word after the "
+                    "first (lnn.models.glyphs.named_text); with instruction=pixels, or nothing named: all zero",
+            "drawing": "black on white, centred, in a box of size / scale page pixels, resized to size (bilinear); "
+                       "the value is the ink, 1 − gray / 255"}  # fmt: skip
+
+
 def ink(images: Tensor) -> Tensor:
     """(N, 3, H, W) RGB in [0, 1] -> (N, 1, H, W) darkness (1 = black), as the strips are drawn."""
     return 1 - images.mean(1, keepdim=True)

@@ -28,6 +28,9 @@ from lnn.errors import ConfigError
 FONT_DIRS = ("/usr/share/fonts/truetype/liberation", "/usr/share/fonts/liberation-sans", "/usr/share/fonts/liberation")
 STRIP = (18, 66)  # (height, width) in screen pixels: odd after the stride-2 CNN (9 x 33), so the match is centred
 PAGE_FONT_PX = 10  # MiniWoB's #area text (core.css)
+# Drawn this many times larger and box-averaged down: unhinted coverage, as Chromium draws text (its canvas
+# strips correlate 0.88-0.99 with these, 0.5-0.8 with Pillow's hinted 10 px glyphs: tests/export/test_browser_match.py)
+SUPERSAMPLE = 8
 QUOTED = re.compile(r"\"([^\"]+)\"|'([^']+)'")
 CAPITALISED = re.compile(r"\b[A-Z][\w'-]*")
 
@@ -54,19 +57,18 @@ def named_text(instruction: str) -> str:
 @lru_cache(maxsize=4096)  # training draws the same few instructions over and over
 def render_strip(text: str, font_px: float = PAGE_FONT_PX, scale: tuple[float, float] = (1.0, 1.0),
                  bold: bool = False) -> np.ndarray:  # fmt: skip
-    """The text drawn dark on white at font_px page pixels, centred, scaled (x, y) as the screenshot is ->
-    (STRIP) float32 ink in [0, 1] (1 = black), read-only (cached); longer text is cut at the strip's edges.
-    Empty: all zero."""
+    """The text drawn dark on white at font_px page pixels (unhinted: SUPERSAMPLE), centred, scaled (x, y) as
+    the screenshot is -> (STRIP) float32 ink in [0, 1] (1 = black), read-only (cached); longer text is cut
+    at the strip's edges. Empty: all zero."""
     from PIL import Image, ImageDraw, ImageFont
 
     height, width = STRIP
     page = (max(1, round(width / scale[0])), max(1, round(height / scale[1])))  # the strip's size on the page
-    image = Image.new("L", page, 255)
+    image = Image.new("L", (page[0] * SUPERSAMPLE, page[1] * SUPERSAMPLE), 255)
     if text:
-        font = ImageFont.truetype(str(font_file(bold)), max(1, round(font_px)))
-        ImageDraw.Draw(image).text((page[0] / 2, page[1] / 2), text, fill=0, font=font, anchor="mm")
-    if page != (width, height):
-        image = image.resize((width, height), Image.BILINEAR)
+        font = ImageFont.truetype(str(font_file(bold)), max(1, round(font_px)) * SUPERSAMPLE)
+        ImageDraw.Draw(image).text((image.width / 2, image.height / 2), text, fill=0, font=font, anchor="mm")
+    image = image.resize((width, height), Image.BOX)
     strip = 1 - np.asarray(image, np.float32) / 255
     strip.setflags(write=False)
     return strip

@@ -156,7 +156,7 @@ class OnnxPolicy:
     def tokenize(self, tasks: list[str], instructions: list[str]) -> np.ndarray:
         """As the model's own tokenize: all padding when the model reads the instruction from the pixels."""
         if self.instruction == "pixels":
-            return np.zeros((len(tasks), self.max_tokens), dtype=np.int64)
+            return np.zeros((len(tasks), self.max_words * self.word_bytes), dtype=np.int64)
         texts = [instruction_text(t, i) if i else "" for t, i in zip(tasks, instructions)]
         return tokenize_batch(texts, self.max_words, self.word_bytes).numpy()
 

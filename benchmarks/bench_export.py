@@ -62,7 +62,7 @@ def summary(times: list[float]) -> dict:
             "p90_ms": float(np.percentile(a, 90)), "n": int(a.size)}  # fmt: skip
 
 
-def torch_round(model, frames, tokens, steps: int, warmup: int = 20) -> list[float]:
+def torch_round(model, frames, text: dict, steps: int, warmup: int = 20) -> list[float]:
     state = model.initial_state(1)
     times = []
     with torch.no_grad():
@@ -70,21 +70,21 @@ def torch_round(model, frames, tokens, steps: int, warmup: int = 20) -> list[flo
             t = k % len(frames)
             start = time.perf_counter()
             image = torch.from_numpy(frames[t]).permute(2, 0, 1).float().div(255).unsqueeze(0)
-            out = model.step(image, tokens[t : t + 1], state)
+            out = model.step(image, **{k: v[t : t + 1] for k, v in text.items()}, state=state)
             state = out["state"]
             if k >= warmup:
                 times.append(1e3 * (time.perf_counter() - start))
     return times
 
 
-def ort_round(session, frames, tokens, layers, sizes, steps: int, warmup: int = 20) -> list[float]:
+def ort_round(session, frames, text: dict, layers, sizes, steps: int, warmup: int = 20) -> list[float]:
     state = [np.zeros((1, n), np.float32) for n in sizes]
     times = []
     for k in range(steps + warmup):
         t = k % len(frames)
         start = time.perf_counter()
         image = (frames[t].transpose(2, 0, 1)[None].astype(np.float32)) / 255
-        feeds = {"image": image, "tokens": tokens[t : t + 1], "dt": np.ones(1, np.float32)}
+        feeds = {"image": image, "dt": np.ones(1, np.float32)} | {k: v[t : t + 1] for k, v in text.items()}
         feeds |= {f"state_{i}": h for i, h in enumerate(state)}
         out = session.run(None, feeds)
         state = out[2 + layers :]
@@ -139,7 +139,7 @@ def main() -> None:
     # the frames of the first bundled episode, as every engine gets them
     index = json.loads((out / "episodes" / "index.json").read_text())["episodes"][0]
     frames = np.stack([np.array(Image.open(out / s["frame"]).convert("RGB")) for s in index["steps"]])
-    tokens = model.tokenize([index["task"]] * len(frames), [s["instruction"] for s in index["steps"]])
+    text = model.text_inputs([index["task"]] * len(frames), [s["instruction"] for s in index["steps"]])  # tokens (+ strip)
     layers, state_sizes = onnx_step.tau_layers(model), onnx_step.state_sizes(model)
     options_ort = ort.SessionOptions()
     options_ort.intra_op_num_threads = 1
@@ -172,9 +172,9 @@ def main() -> None:
         for r in range(args.rounds):
             loads.append(round(os.getloadavg()[0], 1))
             print(f"round {r + 1}/{args.rounds} (load average {loads[-1]})", flush=True)
-            times["torch"] += torch_round(model, frames, tokens, args.steps)
+            times["torch"] += torch_round(model, frames, text, args.steps)
             for p, session in sessions.items():
-                times[f"ort_{p}"] += ort_round(session, frames, tokens.numpy(), layers, state_sizes, args.steps)
+                times[f"ort_{p}"] += ort_round(session, frames, {k: v.numpy() for k, v in text.items()}, layers, state_sizes, args.steps)
             for p in sessions:
                 res = page.evaluate(f"window.lnnPage.benchmark('{files[p] if p in others else p}', "
                                     f"{args.steps}, 20, true)")  # fmt: skip

@@ -224,9 +224,9 @@ class TorchPolicy:
     @torch.no_grad()
     def act(self, observations: list[Observation]) -> tuple[list[Action], dict]:
         images = screenshots_to_tensor([o.screenshot for o in observations], self.model.image_size, self.device)
-        tokens = self.model.tokenize([o.task for o in observations], [o.instruction for o in observations])
+        text = self.model.text_inputs([o.task for o in observations], [o.instruction for o in observations])
         dt = torch.tensor([o.dt for o in observations], dtype=torch.float32, device=self.device)  # (B,): real time
-        out = self.model.step(images, tokens.to(self.device), self.state, dt=dt)
+        out = self.model.step(images, **{k: v.to(self.device) for k, v in text.items()}, state=self.state, dt=dt)
         self.state = out["state"]
         ids = out["action_logits"].argmax(-1).tolist()
         coords = out["coords"].tolist()

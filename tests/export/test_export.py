@@ -219,3 +219,41 @@ def test_a_model_of_native_aspect_with_click_offsets_exports_with_parity(tmp_pat
     policy.reset(1)
     actions, _ = policy.act([GuiEnv(["click-color"], image_size=64).reset(0, "click-color")])  # resized to 40 × 32
     assert 0 <= actions[0].x <= 1 and 0 <= actions[0].y <= 1
+
+
+def test_a_match_text_model_exports_its_strip_input_with_parity(tmp_path):
+    """model.match_text: the graph takes the named text's strip; parity at every precision; any batch size
+    (the per-sample correlation keeps the batch axis dynamic) with strips of different words; the manifest
+    says how to draw the strip, and OnnxPolicy draws it as the model does."""
+    pytest.importorskip("PIL")
+    from lnn.agent.onnx_policy import OnnxPolicy
+    from lnn.envs import Observation
+    from lnn.rollout import TorchPolicy
+
+    run = make_run(tmp_path / "run", image_size=[48, 64], match_text=True, page_size=[96, 128])
+    options = ExportOptions(out=str(tmp_path / "export"), plots=False, web=False, streams_per_task=1)
+    out = export(resolve_source(run=str(run)), options, log=lambda line: None)
+    m = json.loads((out / "manifest.json").read_text())
+    assert [i["name"] for i in m["inputs"][:4]] == ["image", "tokens", "strip", "dt"]
+    assert m["inputs"][2]["shape"] == ["batch", 1, 18, 66] and m["preprocessing"]["strip"]["scale"] == [0.5, 0.5]
+    for precision in ("fp32", "fp16", "int8"):
+        assert m["parity"][precision]["passed"], (precision, m["parity"][precision])
+    model = build_model(resolve_source(run=str(run)))
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    words = ['Click on the link "ipsum".', "Find the email by Marlena and reply", 'Click "Q".']
+    text = model.text_inputs(["click-link"] * 3, words)
+    assert text["strip"].flatten(1).amax(1).gt(0.3).all()  # three words drawn
+    image, dt = torch.rand(3, 3, 48, 64), torch.ones(3)
+    state = model.initial_state(3)
+    with torch.no_grad():
+        ref = model.step(image, **text, state=state, dt=dt)
+    feeds = {"image": image.numpy(), "dt": dt.numpy()} | {k: v.numpy() for k, v in text.items()}
+    got = session.run(None, feeds | {f"state_{i}": h.numpy() for i, h in enumerate(state)})
+    np.testing.assert_allclose(got[0], ref["action_logits"].numpy(), atol=1e-4)
+    np.testing.assert_allclose(got[1], ref["coords"].numpy(), atol=1e-4)
+    observations = [Observation(np.random.default_rng(i).integers(0, 255, (96, 128, 3), np.uint8), w, "click-link")
+                    for i, w in enumerate(words)]  # fmt: skip
+    onnx_policy, torch_policy = OnnxPolicy(out), TorchPolicy(model)
+    onnx_policy.reset(3)
+    torch_policy.reset(3)
+    np.testing.assert_allclose(onnx_policy.act(observations)[1]["coords"], torch_policy.act(observations)[1]["coords"], atol=1e-4)

@@ -9,6 +9,7 @@ import pytest
 
 from lnn.export.bundle import WEB_SOURCES
 from lnn.export.serve import serve_in_thread
+from lnn.models.glyphs import named_text
 from lnn.models.text import tokenize
 
 TEXTS = [
@@ -42,6 +43,18 @@ def test_javascript_tokenizer_equals_python(max_words, word_bytes):
                             check=False)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout) == [tokenize(t, max_words, word_bytes) for t in TEXTS]
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed (the page's named-text rule is JavaScript)")
+def test_javascript_named_text_equals_python():
+    texts = TEXTS + ['Click on the link "ipsum".', "Find the email by Zoë and reply", "Click 'Q' now", 'Say "it\'s"',
+                     "Find the email by Ann-Marie", "click Élodie Zeta", "Click the button.", "Select O'Neil"]  # fmt: skip
+    script = (f"import {{ namedText }} from '{(WEB_SOURCES / 'lnn.js').as_uri()}';"
+              f"console.log(JSON.stringify({json.dumps(texts)}.map(namedText)));")  # fmt: skip
+    result = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == [named_text(t) for t in texts]
 
 
 def test_server_serves_the_bundle_with_the_right_types(tiny_export):

@@ -134,3 +134,38 @@ def test_click_offset_places_the_point_within_the_peak_cell():
     logits[0, 0] = 5.0
     offsets[0, :, 0] = -20.0
     torch.testing.assert_close(model.click_point(logits, offsets)[0], torch.tensor([0.0, 0.0]))
+
+
+def test_match_text_takes_the_named_texts_strip_beside_the_tokens():
+    pytest.importorskip("PIL")
+    model = VisionLNNLite(image_size=[64, 96], match_text=True, page_size=[128, 120], solver="euler").double().eval()
+    assert model.strip_scale == (0.8, 0.5)  # the frame's width and height over the page's
+    text = model.text_inputs(["click-link"] * 2, ['Click on the link "ipsum".', 'Click on the link "dolor".'])
+    assert set(text) == {"tokens", "strip"} and text["strip"].shape == (2, 1, 18, 66) and text["strip"].amax() > 0.5
+    images = torch.rand(2, 3, 3, 64, 96, dtype=torch.float64)
+    steps = {k: v.unsqueeze(1).expand(-1, 3, *v.shape[1:]) for k, v in text.items()}
+    whole = model(images, **steps)
+    state = model.initial_state(2)
+    for t in range(3):
+        out = model.step(images[:, t], **{k: v[:, t] for k, v in steps.items()}, state=state)
+        state = out["state"]
+        torch.testing.assert_close(out["click_logits"], whole["click_logits"][:, t])
+    other = {"tokens": steps["tokens"], "strip": steps["strip"].flip(0)}  # same words, the other sample's strip
+    assert not torch.allclose(model(images, **other)["click_logits"], whole["click_logits"])
+    with pytest.raises(ValueError, match="strip"):
+        model(images, steps["tokens"])
+
+
+def test_pixels_only_gets_a_blank_strip_and_a_zero_match_channel():
+    pytest.importorskip("PIL")
+    model = VisionLNNLite(image_size=64, match_text=True, instruction="pixels").eval()
+    text = model.text_inputs(["click-link"], ['Click on the link "ipsum".'])
+    assert not text["tokens"].any() and not text["strip"].any()
+    feats = model.encode_frames(torch.rand(1, 3, 64, 64), text["strip"])
+    assert feats.shape[1] == 128 + 1 + len(model.cell_position) and not feats[:, 128].any()
+
+
+def test_match_text_must_be_a_bool():
+    with pytest.raises(ConfigError) as info:
+        VisionLNNLite(image_size=64, match_text="yes")
+    assert info.value.key == "match_text"

@@ -11,14 +11,17 @@ The export directory holds `model.onnx` and `manifest.json`. What OnnxPolicy rea
                     "max_words": 32,                 an export with hashed words is refused); max_words and
                     "word_bytes": 12},               word_bytes default to lnn.models.text's
       "instruction": "text",                       optional: "pixels" feeds all-padding tokens (screenshot only)
+      "preprocessing": {"strip": {"scale": [1, 1], "font_px": 10}},   with a `strip` input (a match_text Lite):
+                                                   the instruction's named text drawn (lnn.models.glyphs)
       "inputs":  {"image": "image", "tokens": "tokens", "state": ["state_0", "state_1", ...],
-                  "dt": "dt"},                 optional: seconds since the previous frame, (B,) or (B, 1)
+                  "dt": "dt", "strip": "strip"},   optional: seconds since the previous frame, (B,) or (B, 1);
+                                                   the named text's strip (B, 1, 18, 66)
       "outputs": {"action_logits": "action_logits", "coords": "coords",
                   "tau": ["tau_0", ...], "state": ["new_state_0", ...]}
     }
 
 `inputs` / `outputs` may also be lists of names (or of {"name": ...} entries); each is then recognised by
-its name: image, token(s), state / h<i>, dt (inputs, in order); action, coord, tau, state (outputs, in
+its name: image, token(s), state / h<i>, dt, strip (inputs, in order); action, coord, tau, state (outputs, in
 order). The image is float32 (B, 3, H, W) in [0, 1]; tokens int64 (B, max_words · word_bytes) from lnn.models.text;
 each state float32 (B, ...) starting at zeros; the batch axis must be dynamic for more than one env at once.
 """
@@ -35,6 +38,7 @@ import numpy as np
 from lnn.envs import Observation
 from lnn.errors import ConfigError
 from lnn.frames import plain_size
+from lnn.models.glyphs import PAGE_FONT_PX, strips
 from lnn.models.text import MAX_WORDS, SCHEME, WORD_BYTES, instruction_text, tokenize_batch
 from lnn.rollout import decode_action, screenshots_to_tensor
 
@@ -91,7 +95,8 @@ class OnnxPolicy:
         graph_in = [i.name for i in self.session.get_inputs()]
         graph_out = [o.name for o in self.session.get_outputs()]
         self.inputs = _roles(self.manifest.get("inputs"), graph_in, {"image": "image|pixel", "tokens": "token",
-                                                                      "state": r"state|^h_?\d+$", "dt": r"^dt$"})  # fmt: skip
+                                                                      "state": r"state|^h_?\d+$", "dt": r"^dt$",
+                                                                      "strip": r"^strip$"})  # fmt: skip
         self.outputs = _roles(self.manifest.get("outputs"), graph_out, {"action_logits": "action", "coords": "coord",
                                                                          "tau": "tau", "state": r"state|^h_?\d+"})  # fmt: skip
         for role in ("image", "tokens"):
@@ -140,6 +145,11 @@ class OnnxPolicy:
         self.instruction = self.manifest.get("instruction", "text")
         if self.instruction not in ("text", "pixels"):
             raise ConfigError("ckpt", f"{export_dir / MANIFEST}: instruction must be text or pixels, got {self.instruction!r}")
+        # a match_text export: the instruction's named text drawn as the export drew it (preprocessing.strip)
+        self.strip = (self.manifest.get("preprocessing") or {}).get("strip") if self.inputs["strip"] else None
+        if self.inputs["strip"] and not (isinstance(self.strip, dict) and "scale" in self.strip):
+            raise ConfigError("ckpt", f"{export_dir / MANIFEST}: the graph takes a strip (the named text, drawn) but "
+                                      "preprocessing.strip.scale is missing; re-export it")  # fmt: skip
         self.path = export_dir
         self.state: list[np.ndarray] = []
 
@@ -158,6 +168,10 @@ class OnnxPolicy:
         feeds = {self.inputs["image"][0]: images.astype(np.float32),
                  self.inputs["tokens"][0]: self.tokenize([o.task for o in observations], [o.instruction for o in observations])}  # fmt: skip
         feeds |= dict(zip(self.inputs["state"], self.state))
+        if self.strip is not None:  # blank with instruction=pixels, as the model's own text_inputs
+            named = [o.instruction if self.instruction == "text" else "" for o in observations]
+            feeds[self.inputs["strip"][0]] = strips(named, font_px=self.strip.get("font_px", PAGE_FONT_PX),
+                                                    scale=tuple(self.strip["scale"])).numpy()  # fmt: skip
         dt = np.array([o.dt for o in observations], dtype=np.float32)
         if self.dt_rank is not None:
             feeds[self.inputs["dt"][0]] = dt.reshape(-1, *([1] * (self.dt_rank - 1)))

@@ -116,12 +116,19 @@ def _truth(oracle) -> dict | None:
     return {"action": oracle.action.type, "x": oracle.action.x, "y": oracle.action.y, "box": box}
 
 
-def stream_inputs(model, streams: list[Stream]) -> tuple[np.ndarray, np.ndarray]:
-    """images (T, B, 3, H, W) float32 in [0, 1] and tokens (T, B, L) int64 for a batch of equal-length streams."""
+def stream_inputs(model, streams: list[Stream]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """images (T, B, 3, H, W) float32 in [0, 1] and the model's text inputs by name (`model.text_inputs`):
+    tokens (T, B, L) int64, and a match_text model's strip (T, B, 1, *STRIP) float32, for a batch of
+    equal-length streams."""
     steps = len(streams[0])
     images = np.stack([s.frames for s in streams], 1).transpose(0, 1, 4, 2, 3).astype(np.float32) / 255
-    tokens = np.stack([model.tokenize([s.task] * steps, s.instructions).numpy() for s in streams], 1)
-    return images, tokens.astype(np.int64)
+    per_stream = [model.text_inputs([s.task] * steps, s.instructions) for s in streams]
+    return images, {name: np.stack([t[name].numpy() for t in per_stream], 1) for name in per_stream[0]}
+
+
+def text_by_name(text: np.ndarray | dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The text inputs by name (stream_inputs'); a bare array is the tokens alone."""
+    return text if isinstance(text, dict) else {"tokens": text}
 
 
 def stream_dt(streams: list[Stream]) -> np.ndarray:
@@ -157,11 +164,12 @@ class Trace:
 
 
 @torch.no_grad()
-def run_torch(model, images: np.ndarray, tokens: np.ndarray, resets: np.ndarray | None = None,
+def run_torch(model, images: np.ndarray, text: np.ndarray | dict[str, np.ndarray], resets: np.ndarray | None = None,
               dt: np.ndarray | None = None) -> Trace:  # fmt: skip
-    """The model's own step API over (T, B, ...) inputs, state carried (zeroed where `resets`), each step
-    over its elapsed time `dt` (T, B) (None: the model's default, 1)."""
+    """The model's own step API over (T, B, ...) inputs (text: stream_inputs' by name, or the tokens alone),
+    state carried (zeroed where `resets`), each step over its elapsed time `dt` (T, B) (None: the model's default, 1)."""
     steps, batch = images.shape[:2]
+    text = text_by_name(text)
     state = model.initial_state(batch)
     out_steps = []
     for t in range(steps):
@@ -169,7 +177,8 @@ def run_torch(model, images: np.ndarray, tokens: np.ndarray, resets: np.ndarray 
             keep = torch.from_numpy(~resets[t]).float().unsqueeze(1)
             state = [h * keep for h in state]
         step_dt = None if dt is None else torch.from_numpy(dt[t])
-        out = model.step(torch.from_numpy(images[t]), torch.from_numpy(tokens[t]), state, dt=step_dt)
+        out = model.step(torch.from_numpy(images[t]), **{k: torch.from_numpy(v[t]) for k, v in text.items()},
+                         state=state, dt=step_dt)  # fmt: skip
         state = out["state"]
         out_steps.append(out)
     return Trace(
@@ -182,13 +191,14 @@ def run_torch(model, images: np.ndarray, tokens: np.ndarray, resets: np.ndarray 
     )
 
 
-def run_onnx(session, images: np.ndarray, tokens: np.ndarray, layers: int, state_sizes: list[int],
+def run_onnx(session, images: np.ndarray, text: np.ndarray | dict[str, np.ndarray], layers: int, state_sizes: list[int],
              resets: np.ndarray | None = None, dt: np.ndarray | None = None) -> Trace:  # fmt: skip
     """An onnxruntime session of the exported step over (T, B, ...) inputs, feeding its state back.
 
     `layers`: how many tau_i outputs it has; `state_sizes`: the size of each state_i; `dt` (T, B): each
     step's elapsed time, fed to a graph with a `dt` input (None: 1; a graph without one runs at 1)."""
     steps, batch = images.shape[:2]
+    text = text_by_name(text)
     timed = any(i.name == "dt" for i in session.get_inputs())  # exports before lnn-export/2 have none
     dt = np.ones((steps, batch), np.float32) if dt is None else dt.astype(np.float32)
     state = [np.zeros((batch, n), np.float32) for n in state_sizes]
@@ -197,7 +207,7 @@ def run_onnx(session, images: np.ndarray, tokens: np.ndarray, layers: int, state
         if resets is not None and resets[t].any():
             keep = (~resets[t]).astype(np.float32)[:, None]
             state = [h * keep for h in state]
-        feeds = {"image": images[t], "tokens": tokens[t]} | {f"state_{i}": h for i, h in enumerate(state)}
+        feeds = {"image": images[t]} | {k: v[t] for k, v in text.items()} | {f"state_{i}": h for i, h in enumerate(state)}
         if timed:
             feeds["dt"] = dt[t]
         out = session.run(None, feeds)

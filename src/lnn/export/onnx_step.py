@@ -1,8 +1,10 @@
-"""The policy's single step as an ONNX graph: image + tokens + dt + state of every core layer in ->
+"""The policy's single step as an ONNX graph: image + tokens (+ strip) + dt + state of every core layer in ->
 action_logits, coords, τ of every liquid layer, new state out; dynamic batch axis.
 
-    image      (batch, 3, S, S) float32 in [0, 1]   RGB; the model normalises inside the graph
-    tokens     (batch, 24) int64                   hashed words of "<task> <instruction>" (lnn.models.text)
+    image      (batch, 3, H, W) float32 in [0, 1]   RGB; the model normalises inside the graph
+    tokens     (batch, L) int64                    the bytes of the words of "<task> <instruction>" (lnn.models.text)
+    strip      (batch, 1, 18, 66) float32          only with model.match_text: the instruction's named text
+                                                   drawn (lnn.models.glyphs; the manifest's preprocessing.strip)
     dt         (batch,) float32                    seconds since the previous frame, as the env reports it
                                                    (Observation.dt; 1.0 where unknown, e.g. a browser's first
                                                    frame): the ODE cores integrate over it, the others read it
@@ -43,6 +45,7 @@ from torch import nn
 from lnn.errors import ConfigError
 from lnn.frames import frame_size
 from lnn.liquid import SOLVERS
+from lnn.models.glyphs import STRIP
 
 FIXED_SOLVERS = tuple(name for name, s in SOLVERS.items() if s.exportable)
 OPSET = 18
@@ -112,20 +115,26 @@ def reference_path(model: nn.Module) -> nn.Module:
     return model
 
 
+def text_names(model: nn.Module) -> list[str]:
+    """The model's text inputs (`text_inputs`' keys): ["tokens"], and "strip" for a match_text Lite."""
+    return list(model.text_inputs([""], [""]))
+
+
 class StepGraph(nn.Module):
-    """model.step with flat tensors in and out: the signature the ONNX graph gets."""
+    """model.step with flat tensors in and out: the signature the ONNX graph gets (image, the text inputs, dt, state)."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
-        self.model = model
+        self.model, self.text = model, text_names(model)
 
-    def forward(self, image, tokens, dt, *state):
-        out = self.model.step(image, tokens, list(state) if state else None, dt=dt)
+    def forward(self, image, *rest):
+        text, (dt, *state) = dict(zip(self.text, rest)), rest[len(self.text) :]
+        out = self.model.step(image, **text, state=list(state) if state else None, dt=dt)
         return (out["action_logits"], out["coords"], *out["tau_values"], *out["state"])
 
 
-def io_names(taus: int, states: int) -> tuple[list[str], list[str]]:
-    inputs = ["image", "tokens", "dt"] + [f"state_{i}" for i in range(states)]
+def io_names(taus: int, states: int, text: list[str] = ("tokens",)) -> tuple[list[str], list[str]]:
+    inputs = ["image", *text, "dt"] + [f"state_{i}" for i in range(states)]
     outputs = ["action_logits", "coords"] + [f"tau_{i}" for i in range(taus)] + [f"new_state_{i}" for i in range(states)]
     return inputs, outputs
 
@@ -141,6 +150,9 @@ def io_spec(model: nn.Module) -> dict:
         {"name": "tokens", "shape": ["batch", model.max_tokens], "dtype": "int64",
          "description": "byte ids of the words of '<task> <instruction>', in word slots (see "
                         "preprocessing.tokens); 0 pads"},
+    ] + ([{"name": "strip", "shape": ["batch", 1, *STRIP], "dtype": "float32",
+           "description": "the instruction's named text drawn as ink in [0, 1] (1 = black), see "
+                          "preprocessing.strip; all zero when nothing is named"}] if "strip" in text_names(model) else []) + [
         {"name": "dt", "shape": ["batch"], "dtype": "float32",
          "description": "seconds since the previous frame, as the env reports it (1.0 where unknown, e.g. an "
                         "episode's first frame in a browser); the state evolves over this elapsed time"},
@@ -250,14 +262,14 @@ def export_fp32(model: nn.Module, path: Path, opset: int = OPSET):
     graph = StepGraph(reference_path(model)).eval()
     sizes = state_sizes(model)
     batch = 2  # >= 2, or the exporter specialises the batch axis to 1
-    args = (torch.rand(batch, 3, *frame_size(model.image_size)), torch.randint(0, 2, (batch, model.max_tokens)),
-            torch.tensor([0.5, 2.0]))  # dt: not 1, so no path specialises on the default
+    text = text_names(model)
+    args = (torch.rand(batch, 3, *frame_size(model.image_size)), torch.randint(0, 2, (batch, model.max_tokens)))
+    args += (torch.rand(batch, 1, *STRIP),) if "strip" in text else ()
+    args += (torch.tensor([0.5, 2.0]),)  # dt: not 1, so no path specialises on the default
     args += tuple(torch.zeros(batch, n) for n in sizes)
-    inputs, outputs = io_names(tau_layers(model), len(sizes))
+    inputs, outputs = io_names(tau_layers(model), len(sizes), text)
     dim = torch.export.Dim("batch")
-    dynamic = {"image": {0: dim}, "tokens": {0: dim}, "dt": {0: dim}}
-    if sizes:  # the feed-forward core has no state, and the exporter wants no key for an empty *state
-        dynamic["state"] = tuple({0: dim} for _ in sizes)
+    dynamic = {"image": {0: dim}, "rest": tuple({0: dim} for _ in args[1:])}
     try:
         with quiet(), torch.no_grad():
             program = torch.onnx.export(graph, args, dynamo=True, input_names=inputs, output_names=outputs,

@@ -31,6 +31,7 @@ from lnn.export.episodes import (Stream, Trace, record_streams, reset_mask, run_
                                  stream_inputs)
 from lnn.export.parity import check, compare, format_figure, target_boxes
 from lnn.export.source import Source, build_model, checkpoint_score
+from lnn.models.glyphs import strip_spec
 from lnn.models.text import CONTINUES, MAX_WORDS, SCHEME, WORD_BYTES
 
 # 3: tokens are the bytes of the words (2 hashed them); 2: the step graph takes `dt` (seconds since the
@@ -163,13 +164,13 @@ def choose_solver(model, trained: tuple[str, int], opts: ExportOptions, inputs, 
         return model, info
     if want not in onnx_step.FIXED_SOLVERS:
         raise ConfigError("solver", f"{want!r} cannot be exported; choose one of {', '.join(onnx_step.FIXED_SOLVERS)}")
-    images, tokens, dt = inputs
-    reference = run_torch(model, images, tokens, dt=dt)
+    images, text, dt = inputs
+    reference = run_torch(model, images, text, dt=dt)
     candidates = [opts.unfolds] if opts.unfolds is not None else [u for u in AUTO_UNFOLDS if want != solver or u > unfolds]
     tried = []
     for u in candidates:
         candidate = onnx_step.with_solver(model, want, u)
-        figure = compare(reference, run_torch(candidate, images, tokens, dt=dt))
+        figure = compare(reference, run_torch(candidate, images, text, dt=dt))
         worst = max(figure["max_abs_diff"][k] for k in ("action_logits", "coords", "tau"))
         tried.append((u, worst))
         if worst <= opts.solver_tolerance:
@@ -308,17 +309,17 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
     # streams of recorded frames: the parity episodes, the plots' and the page's episodes
     env_name = str(source.config.data.get("env", "gui"))
     streams = _record_streams(source.config, env_name, model.image_size, opts)
-    images, tokens = stream_inputs(model, streams)
+    images, text = stream_inputs(model, streams)  # tokens (and a match_text model's strips)
     dt = stream_dt(streams)  # each frame's real elapsed time: parity holds at the times the env gives
 
     trained = onnx_step.solver_of(model)
     solver_info = None
     if trained is not None:
-        model, solver_info = choose_solver(model, trained, opts, (images, tokens, dt), log)
+        model, solver_info = choose_solver(model, trained, opts, (images, text, dt), log)
 
-    carry = run_torch(model, images, tokens, dt=dt)  # the reference: state carried through all 16 steps
+    carry = run_torch(model, images, text, dt=dt)  # the reference: state carried through all 16 steps
     resets = reset_mask(streams, True)
-    reset = run_torch(model, images, tokens, resets, dt=dt)  # as the page plays episodes by default
+    reset = run_torch(model, images, text, resets, dt=dt)  # as the page plays episodes by default
 
     paths, folded = _export_graphs(model, tmp, opts, log)
     parity = {"episodes": len(streams), "steps": opts.steps, "state": "carried through every step of each episode",
@@ -326,12 +327,12 @@ def _export_into(tmp: Path, source: Source, model, opts: ExportOptions, ort_dist
               "episodes_from": f"{env_name} env, oracle-driven, test seeds",
               "dt": {"about": "each step's elapsed time as the env reported it, fed to both (seconds)",
                      "min": round(float(dt.min()), 6), "max": round(float(dt.max()), 6)}}  # fmt: skip
-    parity |= _check_parity(paths, carry, (images, tokens, dt), target_boxes(streams), layers, sizes, opts,
+    parity |= _check_parity(paths, carry, (images, text, dt), target_boxes(streams), layers, sizes, opts,
                             log)  # fmt: skip
 
     plot_files = write_plots(tmp, streams, reset, (model.liquid_cells()[0].tau_min, model.liquid_cells()[0].tau_max)
                              if layers else (0, 1), log) if opts.plots else []  # fmt: skip
-    web = _write_web(tmp, streams, tokens, (reset, carry), ort_dist, opts, source, log, model) if opts.web else None
+    web = _write_web(tmp, streams, text["tokens"], (reset, carry), ort_dist, opts, source, log, model) if opts.web else None
 
     (tmp / "config.yaml").write_text((source.config_path).read_text())
     manifest = _manifest(source, model, opts, layers, folded)
@@ -363,10 +364,10 @@ def _played_streams(cfg, model, opts: ExportOptions) -> list[tuple[Stream, np.nd
                             env_kwargs=dict(cfg.data.get("env_kwargs") or {}))  # fmt: skip
     played = []
     for stream in streams:
-        images, tokens = stream_inputs(model, [stream])
+        images, text = stream_inputs(model, [stream])
         dt = stream_dt([stream])
-        played.append((stream, tokens, run_torch(model, images, tokens, reset_mask([stream], True), dt=dt),
-                       run_torch(model, images, tokens, dt=dt)))  # fmt: skip
+        played.append((stream, text["tokens"], run_torch(model, images, text, reset_mask([stream], True), dt=dt),
+                       run_torch(model, images, text, dt=dt)))  # fmt: skip
     return played
 
 
@@ -387,13 +388,13 @@ def _check_parity(paths: dict[str, Path], carry: Trace, inputs, boxes, layers: i
                   opts: ExportOptions, log) -> dict:  # fmt: skip
     """Each precision's graph in onnxruntime against PyTorch (state carried), clicks judged against the episodes'
     target `boxes`; raises ParityError out of bounds."""
-    images, tokens, dt = inputs
+    images, text, dt = inputs
     bounds = {"fp32": {"atol": opts.fp32_atol}, "fp16": {"atol": opts.fp16_atol},
               "int8": {"min_agreement": opts.int8_min_agreement,
                        "min_click_agreement": opts.int8_min_click_agreement}}  # fmt: skip
     parity = {}
     for precision, path in paths.items():
-        trace = run_onnx(_session(path), images, tokens, layers, sizes, dt=dt)
+        trace = run_onnx(_session(path), images, text, layers, sizes, dt=dt)
         figure = compare(carry, trace, boxes, opts.click_tie_ratio)
         parity[precision] = check(precision, figure, **bounds[precision])
         log("parity " + format_figure(precision, parity[precision]))
@@ -453,6 +454,7 @@ def _manifest(source: Source, model, opts: ExportOptions, layers: int, folded: l
                                 "alone (lnn.models.text; the page's lnn.js is the same); case kept",
                        "ids": f"each word in slots of word_bytes ids: UTF-8 byte + 1, 0 pads; a longer word "
                               f"goes on in the next slots, each opened by {CONTINUES}; max_words slots, flattened"},
+            **({"strip": strip_spec(model.strip_scale)} if "strip" in onnx_step.text_names(model) else {}),
         },
         "actions": list(ACTIONS[: model.num_actions]),
         "tau": None if cell is None else {"min": cell.tau_min, "max": cell.tau_max, "per": cell.tau_per,

@@ -8,7 +8,8 @@ word is matched by its look, never learned by name) and slides the strip's featu
 a per-sample kernel (normalised cross-correlation); the best match inside each map cell becomes one
 channel the click and attention scorers can read: "the named text is here".
 
-A browser would draw the same strip with canvas fillText (font "10px Arial") and feed it as an input.
+The web page draws the same strip with canvas fillText ("10px Liberation Sans", Arial) and feeds it to
+the exported step as its `strip` input (export/web/lnn.js).
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from lnn.errors import ConfigError
 FONT_DIRS = ("/usr/share/fonts/truetype/liberation", "/usr/share/fonts/liberation-sans", "/usr/share/fonts/liberation")
 STRIP = (18, 66)  # (height, width) in screen pixels: odd after the stride-2 CNN (9 x 33), so the match is centred
 PAGE_FONT_PX = 10  # MiniWoB's #area text (core.css)
+# Drawn this many times larger and box-averaged down: unhinted coverage, as Chromium draws text (its canvas
+# strips correlate 0.88-0.99 with these, 0.5-0.8 with Pillow's hinted 10 px glyphs: tests/export/test_browser_match.py)
+SUPERSAMPLE = 8
 QUOTED = re.compile(r"\"([^\"]+)\"|'([^']+)'")
 CAPITALISED = re.compile(r"\b[A-Z][\w'-]*")
 
@@ -50,26 +54,41 @@ def named_text(instruction: str) -> str:
     return capitalised[1] if len(capitalised) > 1 else ""
 
 
+@lru_cache(maxsize=4096)  # training draws the same few instructions over and over
 def render_strip(text: str, font_px: float = PAGE_FONT_PX, scale: tuple[float, float] = (1.0, 1.0),
                  bold: bool = False) -> np.ndarray:  # fmt: skip
-    """The text drawn dark on white at font_px page pixels, centred, scaled (x, y) as the screenshot is ->
-    (STRIP) float32 ink in [0, 1] (1 = black); longer text is cut at the strip's edges. Empty: all zero."""
+    """The text drawn dark on white at font_px page pixels (unhinted: SUPERSAMPLE), centred, scaled (x, y) as
+    the screenshot is -> (STRIP) float32 ink in [0, 1] (1 = black), read-only (cached); longer text is cut
+    at the strip's edges. Empty: all zero."""
     from PIL import Image, ImageDraw, ImageFont
 
     height, width = STRIP
     page = (max(1, round(width / scale[0])), max(1, round(height / scale[1])))  # the strip's size on the page
-    image = Image.new("L", page, 255)
+    image = Image.new("L", (page[0] * SUPERSAMPLE, page[1] * SUPERSAMPLE), 255)
     if text:
-        font = ImageFont.truetype(str(font_file(bold)), max(1, round(font_px)))
-        ImageDraw.Draw(image).text((page[0] / 2, page[1] / 2), text, fill=0, font=font, anchor="mm")
-    if page != (width, height):
-        image = image.resize((width, height), Image.BILINEAR)
-    return 1 - np.asarray(image, np.float32) / 255
+        font = ImageFont.truetype(str(font_file(bold)), max(1, round(font_px)) * SUPERSAMPLE)
+        ImageDraw.Draw(image).text((image.width / 2, image.height / 2), text, fill=0, font=font, anchor="mm")
+    image = image.resize((width, height), Image.BOX)
+    strip = 1 - np.asarray(image, np.float32) / 255
+    strip.setflags(write=False)
+    return strip
 
 
 def strips(instructions: list[str], **kwargs) -> Tensor:
     """(N,) instructions -> (N, 1, *STRIP) strips of their named text."""
+    if not instructions:
+        return torch.zeros(0, 1, *STRIP)
     return torch.from_numpy(np.stack([render_strip(named_text(i), **kwargs) for i in instructions])).unsqueeze(1)
+
+
+def strip_spec(scale: tuple[float, float]) -> dict:
+    """How `strips` draws, for whoever draws its own (the export's manifest: the web page, the ONNX agent)."""
+    return {"size": list(STRIP), "font": "Liberation Sans (Chromium's Arial)", "font_px": PAGE_FONT_PX,
+            "scale": list(scale),
+            "text": "the instruction's first quoted span ('…' or \"…\"), else its first capitalised word after the "
+                    "first (lnn.models.glyphs.named_text); with instruction=pixels, or nothing named: all zero",
+            "drawing": "black on white, centred, in a box of size / scale page pixels, resized to size (bilinear); "
+                       "the value is the ink, 1 − gray / 255"}  # fmt: skip
 
 
 def ink(images: Tensor) -> Tensor:
@@ -77,27 +96,54 @@ def ink(images: Tensor) -> Tensor:
     return 1 - images.mean(1, keepdim=True)
 
 
+def correlate(f: Tensor, k: Tensor) -> Tensor:
+    """Each sample's map slid over by its own kernel: f (N, C, h, w), k (N, C, kh, kw) (odd sides) ->
+    (N, h, w), zero-padded to keep the size (a cross-correlation, as conv2d computes).
+
+    A batched matmul, not a conv with groups = N: the groups would fix the batch size in an ONNX graph,
+    and on a CPU this is ~3x faster. Each of the kernel's rows, slid along the width, is a banded
+    (Toeplitz) matrix; the map's rows, shifted once per kernel row, multiply them. Both are laid out for
+    one plain batched matmul (no transposes inside an einsum: half the time in onnxruntime)."""
+    n, _, h, w = f.shape
+    kh, kw = k.shape[-2:]
+    padded = F.pad(f, (kw // 2, kw // 2, kh // 2, kh // 2)).transpose(1, 2)  # (N, h + kh - 1, C, w + kw - 1)
+    rows = torch.stack([padded[:, i : i + h] for i in range(kh)], 3)  # (N, h, C, kh, w + kw - 1)
+    column = torch.arange(w + kw - 1, device=f.device).view(-1, 1) - torch.arange(w, device=f.device)  # p - x
+    band = ((column >= 0) & (column < kw)).to(k.dtype)
+    toeplitz = k[..., column.clamp(0, kw - 1)] * band  # (N, C, kh, w + kw - 1, w)
+    return torch.matmul(rows.reshape(n, h, -1), toeplitz.reshape(n, -1, w))
+
+
+def box_sum(x: Tensor, size: tuple[int, int]) -> Tensor:
+    """Sums over the zero-padded (odd) size window around each place: two 1-D pools (a 9 x 33 pool is 7x
+    slower in onnxruntime)."""
+    (kh, kw), area = size, size[0] * size[1]
+    rows = F.avg_pool2d(x, (kh, 1), 1, (kh // 2, 0), count_include_pad=True)
+    return F.avg_pool2d(rows, (1, kw), 1, (0, kw // 2), count_include_pad=True) * area
+
+
 class TextMatch(nn.Module):
-    """(screen ink (N, 1, H, W), strip (N, 1, *STRIP)) -> (N, 1, map_h, map_w): how well the named text
-    matches around each place (normalised cross-correlation in [-1, 1]), its best inside each map cell.
-    An all-blank strip (nothing named) gives zeros."""
+    """(screen ink (N, 1, H, W), strip (N, 1, *STRIP), cell) -> (N, 1, ceil(H / cell), ceil(W / cell)):
+    how well the named text matches around each place (normalised cross-correlation in [-1, 1]), its best
+    inside each map cell of `cell` x `cell` screen pixels (cells from the top left, as a CNN of stride-2
+    layers lays them). An all-blank strip (nothing named) gives zeros. Any batch size, also in ONNX."""
 
     def __init__(self, channels: int = 8):
         super().__init__()
         self.features = nn.Sequential(nn.Conv2d(1, channels, 3, stride=2, padding=1), nn.ReLU(),
                                       nn.Conv2d(channels, channels, 3, padding=1))  # fmt: skip
 
-    def forward(self, screen: Tensor, strip: Tensor, map_size: tuple[int, int]) -> Tensor:
+    def forward(self, screen: Tensor, strip: Tensor, cell: int) -> Tensor:
         n = screen.shape[0]
-        f, k = self.features(screen), self.features(strip)  # (N, C, h, w), (N, C, kh, kw)
+        f, k = self.features(screen), self.features(strip)  # (N, C, h, w) at stride 2, (N, C, kh, kw)
         kh, kw = k.shape[-2:]
         k = k - k.mean((2, 3), keepdim=True)  # zero-mean per channel: <k, f> = <k, f - its local mean>
-        pad, size = (kh // 2, kw // 2), kh * kw
-        dot = F.conv2d(f.reshape(1, -1, *f.shape[-2:]), k, padding=pad, groups=n).view(n, 1, *f.shape[-2:])
-        local_sum = F.avg_pool2d(f, (kh, kw), 1, pad, count_include_pad=True) * size  # per channel
-        sum_f2 = F.avg_pool2d(f.pow(2).sum(1, keepdim=True), (kh, kw), 1, pad, count_include_pad=True) * size
+        size = kh * kw
+        dot = correlate(f, k).unsqueeze(1)
+        local_sum = box_sum(f, (kh, kw))  # per channel
+        sum_f2 = box_sum(f.pow(2).sum(1, keepdim=True), (kh, kw))
         spread = (sum_f2 - local_sum.pow(2).sum(1, keepdim=True) / size).clamp(min=0)  # Σ (f - local mean)²
         norm_k = k.pow(2).sum((1, 2, 3)).sqrt().view(n, 1, 1, 1)
         named = (strip.flatten(1).amax(1) > 0).to(f.dtype).view(n, 1, 1, 1)  # a blank strip: no match anywhere
         score = named * dot / (norm_k * (spread + 1e-6).sqrt() + 1e-3)  # + 1e-6: sqrt's gradient at 0 is infinite
-        return F.adaptive_max_pool2d(score, map_size)
+        return F.max_pool2d(score, cell // 2, cell // 2, ceil_mode=True)

@@ -12,6 +12,11 @@ width 256 with one τ per sample; heads 128→64). Two changes, both for clickin
 * the instruction reaches the model as the bytes of its words (`text.py`), not only a task id, so the
   target can depend on what the instruction says — any word, case kept, seen in training or not.
 
+With `match_text`, the instruction's named text (a quoted span, a sender's name) is also drawn as the
+page draws it and matched over the screen by its look (`glyphs.py`): one more map channel, "the named
+text is here", which the attention pool and the click scorer read — a word never seen in training is
+found as well as a familiar one. The strip comes in beside the tokens (`text_inputs`).
+
 Frames may be non-square (`image_size` [height, width], e.g. MiniWoB's 210 × 160 task area unstretched),
 and with `click_offset` the click point is pixel-precise: the chosen cell's centre plus an offset the
 scorer predicts for that cell, not the map's mean.
@@ -29,6 +34,7 @@ from lnn.errors import ConfigError
 from lnn.frames import frame_size, plain_size
 from lnn.liquid import CELLS, LiquidStack
 from lnn.liquid.cell import as_step_dt
+from lnn.models.glyphs import TextMatch, font_file, ink, strips
 from lnn.models.policy import Described, records_spec
 from lnn.models.text import MAX_WORDS, WORD_BYTES, InstructionEncoder, instruction_text, tokenize_batch
 
@@ -158,6 +164,8 @@ class VisionLNNLite(Described, nn.Module):
         position_frequencies: int = 2,
         look_input: bool = False,
         click_offset: bool = False,
+        match_text: bool = False,
+        page_size: int | list[int] | None = None,
         core: str = "liquid",
         core_width: int | None = None,
         tau_min: float = 1.0,
@@ -197,6 +205,8 @@ class VisionLNNLite(Described, nn.Module):
         for key, value in sizes.items():
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(key, f"must be a positive integer, got {value!r}")
+        if not isinstance(match_text, bool):
+            raise ConfigError("match_text", f"must be true or false, got {match_text!r}")
         self.num_actions, self.core_type = num_actions, core
         self.image_size = plain_size(image_size)  # as given: N or [height, width]
         self.max_tokens = MAX_WORDS * WORD_BYTES  # the width of `tokens`: word slots of byte ids
@@ -209,11 +219,19 @@ class VisionLNNLite(Described, nn.Module):
         for _ in channels:
             height, width = (height - 1) // 2 + 1, (width - 1) // 2 + 1
         self.map_hw = (height, width)  # the click map's rows and columns
+        self.map_stride = 2 ** len(channels)  # screen pixels per map cell
         ys, xs = torch.meshgrid((torch.arange(height) + 0.5) / height, (torch.arange(width) + 0.5) / width, indexing="ij")
         self.register_buffer("cell_xy", torch.stack([xs, ys]).flatten(1), persistent=False)  # (2, cells), in (0, 1)
         self.register_buffer("cell_wh", torch.tensor([1 / width, 1 / height]), persistent=False)  # a cell's extent
         self.register_buffer("cell_position", position_features(self.cell_xy, position_frequencies), persistent=False)
-        c_map = c_in + len(self.cell_position)  # CNN features + where each cell is
+        # match_text: the named text's strip, drawn as the frame shows the page: scaled (x, y) by the frame's size
+        # over the page's (page_size; null: the frame is the page, scale 1)
+        self.text_match = TextMatch() if match_text else None
+        if match_text:
+            font_file()  # the strip's font: a missing one stops the run here
+        page_h, page_w = frame_size(page_size, "page_size") if page_size is not None else frame_size(image_size)
+        self.strip_scale = (frame_size(image_size)[1] / page_w, frame_size(image_size)[0] / page_h)
+        c_map = c_in + int(match_text) + len(self.cell_position)  # CNN features (+ the named text's match) + where
 
         self.instruction_encoder = InstructionEncoder(instruction_dim)
         self.pool_scorer = CellScorer(c_map, instruction_dim, scorer_size)  # what the instruction looks at
@@ -264,6 +282,16 @@ class VisionLNNLite(Described, nn.Module):
         texts = [instruction_text(t, i) if i else "" for t, i in zip(tasks, instructions)]
         return tokenize_batch(texts)
 
+    def text_inputs(self, tasks: list[str], instructions: list[str]) -> dict[str, Tensor]:
+        """What the model is told of each instruction, by input name (forward's and step's keywords, the ONNX
+        step's inputs): `tokens`, and with match_text the `strip` (N, 1, *glyphs.STRIP) of its named text —
+        blank with `instruction="pixels"`, where the match channel is zero."""
+        inputs = {"tokens": self.tokenize(tasks, instructions)}
+        if self.text_match is not None:
+            named = instructions if self.instruction == "text" else [""] * len(instructions)
+            inputs["strip"] = strips(named, scale=self.strip_scale)
+        return inputs
+
     def encode_instruction(self, tokens: Tensor) -> Tensor:
         """(N, L) byte ids of the words -> (N, D). Training encodes each distinct instruction once: a batch of
         episodes repeats a few instructions over all its frames (the same result, a fraction of the work)."""
@@ -272,27 +300,35 @@ class VisionLNNLite(Described, nn.Module):
         distinct, where = torch.unique(tokens, dim=0, return_inverse=True)
         return self.instruction_encoder(distinct)[where]
 
-    def encode_frames(self, images: Tensor) -> Tensor:
-        """(N, 3, H, W) in [0, 1] -> (N, C + P, cells): CNN features with each cell's position."""
-        features = self.cnn((images - 0.5) * 4).flatten(2)
-        position = self.cell_position.to(features.dtype).expand(features.shape[0], -1, -1)
-        return torch.cat([features, position], 1)
+    def encode_frames(self, images: Tensor, strip: Tensor | None = None) -> Tensor:
+        """(N, 3, H, W) in [0, 1] (and with match_text the strips (N, 1, *STRIP)) -> (N, C (+ 1) + P, cells):
+        CNN features (and where the named text matches) with each cell's position (last: `looked` reads it)."""
+        parts = [self.cnn((images - 0.5) * 4).flatten(2)]
+        if self.text_match is not None:
+            parts.append(self.text_match(ink(images), strip.to(images.dtype), self.map_stride).flatten(2))
+        parts.append(self.cell_position.to(images.dtype).expand(images.shape[0], -1, -1))
+        return torch.cat(parts, 1)
 
     # --- the policy -----------------------------------------------------------------------------
     def forward(self, images: Tensor, tokens: Tensor, state: list[Tensor] | None = None, dt=None,
-                mask: Tensor | None = None) -> dict:  # fmt: skip
-        """images (B, T, 3, H, W) in [0, 1], tokens (B, T, L) -> outputs per step (B, T, ...).
+                mask: Tensor | None = None, strip: Tensor | None = None) -> dict:  # fmt: skip
+        """images (B, T, 3, H, W) in [0, 1], tokens (B, T, L) (and with match_text strip (B, T, 1, *STRIP):
+        `text_inputs` gives both) -> outputs per step (B, T, ...).
 
         `mask` (B, T) marks real steps of padded episodes: frames are only encoded where it is true
         (padding costs nothing in the CNN); every output per step (logits, coords, maps, τ) is zero at
         padded steps, as LFM2-Liquid's are.
         """
         batch, steps = images.shape[:2]
+        if self.text_match is not None and strip is None:
+            raise ValueError("a match_text model needs the strip of the named text: pass model.text_inputs(...)")
         frames, tokens = images.flatten(0, 1), tokens.flatten(0, 1)
+        strip = strip.flatten(0, 1) if strip is not None else None
         real = mask.flatten().nonzero().squeeze(1) if mask is not None else None
         if real is not None:
             frames, tokens = frames[real], tokens[real]
-        feats = self.encode_frames(frames)  # (N, C+P, cells), N = real frames
+            strip = strip[real] if strip is not None else None
+        feats = self.encode_frames(frames, strip)  # (N, C+P, cells), N = real frames
         words = self.encode_instruction(tokens)  # (N, D)
 
         pool_logits = self.pool_scorer(feats, words)
@@ -344,9 +380,10 @@ class VisionLNNLite(Described, nn.Module):
         ref = ref if ref is not None else next(self.parameters())
         return self.core.initial_state(batch, ref)
 
-    def step(self, image: Tensor, tokens: Tensor, state: list[Tensor] | None = None, dt=None) -> dict:
-        """One frame: image (B, 3, H, W), tokens (B, L), state per layer -> outputs without T."""
-        out = self(image.unsqueeze(1), tokens.unsqueeze(1), state, dt)
+    def step(self, image: Tensor, tokens: Tensor, state: list[Tensor] | None = None, dt=None,
+             strip: Tensor | None = None) -> dict:  # fmt: skip
+        """One frame: image (B, 3, H, W), tokens (B, L) (strip (B, 1, *STRIP)), state per layer -> outputs without T."""
+        out = self(image.unsqueeze(1), tokens.unsqueeze(1), state, dt, strip=strip.unsqueeze(1) if strip is not None else None)
         for key in ("action_logits", "coords", "click_logits", "look_logits"):
             out[key] = out[key][:, 0]
         out["tau_values"] = [tau[:, 0] for tau in out["tau_values"]]

@@ -3,11 +3,14 @@
 A policy maps a screenshot and an instruction (with its recurrent state) to an action and a point:
 
     tokenize(tasks, instructions) -> (N, L) int64      the model's own text encoding
+    text_inputs(tasks, instructions) -> {name: (N, ...)}   all it is told of the instruction, by keyword of
+                                                      forward / step: {"tokens": tokenize(...)}, and Lite's
+                                                      `strip` with match_text (the named text, drawn)
     forward(images (B,T,3,H,W) in [0,1], tokens (B,T,L), state=None, dt=None, mask=None) -> dict:
         action_logits (B,T,6), coords (B,T,2) in [0,1], click_logits (B,T,cells),
         look_logits (B,T,cells) — optional: where the model looks (trained towards the oracle's focus),
         tau_values [per liquid layer (B,T,τ)], state [per core layer (B,S): the LSTM's is [h, c]]
-    step(image (B,3,H,W), tokens (B,L), state) -> the same without T   (agent, ONNX export)
+    step(image (B,3,H,W), tokens (B,L), state, dt=None) -> the same without T   (agent, ONNX export)
     initial_state(batch) -> [per layer]
     image_size: int | [height, width]                 the size frames are resized to (N: N × N; lnn.frames)
     cell_xy: (2, cells) tensor                        centres of the click map's cells, in [0,1]
@@ -83,6 +86,10 @@ class Described:
     def solver_cells(self) -> list:
         return self.liquid_cells()
 
+    def text_inputs(self, tasks: list[str], instructions: list[str]) -> dict:
+        """All the model is told of each instruction, by the keyword forward and step take it as."""
+        return {"tokens": self.tokenize(tasks, instructions)}
+
     def param_groups(self) -> dict[str, list]:
         """Named parameter groups, each every parameter once (trainable or not): one group unless a model says more."""
         return {"model": list(self.parameters())}
@@ -108,6 +115,8 @@ class Policy(Protocol):
     def with_solver(self, solver: str, unfolds: int) -> Policy: ...
 
     def tokenize(self, tasks: list[str], instructions: list[str]) -> Tensor: ...
+
+    def text_inputs(self, tasks: list[str], instructions: list[str]) -> dict[str, Tensor]: ...
 
     def forward(self, images: Tensor, tokens: Tensor, state=None, dt=None, mask=None) -> dict: ...
 

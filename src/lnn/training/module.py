@@ -72,11 +72,12 @@ class PolicyModule(pl.LightningModule):
         b, t = images.shape[:2]
         tasks = [task for task in batch["task"] for _ in range(t)]
         instructions = [text for episode in batch["instruction"] for text in episode]
-        tokens = self.model.tokenize(tasks, instructions).to(self.device).view(b, t, -1)
+        text = {name: x.to(self.device).view(b, t, *x.shape[1:])  # tokens (and Lite's strips with match_text)
+                for name, x in self.model.text_inputs(tasks, instructions).items()}  # fmt: skip
         # elapsed time per step (1 for recorded steps; 0 on padding: padded steps leave the state as it is)
         mask = batch["mask"]
         dt = batch["dt"].to(images.dtype) if "dt" in batch else mask.to(images.dtype)
-        return self.model(images, tokens, dt=dt, mask=mask)
+        return self.model(images, **text, dt=dt, mask=mask)
 
     def _step(self, batch: dict, stage: str) -> Tensor:
         out = self(batch)

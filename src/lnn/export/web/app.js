@@ -5,7 +5,7 @@
 // window.lnnPage exposes the same steps to tests and benchmarks (runEpisode, benchmark).
 
 import * as ort from "./ort/ort.wasm.min.mjs";
-import { StepModel, argmax, frameSize, loadBitmap, pixelsOf, softmax, tokensFor } from "./lnn.js";
+import { StepModel, argmax, frameSize, loadBitmap, pixelsOf, softmax, stripFor, tokensFor } from "./lnn.js";
 import { linePlot } from "./plot.js";
 
 ort.env.wasm.wasmPaths = new URL("./ort/", import.meta.url).href;
@@ -82,7 +82,7 @@ async function stepOnce() {
   const pixels = pixelsOf(bitmap, model.size, app.scratch);
   const tokens = tokensFor(app.manifest, episode.task, step.instruction);
   const dt = step.dt ?? 1; // recorded episodes carry the env's elapsed time; dropped screenshots run at 1
-  const out = await model.step(pixels, tokens, app.state, dt);
+  const out = await model.step(pixels, tokens, app.state, dt, stripFor(app.manifest, step.instruction));
   app.state = out.state;
   const stepMs = performance.now() - start;
   const record = {
@@ -385,6 +385,8 @@ async function init() {
 window.lnnPage = {
   ready: null,
   app,
+  /** The strip of the named text this page draws for `instruction` (a match_text model's), as an array. */
+  strip: (instruction) => Array.from(stripFor(app.manifest, instruction) || []),
   /** Play recorded episode i from its start with the given precision; returns every step's record. */
   async runEpisode(i, { precision = "fp32", reset = true } = {}) {
     app.precision = precision;
@@ -409,7 +411,8 @@ window.lnnPage = {
       const step = steps[k % steps.length];
       const start = performance.now();
       const pixels = pixelsOf(step.bitmap, model.size, app.scratch);
-      const out = await model.step(pixels, tokensFor(app.manifest, app.episodes[0].task, step.instruction), state, step.dt);
+      const tokens = tokensFor(app.manifest, app.episodes[0].task, step.instruction);
+      const out = await model.step(pixels, tokens, state, step.dt, stripFor(app.manifest, step.instruction));
       state = out.state;
       if (k >= warmup) {
         run.push(out.ms);

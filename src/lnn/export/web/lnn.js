@@ -42,6 +42,61 @@ export function tokensFor(manifest, task, instruction) {
   return tokenize(instructionText(task, instruction), spec.max_words, spec.word_bytes);
 }
 
+// What the instruction names (lnn/models/glyphs.py named_text): its first quoted span, else its first capitalised
+// word after the first. Python's \b and \w are Unicode-aware: letters, digits and _ of any script.
+const QUOTED = /"([^"]+)"|'([^']+)'/u;
+const CAPITALISED = /(?<![\p{L}\p{N}_])[A-Z][\p{L}\p{N}_'-]*/gu;
+
+export function namedText(instruction) {
+  const quoted = instruction.match(QUOTED);
+  if (quoted) return quoted[1] ?? quoted[2];
+  const capitalised = instruction.match(CAPITALISED) || [];
+  return capitalised.length > 1 ? capitalised[1] : "";
+}
+
+const strips = new Map(); // a strip per (spec, text): episodes repeat one instruction over their frames
+
+/**
+ * The named text of `instruction` drawn as the export drew it (manifest.preprocessing.strip, a match_text
+ * model's `strip` input) -> Float32Array(height * width) of ink in [0, 1]; null for a model without one.
+ * Black text on a transparent canvas, its alpha the ink: no subpixel (LCD) text on a transparent canvas,
+ * so the coverage is Pillow's. Centred as Pillow's anchor "mm": the advance width's middle, and the
+ * middle between the font's ascender and descender. All zero for a pixels-only model or nothing named.
+ */
+export function stripFor(manifest, instruction) {
+  const spec = manifest.preprocessing.strip;
+  if (!spec) return null;
+  const text = manifest.instruction === "pixels" ? "" : namedText(instruction);
+  const key = `${spec.font_px}|${spec.scale}|${text}`;
+  if (strips.has(key)) return strips.get(key);
+  const [height, width] = spec.size;
+  const pageWidth = Math.max(1, Math.round(width / spec.scale[0]));
+  const pageHeight = Math.max(1, Math.round(height / spec.scale[1]));
+  const canvas = (w, h) => (typeof OffscreenCanvas !== "undefined" ? new OffscreenCanvas(w, h) : Object.assign(document.createElement("canvas"), { width: w, height: h }));
+  const page = canvas(pageWidth, pageHeight);
+  const ctx = page.getContext("2d", { willReadFrequently: true });
+  if (text) {
+    ctx.font = `${Math.max(1, Math.round(spec.font_px))}px "Liberation Sans", Arial, sans-serif`;
+    ctx.textAlign = "center";
+    ctx.textBaseline = "alphabetic";
+    const m = ctx.measureText(text);
+    ctx.fillStyle = "black";
+    ctx.fillText(text, pageWidth / 2, pageHeight / 2 + (m.fontBoundingBoxAscent - m.fontBoundingBoxDescent) / 2);
+  }
+  let out = page;
+  if (pageWidth !== width || pageHeight !== height) {
+    out = canvas(width, height);
+    const small = out.getContext("2d", { willReadFrequently: true });
+    small.imageSmoothingEnabled = true;
+    small.imageSmoothingQuality = "high";
+    small.drawImage(page, 0, 0, width, height);
+  }
+  const rgba = out.getContext("2d", { willReadFrequently: true }).getImageData(0, 0, width, height).data;
+  const ink = Float32Array.from({ length: width * height }, (_, i) => rgba[4 * i + 3] / 255);
+  strips.set(key, ink);
+  return ink;
+}
+
 /** The model's image size as the manifest gives it — N (N × N) or [height, width] — as [height, width]. */
 export function frameSize(size) {
   return Array.isArray(size) ? [size[0], size[1]] : [size, size];
@@ -125,6 +180,8 @@ export class StepModel {
     this.maxTokens = tokens.max_words * tokens.word_bytes;
     // exports since lnn-export/2 take each frame's elapsed time; older ones have no dt input (they run at 1)
     this.timed = manifest.inputs.some((i) => i.name === "dt");
+    // a match_text model also takes the instruction's named text, drawn (stripFor)
+    this.stripShape = manifest.inputs.find((i) => i.name === "strip")?.shape.slice(1) ?? null;
   }
 
   initialState() {
@@ -133,15 +190,19 @@ export class StepModel {
 
   /**
    * pixels: Float32Array(3*H*W); tokens: array of ints; state: [Float32Array(S_i)]; dt: seconds since the
-   * previous frame (1 when not known) -> outputs and ms.
+   * previous frame (1 when not known); strip: stripFor(...) for a match_text model -> outputs and ms.
    */
-  async step(pixels, tokens, state, dt = 1) {
+  async step(pixels, tokens, state, dt = 1, strip = null) {
     const T = this.ort.Tensor;
     const feeds = {
       image: new T("float32", pixels, [1, 3, ...this.frame]),
       tokens: new T("int64", BigInt64Array.from(tokens, (v) => BigInt(v)), [1, this.maxTokens]),
     };
     if (this.timed) feeds.dt = new T("float32", Float32Array.of(dt ?? 1), [1]);
+    if (this.stripShape) {
+      if (!strip) throw new Error("this model finds the named text by its look: pass stripFor(manifest, instruction)");
+      feeds.strip = new T("float32", strip, [1, ...this.stripShape]);
+    }
     state.forEach((h, i) => (feeds[`state_${i}`] = new T("float32", h, [1, h.length])));
     const start = performance.now();
     const out = await this.session.run(feeds);

@@ -288,6 +288,7 @@ class FolderDataModule(EpisodeDataModule):
         self.image_size, self.batch_size, self.num_workers = plain_size(image_size), batch_size, num_workers
         self.data_dir = Path(data_dir)
         self.splits = {}
+        self.own: list[Path] = []  # the policy's own episodes: none, a folder has no env to play them in
         self.imported: Path | None = None
         self._init_order(seed)
 

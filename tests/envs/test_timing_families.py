@@ -170,6 +170,9 @@ class DtModel(torch.nn.Module):
     def tokenize(self, tasks, instructions):
         return torch.zeros(len(tasks), 4, dtype=torch.long)
 
+    def text_inputs(self, tasks, instructions):
+        return {"tokens": self.tokenize(tasks, instructions)}
+
     def step(self, image, tokens, state, dt=None):
         self.dts.append(dt.tolist())
         logits = torch.zeros(image.shape[0], 6)

@@ -8,8 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# The action vocabulary of every lnn model; index = class id of the action head.
-ACTIONS: tuple[str, ...] = ("click", "type", "navigate", "scroll", "key", "done")
+# The action vocabulary of every lnn model; index = class id of the action head. New kinds go at the end,
+# so a model with fewer action classes (num_actions) keeps its meaning.
+ACTIONS: tuple[str, ...] = ("click", "type", "navigate", "scroll", "key", "done", "drag")
+# The keys a `key` action presses (Playwright key names); index = class id of a key head.
+KEYS: tuple[str, ...] = ("Enter", "Tab", "Backspace", "Delete", "Escape", "ArrowUp", "ArrowDown", "ArrowLeft",
+                         "ArrowRight", "Home", "End", "Space")
 
 Box = tuple[float, float, float, float]  # (x0, y0, x1, y1), normalised to [0, 1] of the screenshot
 
@@ -20,6 +24,8 @@ class Action:
     x: float = 0.5  # click / scroll point, normalised to [0, 1] of the screenshot width
     y: float = 0.5  # ... and height
     text: str = ""  # what to type, the key to press, the url to navigate to
+    x2: float = 0.5  # drag: where the button is released (pressed at x, y), normalised like x ...
+    y2: float = 0.5  # ... and y
 
     def __post_init__(self):
         if self.type not in ACTIONS:

@@ -257,3 +257,23 @@ def test_a_match_text_model_exports_its_strip_input_with_parity(tmp_path):
     onnx_policy.reset(3)
     torch_policy.reset(3)
     np.testing.assert_allclose(onnx_policy.act(observations)[1]["coords"], torch_policy.act(observations)[1]["coords"], atol=1e-4)
+
+
+def test_a_feedback_model_exports_its_previous_action_as_state_with_parity(tmp_path):
+    """model.feedback: the previous action travels as one more state tensor (A + 3 wide); parity at every
+    precision, and the ONNX policy's state after a step holds the action it took."""
+    from lnn.agent.onnx_policy import OnnxPolicy
+    from lnn.envs import ACTIONS, GuiEnv
+
+    run = make_run(tmp_path / "run", feedback=True)
+    options = ExportOptions(out=str(tmp_path / "export"), plots=False, web=False, streams_per_task=1)
+    out = export(resolve_source(run=str(run)), options, log=lambda line: None)
+    m = json.loads((out / "manifest.json").read_text())
+    for precision in ("fp32", "fp16", "int8"):
+        assert m["parity"][precision]["passed"], (precision, m["parity"][precision])
+    policy = OnnxPolicy(out)
+    assert policy.state_shapes[-1] == (6 + 3,)
+    policy.reset(1)
+    actions, _ = policy.act([GuiEnv(["click-color"], image_size=64).reset(0, "click-color")])
+    record = policy.state[-1][0]
+    assert record[: 6].argmax() == ACTIONS.index(actions[0].type) and record[:6].sum() == 1

@@ -169,3 +169,58 @@ def test_match_text_must_be_a_bool():
     with pytest.raises(ConfigError) as info:
         VisionLNNLite(image_size=64, match_text="yes")
     assert info.value.key == "match_text"
+
+
+def test_pointing_actions_are_the_envs_click_scroll_and_drag():
+    from lnn.envs import ACTIONS
+    from lnn.models.lite import POINTING
+
+    assert [ACTIONS[i] for i in POINTING] == ["click", "scroll", "drag"]
+
+
+def test_feedback_steps_carry_their_own_action_as_the_episode_is_fed_it():
+    """Step by step the state's last tensor holds the action each step chose; the whole episode given those same
+    previous actions gives the same outputs (training feeds recorded ones the same way)."""
+    model = VisionLNNLite(image_size=64, solver="euler", feedback=True).double().eval()
+    images, tokens = inputs()
+    images = images.double()
+    state, records, steps = model.initial_state(2), [], []
+    assert state[-1].shape == (2, 6 + 3) and not state[-1].any()
+    for t in range(3):
+        out = model.step(images[:, t], tokens[:, t], state)
+        state = out["state"]
+        records.append(state[-1])
+        steps.append(out)
+        chosen = out["action_logits"].argmax(-1)
+        assert torch.equal(state[-1][:, :6].argmax(-1), chosen) and torch.equal(state[-1][:, :6].sum(-1), torch.ones(2).double())
+        pointed = chosen.eq(0) | chosen.eq(3)
+        torch.testing.assert_close(state[-1][:, 6:8], out["coords"] * pointed.unsqueeze(-1))
+    previous = torch.stack([torch.zeros_like(records[0]), *records[:-1]], 1)
+    whole = model(images, tokens, previous=previous)
+    for t in range(3):
+        torch.testing.assert_close(steps[t]["action_logits"], whole["action_logits"][:, t])
+        torch.testing.assert_close(steps[t]["coords"], whole["coords"][:, t])
+
+
+def test_feedback_records_of_recorded_actions_are_shifted_one_step():
+    model = VisionLNNLite(image_size=64, feedback=True)
+    actions = torch.tensor([[4, 0, 0, -100]])  # key, click, click, padding
+    points = torch.tensor([[[0.0, 0.0], [0.2, 0.7], [0.9, 0.1], [0.0, 0.0]]])
+    previous = model.previous_actions(actions, points)
+    assert not previous[0, 0].any()  # nothing before the first step
+    assert previous[0, 1].tolist() == [0, 0, 0, 0, 1, 0, 0.0, 0.0, 0]  # the key: no point
+    torch.testing.assert_close(previous[0, 2], torch.tensor([1, 0, 0, 0, 0, 0, 0.2, 0.7, 1.0]))
+    torch.testing.assert_close(previous[0, 3, 6:8], torch.tensor([0.9, 0.1]))
+
+
+def test_with_feedback_the_same_frame_after_other_clicks_is_another_step():
+    """Identical frames and state, different previous clicks: the outputs differ (the model can tell which click
+    of a sequence comes next); without feedback they cannot."""
+    model = VisionLNNLite(image_size=64, feedback=True).eval()
+    images, tokens = inputs(batch=1, steps=1)
+    clicked = lambda x: torch.tensor([[[1, 0, 0, 0, 0, 0, x, 0.5, 1.0]]])  # noqa: E731
+    a = model(images, tokens, previous=clicked(0.1))["action_logits"]
+    b = model(images, tokens, previous=clicked(0.9))["action_logits"]
+    assert not torch.allclose(a, b)
+    with pytest.raises(ValueError, match="previous"):
+        model(*inputs(batch=1, steps=2))

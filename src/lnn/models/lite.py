@@ -39,6 +39,9 @@ from lnn.models.policy import Described, records_spec
 from lnn.models.text import MAX_WORDS, WORD_BYTES, InstructionEncoder, instruction_text, tokenize_batch
 
 CORES = (*CELLS, "feedforward")
+# The action classes that point (click, scroll, drag: their indices in lnn.envs.ACTIONS, which models may not
+# import; tests/models check the two agree): the ones whose point a feedback model remembers.
+POINTING = (0, 3, 6)
 
 
 def unflatten(x: Tensor, real: Tensor | None, batch: int, steps: int) -> Tensor:
@@ -163,6 +166,7 @@ class VisionLNNLite(Described, nn.Module):
         scorer_size: int = 64,
         position_frequencies: int = 2,
         look_input: bool = False,
+        feedback: bool = False,
         click_offset: bool = False,
         match_text: bool = False,
         page_size: int | list[int] | None = None,
@@ -243,7 +247,12 @@ class VisionLNNLite(Described, nn.Module):
         # look_input: where the model looked (the attention-weighted cell position) also enters the core
         # on its own, not only mixed with appearance by image_proj: the place to remember, in plain sight
         self.looked_size = len(self.cell_position) if look_input else 0
-        core_input = feature_size + instruction_dim + self.looked_size
+        # feedback: the previous step's action (which kind, and where it pointed) enters the core, and the state
+        # carries it between steps (the last state tensor: [one-hot kind, x, y, pointed]). Recall frames that
+        # look alike (click-sequence) then differ by what was just done; training feeds the recorded actions
+        self.feedback = feedback
+        self.feedback_size = num_actions + len(self.cell_position) if feedback else 0
+        core_input = feature_size + instruction_dim + self.looked_size + self.feedback_size
         shell = dict(input_size=core_input, head_size=head_size, num_layers=num_layers, **cell_kwargs)
         width = self.width = core_width_for(core, core_width, hidden_size, shell)
         self.input_proj = nn.Linear(core_input, width)
@@ -311,15 +320,22 @@ class VisionLNNLite(Described, nn.Module):
 
     # --- the policy -----------------------------------------------------------------------------
     def forward(self, images: Tensor, tokens: Tensor, state: list[Tensor] | None = None, dt=None,
-                mask: Tensor | None = None, strip: Tensor | None = None) -> dict:  # fmt: skip
+                mask: Tensor | None = None, strip: Tensor | None = None, previous: Tensor | None = None) -> dict:  # fmt: skip
         """images (B, T, 3, H, W) in [0, 1], tokens (B, T, L) (and with match_text strip (B, T, 1, *STRIP):
         `text_inputs` gives both) -> outputs per step (B, T, ...).
 
         `mask` (B, T) marks real steps of padded episodes: frames are only encoded where it is true
         (padding costs nothing in the CNN); every output per step (logits, coords, maps, τ) is zero at
         padded steps, as LFM2-Liquid's are.
+        With feedback, `previous` (B, T, A + 3) is each step's previous action (`previous_actions`: training
+        passes the recorded ones); without it, one step at a time, the state's last tensor holds it.
         """
         batch, steps = images.shape[:2]
+        state, last = self.split_state(state, batch, images)
+        if self.feedback and previous is None:
+            if steps != 1:
+                raise ValueError("a feedback model needs `previous` (the previous actions) for more than one step")
+            previous = last.unsqueeze(1)
         if self.text_match is not None and strip is None:
             raise ValueError("a match_text model needs the strip of the named text: pass model.text_inputs(...)")
         frames, tokens = images.flatten(0, 1), tokens.flatten(0, 1)
@@ -335,7 +351,11 @@ class VisionLNNLite(Described, nn.Module):
         pool = torch.softmax(pool_logits, -1)
         seen = torch.einsum("ncp,np->nc", feats, pool)  # what the model looks at, and where it is
         looked = seen[:, seen.shape[1] - self.looked_size :]  # empty unless look_input
-        x = self.input_proj(torch.cat([torch.relu(self.image_proj(self.seen_norm(seen))), words, looked], -1))
+        parts = [torch.relu(self.image_proj(self.seen_norm(seen))), words, looked]
+        if self.feedback:
+            previous = previous.flatten(0, 1)
+            parts.append(self.feedback_features(previous if real is None else previous[real]))
+        x = self.input_proj(torch.cat(parts, -1))
 
         out, state, taus = self.core(unflatten(x, real, batch, steps), state, dt)
         z = self.head(out).flatten(0, 1)
@@ -345,8 +365,12 @@ class VisionLNNLite(Described, nn.Module):
         coords = self.click_point(click_logits, offsets)
         if mask is not None:
             taus = [tau * mask.unsqueeze(-1).to(tau.dtype) for tau in taus]
+        action_logits = self.action_head(z_real)
+        if self.feedback:  # what this step did, for the next: its own action, as the policy decodes it
+            state = [*state, self.action_record(unflatten(action_logits, real, batch, steps)[:, -1],
+                                                unflatten(coords, real, batch, steps)[:, -1])]  # fmt: skip
         return {
-            "action_logits": unflatten(self.action_head(z_real), real, batch, steps),
+            "action_logits": unflatten(action_logits, real, batch, steps),
             "coords": unflatten(coords, real, batch, steps),
             "click_logits": unflatten(click_logits, real, batch, steps),
             "look_logits": unflatten(pool_logits, real, batch, steps),
@@ -378,7 +402,38 @@ class VisionLNNLite(Described, nn.Module):
 
     def initial_state(self, batch: int, ref: Tensor | None = None) -> list[Tensor]:
         ref = ref if ref is not None else next(self.parameters())
-        return self.core.initial_state(batch, ref)
+        state = self.core.initial_state(batch, ref)
+        if self.feedback:  # no previous action: all zeros, as `previous_actions` has before an episode's first step
+            state.append(ref.new_zeros(batch, self.num_actions + 3))
+        return state
+
+    def split_state(self, state: list[Tensor] | None, batch: int, ref: Tensor) -> tuple[list[Tensor] | None, Tensor | None]:
+        """The core's state, and (feedback) the previous action the last tensor carries."""
+        if not self.feedback:
+            return state, None
+        if state is None:
+            return None, ref.new_zeros(batch, self.num_actions + 3)
+        return list(state[:-1]), state[-1]
+
+    def action_record(self, action_logits: Tensor, coords: Tensor) -> Tensor:
+        """(N, A) logits, (N, 2) point -> (N, A + 3): the chosen kind one-hot, its point and whether it points."""
+        chosen = (action_logits == action_logits.max(-1, keepdim=True).values).to(coords.dtype)  # argmax, exportable
+        pointed = chosen[:, [i for i in POINTING if i < self.num_actions]].sum(-1, keepdim=True)
+        return torch.cat([chosen, coords * pointed, pointed], -1)
+
+    def previous_actions(self, actions: Tensor, points: Tensor) -> Tensor:
+        """Recorded episodes' actions (B, T) (class ids; negative on padding) and points (B, T, 2) -> each step's
+        previous action record (B, T, A + 3), as the state would carry it (zeros before the first step)."""
+        chosen = (actions.unsqueeze(-1) == torch.arange(self.num_actions, device=actions.device)).to(points.dtype)
+        pointed = chosen[..., [i for i in POINTING if i < self.num_actions]].sum(-1, keepdim=True)
+        records = torch.cat([chosen, points * pointed, pointed], -1)
+        return torch.cat([torch.zeros_like(records[:, :1]), records[:, :-1]], 1)
+
+    def feedback_features(self, record: Tensor) -> Tensor:
+        """(N, A + 3) action records -> (N, A + P): the kind, and where it pointed as a cell position is described."""
+        kind, xy, pointed = record[:, : self.num_actions], record[:, -3:-1], record[:, -1:]
+        where = position_features(xy.T, (len(self.cell_position) - 2) // 4).T * pointed
+        return torch.cat([kind, where], -1)
 
     def step(self, image: Tensor, tokens: Tensor, state: list[Tensor] | None = None, dt=None,
              strip: Tensor | None = None) -> dict:  # fmt: skip

@@ -77,7 +77,10 @@ class PolicyModule(pl.LightningModule):
         # elapsed time per step (1 for recorded steps; 0 on padding: padded steps leave the state as it is)
         mask = batch["mask"]
         dt = batch["dt"].to(images.dtype) if "dt" in batch else mask.to(images.dtype)
-        return self.model(images, **text, dt=dt, mask=mask)
+        extra = {}
+        if getattr(self.model, "feedback", False):  # teacher forcing: the recorded previous action of each step
+            extra["previous"] = self.model.previous_actions(batch["action"].to(self.device), batch["click"].to(images))
+        return self.model(images, **text, dt=dt, mask=mask, **extra)
 
     def _step(self, batch: dict, stage: str) -> Tensor:
         out = self(batch)

@@ -218,3 +218,18 @@ def test_a_changed_oracle_or_miniwob_version_makes_a_new_dataset(monkeypatch):
     assert miniwob.key() not in (key, changed_probe)
     monkeypatch.undo()
     assert miniwob.key() == key and spec().key() == gui_key  # and the same code gives the same key
+
+
+def test_oversampled_kinds_come_that_many_times_per_epoch(tmp_path):
+    dm = EpisodeDataModule(tasks=list(TASKS), image_size=64, episodes_per_task={"train": 4, "val": 1},
+                           batch_size=4, data_dir=str(tmp_path), oversample={"memory": 3})  # fmt: skip
+    dm.prepare_data()
+    dm.setup()
+    loader = dm.train_dataloader()
+    assert len(loader) == (4 + 3 * 4) // 4
+    seen = [task for batch in loader for task in batch["task"]]
+    assert seen.count("remember-target") == 12 and seen.count("click-color") == 4
+    for bad, key in (({"memory": 0}, "oversample.memory"), ({"timing": 2}, "oversample")):
+        with pytest.raises(ConfigError) as info:
+            EpisodeDataModule(tasks=list(TASKS), data_dir=str(tmp_path), oversample=bad)
+        assert info.value.key == key

@@ -10,7 +10,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from tqdm.auto import tqdm
 
 from lnn.data.rollouts import RolloutSpec, build_dataset
@@ -228,9 +228,11 @@ class EpisodeDataModule(pl.LightningDataModule):
         max_envs: int | None = None,
         max_steps: int | None = None,
         seed: int = 0,
+        oversample: dict | None = None,
     ):
         super().__init__()
         self.tasks = tuple(check_tasks(env, tasks))
+        self.oversample = self._check_oversample(env, oversample or {})
         self.episodes_per_task = {"train": 1000, "val": 50, "test": 100, **(episodes_per_task or {})}
         for split, n in self.episodes_per_task.items():
             if split not in SPLITS:
@@ -258,6 +260,22 @@ class EpisodeDataModule(pl.LightningDataModule):
         self.own: list[Path] = []
         self._init_order(seed)
 
+    def _check_oversample(self, env: str, oversample: dict) -> dict[str, int]:
+        """{task or kind: times} -> {task: times each of its training episodes is in an epoch}."""
+        times = {}
+        for name, factor in oversample.items():
+            if not (isinstance(factor, int) and factor >= 1):
+                raise ConfigError(f"oversample.{name}", f"must be an integer >= 1 (times per epoch), got {factor!r}")
+            chosen = [t for t in check_tasks(env, [name]) if t in self.tasks]
+            if not chosen:
+                raise ConfigError("oversample", f"{name!r} names none of the trained tasks {', '.join(self.tasks)}")
+            times |= {task: max(factor, times.get(task, 1)) for task in chosen}
+        return times
+
+    def epoch_episodes(self, episodes: Episodes) -> list[int]:
+        """The episodes of a training epoch: each once, or as often as `oversample` says for its task."""
+        return [i for i, start in enumerate(episodes.starts) for _ in range(self.oversample.get(episodes.task[start], 1))]
+
     def _init_order(self, seed: int) -> None:
         """What draws and resumes the training episodes' order (`seed`, with the epoch number)."""
         self.seed = seed
@@ -284,7 +302,10 @@ class EpisodeDataModule(pl.LightningDataModule):
                 self.splits[split] = episodes
 
     def train_dataloader(self) -> DataLoader:
-        dataset = EpisodeDataset(self.splits["train"])
+        episodes = self.splits["train"]
+        dataset = EpisodeDataset(episodes)
+        if self.oversample:
+            dataset = Subset(dataset, self.epoch_episodes(episodes))
         if self.trainer is not None and self.trainer.world_size > 1:  # DDP: Lightning's DistributedSampler
             return DataLoader(dataset, shuffle=True, **self._loader_args())  # shuffles (a resume is not exact)
         self.train_loader = ResumableLoader(dataset, EpisodeSampler(len(dataset), self.seed), **self._loader_args())

@@ -289,6 +289,7 @@ class FolderDataModule(EpisodeDataModule):
         self.data_dir = Path(data_dir)
         self.splits = {}
         self.own: list[Path] = []  # the policy's own episodes: none, a folder has no env to play them in
+        self.oversample = {}  # every episode once per epoch
         self.imported: Path | None = None
         self._init_order(seed)
 

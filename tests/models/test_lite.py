@@ -224,3 +224,40 @@ def test_with_feedback_the_same_frame_after_other_clicks_is_another_step():
     assert not torch.allclose(a, b)
     with pytest.raises(ValueError, match="previous"):
         model(*inputs(batch=1, steps=2))
+
+
+@pytest.mark.parametrize("feedback", [False, True])
+def test_held_input_steps_carry_the_previous_frame_as_the_episode_does(feedback):
+    model = VisionLNNLite(image_size=64, solver="euler", hold_input=True, feedback=feedback).double().eval()
+    images, tokens = inputs()
+    images, dt = images.double(), torch.tensor([[1.0, 0.3, 2.0], [1.0, 1.5, 0.25]], dtype=torch.double)
+    state, steps = model.initial_state(2), []
+    assert state[4].shape == (2, model.core_input) and not state[4].any()
+    for t in range(3):
+        out = model.step(images[:, t], tokens[:, t], state, dt=dt[:, t])
+        state = out["state"]
+        steps.append(out)
+    previous = None
+    if feedback:
+        records = [out["state"][-1] for out in steps]
+        previous = torch.stack([torch.zeros_like(records[0]), *records[:-1]], 1)
+    whole = model(images, tokens, dt=dt, previous=previous)
+    for t in range(3):
+        torch.testing.assert_close(steps[t]["action_logits"], whole["action_logits"][:, t])
+        torch.testing.assert_close(steps[t]["coords"], whole["coords"][:, t])
+
+
+def test_held_input_integrates_each_dt_with_the_frame_that_was_on_screen():
+    """Frame k's dt (the time since frame k-1 came) is integrated with frame k-1's input, then frame k is read
+    over one unit step: the core sees [(0, dt0), (x0, 1), (x0, dt1), (x1, 1), (x1, dt2), (x2, 1)]."""
+    model = VisionLNNLite(image_size=64, solver="euler", hold_input=True).double().eval()
+    images, tokens = inputs(batch=1, steps=3)
+    seen = {}
+    model.input_proj.register_forward_hook(lambda m, i, o: seen.update(inputs=i[0]))
+    model.core.register_forward_hook(lambda m, i, o: seen.update(dt=i[2]))
+    model(images.double(), tokens, dt=torch.tensor([[1.0, 0.4, 2.5]], dtype=torch.double))
+    x = seen["inputs"]  # (1, 2T, D): what entered the core, before its projection
+    assert x.shape[1] == 6 and not x[:, 0].any()
+    torch.testing.assert_close(x[:, 2::2], x[:, 1:-1:2])  # each dt: the frame before, held
+    assert not torch.allclose(x[:, 1], x[:, 3])  # the frames themselves
+    assert seen["dt"].tolist() == [[1.0, 1.0, 0.4, 1.0, 2.5, 1.0]]

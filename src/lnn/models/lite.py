@@ -167,6 +167,7 @@ class VisionLNNLite(Described, nn.Module):
         position_frequencies: int = 2,
         look_input: bool = False,
         feedback: bool = False,
+        hold_input: bool = False,
         click_offset: bool = False,
         match_text: bool = False,
         page_size: int | list[int] | None = None,
@@ -252,10 +253,15 @@ class VisionLNNLite(Described, nn.Module):
         # look alike (click-sequence) then differ by what was just done; training feeds the recorded actions
         self.feedback = feedback
         self.feedback_size = num_actions + len(self.cell_position) if feedback else 0
-        core_input = feature_size + instruction_dim + self.looked_size + self.feedback_size
+        core_input = self.core_input = feature_size + instruction_dim + self.looked_size + self.feedback_size
         shell = dict(input_size=core_input, head_size=head_size, num_layers=num_layers, **cell_kwargs)
         width = self.width = core_width_for(core, core_width, hidden_size, shell)
         self.input_proj = nn.Linear(core_input, width)
+        # hold_input: over a frame's dt (the time since the previous frame came) the screen showed the previous
+        # frame, so the core integrates that time with the previous frame's input held, then reads the new frame
+        # in one more unit step. Without it the new frame is integrated over the time before it came: how long
+        # a light stayed on is then a product of dt and what the state remembers, not a sum the ODE forms itself
+        self.hold_input = hold_input
         stack = LiquidStack if core != "feedforward" else FeedForwardStack
         self.core = stack(width, width, num_layers, core=core, **cell_kwargs)
         self.head = nn.Sequential(nn.Linear(width, head_size), nn.ReLU())
@@ -331,7 +337,7 @@ class VisionLNNLite(Described, nn.Module):
         passes the recorded ones); without it, one step at a time, the state's last tensor holds it.
         """
         batch, steps = images.shape[:2]
-        state, last = self.split_state(state, batch, images)
+        state, held, last = self.split_state(state, batch, images)
         if self.feedback and previous is None:
             if steps != 1:
                 raise ValueError("a feedback model needs `previous` (the previous actions) for more than one step")
@@ -355,9 +361,14 @@ class VisionLNNLite(Described, nn.Module):
         if self.feedback:
             previous = previous.flatten(0, 1)
             parts.append(self.feedback_features(previous if real is None else previous[real]))
-        x = self.input_proj(torch.cat(parts, -1))
+        x = torch.cat(parts, -1)
 
-        out, state, taus = self.core(unflatten(x, real, batch, steps), state, dt)
+        x = unflatten(x, real, batch, steps)
+        if self.hold_input:
+            out, state, taus = self.core_with_held_input(x, held, state, dt, mask)
+            state = [*state, x[:, -1]]
+        else:
+            out, state, taus = self.core(self.input_proj(x), state, dt)
         z = self.head(out).flatten(0, 1)
         z_real = z if real is None else z[real]
         click = self.click_scorer(feats, torch.cat([self.state_norm(z_real), words], -1))
@@ -402,18 +413,34 @@ class VisionLNNLite(Described, nn.Module):
 
     def initial_state(self, batch: int, ref: Tensor | None = None) -> list[Tensor]:
         ref = ref if ref is not None else next(self.parameters())
-        state = self.core.initial_state(batch, ref)
-        if self.feedback:  # no previous action: all zeros, as `previous_actions` has before an episode's first step
-            state.append(ref.new_zeros(batch, self.num_actions + 3))
-        return state
+        # no held input nor previous action: zeros, as `previous_actions` has before an episode's first step
+        return self.core.initial_state(batch, ref) + self.extra_state(batch, ref)
 
-    def split_state(self, state: list[Tensor] | None, batch: int, ref: Tensor) -> tuple[list[Tensor] | None, Tensor | None]:
-        """The core's state, and (feedback) the previous action the last tensor carries."""
-        if not self.feedback:
-            return state, None
-        if state is None:
-            return None, ref.new_zeros(batch, self.num_actions + 3)
-        return list(state[:-1]), state[-1]
+    def extra_state(self, batch: int, ref: Tensor) -> list[Tensor]:
+        """The state beyond the core's, zeros at an episode's start: the held input (hold_input), the previous
+        action (feedback), in that order after the core's layers."""
+        sizes = [self.core_input] * self.hold_input + [self.num_actions + 3] * self.feedback
+        return [ref.new_zeros(batch, n) for n in sizes]
+
+    def split_state(self, state: list[Tensor] | None, batch: int, ref: Tensor) -> tuple:
+        """-> the core's state (None: zeros), the held input (or None), the previous action (or None)."""
+        extra = self.extra_state(batch, ref)
+        if state is not None and extra:
+            state, extra = list(state[: -len(extra)]), list(state[-len(extra) :])
+        held = extra.pop(0) if self.hold_input else None
+        return state, held, (extra.pop(0) if self.feedback else None)
+
+    def core_with_held_input(self, x: Tensor, held: Tensor, state, dt, mask: Tensor | None):
+        """The core over (B, T, D) inputs (before input_proj) in two sub-steps per frame: the dt before it with the
+        previous input held, then the frame's own input over one unit of time (0 on padding) -> outputs of the second."""
+        batch, steps = x.shape[:2]
+        dt = as_step_dt(dt, batch, steps, x)
+        dt = dt.squeeze(-1) if torch.is_tensor(dt) else x.new_full((batch, steps), dt)
+        read = mask.to(x.dtype) if mask is not None else torch.ones_like(dt)
+        before = torch.cat([held.unsqueeze(1), x[:, :-1]], 1)
+        sequence = self.input_proj(torch.stack([before, x], 2).flatten(1, 2))
+        out, state, taus = self.core(sequence, state, torch.stack([dt, read], 2).flatten(1, 2))
+        return out[:, 1::2], state, [tau[:, 1::2] for tau in taus]
 
     def action_record(self, action_logits: Tensor, coords: Tensor) -> Tensor:
         """(N, A) logits, (N, 2) point -> (N, A + 3): the chosen kind one-hot, its point and whether it points."""

@@ -33,8 +33,33 @@ PROBE_JS = (Path(__file__).parent / "probe.js").read_text()
 TASK_AREA = {"x": 0, "y": 0, "width": 160, "height": 210}
 SCROLL_PX = 100  # one scroll action moves the wheel this far
 SCROLL_DELTAS = {"down": (0, SCROLL_PX), "up": (0, -SCROLL_PX), "right": (SCROLL_PX, 0), "left": (-SCROLL_PX, 0)}
+DRAG_MOVES = 5  # mousemove events between a drag's press and release
 # setTimeout fires at once for delays over 2**31-1 ms, so the task's own time limit must stay below.
 MAX_EPISODE_TIME_S = 2**31 // 1000 - 1
+
+
+def _area_px(x: float, y: float) -> tuple[float, float]:
+    """A normalised point of the task area in viewport CSS px, clamped inside (x = 1 stays inside)."""
+    return (min(max(float(x), 0.0), 1.0) * (TASK_AREA["width"] - 1e-3),
+            min(max(float(y), 0.0), 1.0) * (TASK_AREA["height"] - 1e-3))
+
+
+def _oracle_step(found: dict) -> OracleStep:
+    """The page oracle's step (lnn.oracle in probe.js) as an OracleStep: a click or drag targets the box
+    the press lands in; a type or key step targets nothing and focuses the field it goes to."""
+    as_box = lambda b: None if b is None else tuple(float(v) for v in b)  # noqa: E731
+    box = as_box(found.get("box"))
+    if found["kind"] in ("type", "key"):
+        return OracleStep(Action(found["kind"], text=found["text" if found["kind"] == "type" else "key"]),
+                          focus_box=as_box(found["field"]))
+    # a point a real press hits; the box centre if the target is covered everywhere (the step will fail)
+    x, y = found["point"] or ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+    if box is None:  # a bare point: the 4x4 px around it
+        box = (x - 2 / TASK_AREA["width"], y - 2 / TASK_AREA["height"], x + 2 / TASK_AREA["width"], y + 2 / TASK_AREA["height"])
+    if found["kind"] == "drag":
+        x2, y2 = found["to"]
+        return OracleStep(Action("drag", float(x), float(y), x2=float(x2), y2=float(y2)), target_box=box)
+    return OracleStep(Action("click", float(x), float(y)), target_box=box)
 
 
 @dataclass
@@ -68,7 +93,8 @@ class MiniWobEnv(Env):
             between steps would time out), up to ~24 days.
         executable_path: the Chromium binary.
 
-    Actions: click at (x, y) of the task area; type `text`; key presses `text` (Playwright key names:
+    Actions: click at (x, y) of the task area; drag: press at (x, y), move in DRAG_MOVES mousemoves to
+    (x2, y2), release; type `text`; key presses `text` (Playwright key names:
     "Enter", "Tab", "Control+A"); scroll at (x, y), `text` one of up/down/left/right (default down),
     100 px; done ends the episode (reward 0 unless the task already ended). navigate has no meaning on a
     task page and is ignored (info["ignored"]).
@@ -182,10 +208,7 @@ class MiniWobEnv(Env):
             )
         if "error" in found:
             raise OracleError(f"{episode.task} seed {episode.seed} step {episode.steps}: {found['error']}")
-        box = tuple(float(v) for v in found["box"])
-        # a point a real click hits; the box centre if the target is covered (the click will then fail)
-        x, y = found["point"] or ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
-        return OracleStep(Action("click", float(x), float(y)), target_box=box)
+        return _oracle_step(found)
 
     def close(self) -> None:
         self._episode = None
@@ -279,12 +302,18 @@ class MiniWobEnv(Env):
 
     def _perform(self, action: Action, info: dict) -> None:
         page = self._page
-        if action.type in ("click", "scroll"):
-            x = min(max(float(action.x), 0.0), 1.0) * (TASK_AREA["width"] - 1e-3)  # x = 1 stays inside
-            y = min(max(float(action.y), 0.0), 1.0) * (TASK_AREA["height"] - 1e-3)
+        if action.type in ("click", "scroll", "drag"):
+            x, y = _area_px(action.x, action.y)
             self._pointer_parked = False
             if action.type == "click":
                 page.mouse.click(x, y)
+            elif action.type == "drag":
+                # real events all the way: jQuery UI's draggable, sortable and slider only move on the
+                # mousemoves between press and release (and start a drag after a 1 px move)
+                page.mouse.move(x, y)
+                page.mouse.down()
+                page.mouse.move(*_area_px(action.x2, action.y2), steps=DRAG_MOVES)
+                page.mouse.up()
             else:
                 page.mouse.move(x, y)
                 page.mouse.wheel(*SCROLL_DELTAS[action.text or "down"])

@@ -142,6 +142,15 @@
     return collapsed ? collapsed.querySelector(':scope > span') : null;
   };
 
+  // A drag that presses el at a point a click hits and moves it by (dx, dy) CSS px.
+  const pressAt = (el) => { const p = hitPoint(el); return p && [p[0] * AREA.width + AREA.left, p[1] * AREA.height + AREA.top]; };
+  const centre = (el) => { const r = el.getBoundingClientRect(); return [(r.left + r.right) / 2, (r.top + r.bottom) / 2]; };
+  const dragBy = (el, dx, dy) => { const p = pressAt(el); return { drag: [p, [p[0] + dx, p[1] + dy]] }; };
+  // Drag el so that its centre lands on point [x, y].
+  const dragCentreTo = (el, [x, y]) => { const c = centre(el); return dragBy(el, x - c[0], y - c[1]); };
+  // Type into a field: click it first unless it has the focus.
+  const typeInto = (field, value) => document.activeElement === field ? { type: value, field } : field;
+
   const oracles = {
     // the button, wherever it is
     'click-test': () => q('#subbtn'),
@@ -168,6 +177,13 @@
       const swatch = q('#query-color');
       const color = swatch ? /background-color: ([^;]+);/.exec(swatch.getAttribute('style'))[1] : bold();
       return q(`#area .color[data-color="${color}"]`);
+    },
+
+    // drags
+    'drag-box': () => {
+      const small = q('#draggableSmall'), large = q('#draggableLarge');
+      const [sx, sy] = centre(small), [lx, ly] = centre(large);
+      return Math.hypot(sx - lx, sy - ly) > 2 ? dragCentreTo(small, [lx, ly]) : q('#subbtn');
     },
 
     // answers kept in JS state
@@ -222,13 +238,31 @@
 
   function install(task) { (hooks[task] || []).forEach(hook); }
 
-  // The next click of task's oracle: {box, point} in task-area coordinates.
+  // Where a step acts: an element (a point of it a real click hits, and its box) or a point [x, y] in
+  // viewport CSS px (no box). Returned in task-area coordinates.
+  const norm = ([x, y]) => [(x - AREA.left) / AREA.width, (y - AREA.top) / AREA.height];
+  const spot = (target) => target instanceof Element ? { point: hitPoint(target), box: box(target) }
+                                                     : { point: norm(target), box: null };
+
+  // The next step of task's oracle. An oracle returns an element (click it), {click: el or [x, y]},
+  // {drag: [from, to]} (press at from, release at to), {type: text, field} or {key: name, field}
+  // (the field already has the focus: an oracle clicks it first). Returned as {kind, point, box, ...} in
+  // task-area coordinates.
   function oracle(task) {
     const oracleFn = oracles[task];
     if (!oracleFn) throw new Error(`no oracle for task ${task}`);
-    const el = oracleFn();
-    if (!el) throw new Error(`the ${task} oracle found no target`);
-    return { box: box(el), point: hitPoint(el), tag: el.tagName };
+    let step = oracleFn();
+    if (!step) throw new Error(`the ${task} oracle found no target`);
+    if (step instanceof Element || Array.isArray(step)) step = { click: step };
+    if (step.click) return { kind: 'click', ...spot(step.click) };
+    if (step.drag) {
+      const [from, to] = step.drag.map(spot);
+      return { kind: 'drag', point: from.point, box: from.box, to: to.point };
+    }
+    const field = step.field ? box(step.field) : null;
+    if ('type' in step) return { kind: 'type', text: String(step.type), field };
+    if ('key' in step) return { kind: 'key', key: step.key, field };
+    throw new Error(`the ${task} oracle returned an unknown step ${JSON.stringify(Object.keys(step))}`);
   }
 
   window.lnn = { state, hook, install, reset, settle, status, oracle, oracleTasks: Object.keys(oracles),

@@ -33,7 +33,7 @@ PROBE_JS = (Path(__file__).parent / "probe.js").read_text()
 TASK_AREA = {"x": 0, "y": 0, "width": 160, "height": 210}
 SCROLL_PX = 100  # one scroll action moves the wheel this far
 SCROLL_DELTAS = {"down": (0, SCROLL_PX), "up": (0, -SCROLL_PX), "right": (SCROLL_PX, 0), "left": (-SCROLL_PX, 0)}
-DRAG_MOVES = 5  # mousemove events between a drag's press and release
+DRAG_MOVES = 10  # mousemove events between a drag's press and release
 # setTimeout fires at once for delays over 2**31-1 ms, so the task's own time limit must stay below.
 MAX_EPISODE_TIME_S = 2**31 // 1000 - 1
 

@@ -145,11 +145,40 @@
   // A drag that presses el at a point a click hits and moves it by (dx, dy) CSS px.
   const pressAt = (el) => { const p = hitPoint(el); return p && [p[0] * AREA.width + AREA.left, p[1] * AREA.height + AREA.top]; };
   const centre = (el) => { const r = el.getBoundingClientRect(); return [(r.left + r.right) / 2, (r.top + r.bottom) / 2]; };
-  const dragBy = (el, dx, dy) => { const p = pressAt(el); return { drag: [p, [p[0] + dx, p[1] + dy]] }; };
+  const dragBy = (el, dx, dy) => { const p = pressAt(el); return { drag: [el, [p[0] + dx, p[1] + dy]] }; };
   // Drag el so that its centre lands on point [x, y].
   const dragCentreTo = (el, [x, y]) => { const c = centre(el); return dragBy(el, x - c[0], y - c[1]); };
+  // Drag a sortable item onto another one, a third of its size past the centre (the list rearranges
+  // once the pointer is past the middle of an item it enters).
+  const dragPast = (el, other) => {
+    const [ex, ey] = centre(el), [ox, oy] = centre(other), r = other.getBoundingClientRect();
+    return dragCentreTo(el, [ox + Math.sign(ox - ex) * r.width / 3, oy + Math.sign(oy - ey) * r.height / 3]);
+  };
   // Type into a field: click it first unless it has the focus.
   const typeInto = (field, value) => document.activeElement === field ? { type: value, field } : field;
+
+  // Sortable lists (jQuery UI): drag `name`'s item so it lands at place where(n, its place now).
+  const sortTo = (name, where) => {
+    const items = qa('#sortable li'), ix = items.findIndex((li) => text(li) === name);
+    return dragPast(items[ix], items[where(items.length, ix)]);
+  };
+
+  // A jQuery UI slider to `wanted` (value() reads what it shows): far off, drag the handle to where the
+  // value sits; near (a drag can land a step off), click the handle for the focus, then arrow keys. Null
+  // when it shows `wanted`.
+  const slideTo = (slider, wanted, value) => {
+    const now = value();
+    if (now === wanted) return null;
+    const handle = slider.querySelector('.ui-slider-handle');
+    if (Math.abs(now - wanted) > 3) {
+      const { min, max, orientation } = $(slider).slider('option');
+      const r = slider.getBoundingClientRect(), f = (wanted - min) / (max - min);
+      const [cx, cy] = centre(handle);
+      return { drag: [handle, orientation === 'vertical' ? [cx, r.bottom - f * r.height] : [r.left + f * r.width, cy]] };
+    }
+    if (document.activeElement !== handle) return handle;
+    return { key: now < wanted ? 'ArrowUp' : 'ArrowDown', field: handle };
+  };
 
   const oracles = {
     // the button, wherever it is
@@ -184,6 +213,50 @@
       const small = q('#draggableSmall'), large = q('#draggableLarge');
       const [sx, sy] = centre(small), [lx, ly] = centre(large);
       return Math.hypot(sx - lx, sy - ly) > 2 ? dragCentreTo(small, [lx, ly]) : q('#subbtn');
+    },
+    // sortable lists: drop the item's centre on the centre of the item at the wanted place
+    'drag-items': () => {
+      const [, name, where] = /^Drag (.+?) (to the top|to the bottom|down by one|up by one|to the \d)/.exec(query());
+      return sortTo(name, (n, ix) => ({ 'to the top': 0, 'to the bottom': n - 1, 'down by one': ix + 1,
+                                        'up by one': ix - 1 }[where] ?? where.slice(-1) - 1));
+    },
+    'drag-items-grid': () => {
+      const [, name, place, move] = /^Drag (.+?) (?:to the (.+)|(up|down|left|right) by one)\.$/.exec(query());
+      const places = ['top left', 'top center', 'top right', 'center left', 'center', 'center right', 'bottom left',
+                      'bottom center', 'bottom right'];
+      return sortTo(name, (n, ix) => move ? ix + { up: -3, down: 3, left: -1, right: 1 }[move] : places.indexOf(place));
+    },
+    'drag-sort-numbers': () => {
+      const items = qa('#sortable li'), values = items.map((li) => parseInt(text(li), 10));
+      const sorted = values.slice().sort((a, b) => a - b);
+      const i = values.findIndex((v, k) => v !== sorted[k]);
+      if (i < 0) return q('#subbtn');
+      // selection sort: the smallest of the unsorted rest goes to place i
+      const j = values.indexOf(sorted[i], i);
+      return dragPast(items[j], items[i]);
+    },
+    'drag-shapes': () => {
+      const kind = { rectangles: 'rect:not(#shape-container)', circles: 'circle', triangles: 'polygon' }[/Drag all (\w+)/.exec(query())[1]];
+      const outside = qa(`#area_svg ${kind}`).find((s) => !insideContainer(s));
+      // d3's drag puts the shape's corner just above-left of the pointer: release at the box's centre
+      return outside ? { drag: [outside, centre(q('#shape-container'))] } : q('#subbtn');
+    },
+    'resize-textarea': () => {
+      const [dim, dir] = qa('#query .bold').map(text), initial = state.randomizeTextArea[dim];
+      const now = dim === 'width' ? $('#tt').width() : $('#tt').height();
+      if (dir === 'larger' ? now > initial : now < initial) return q('#submit');
+      const d = dir === 'larger' ? 20 : -20;
+      return dragBy(q('#area .ui-resizable-se'), dim === 'width' ? d : 0, dim === 'height' ? d : 0);
+    },
+    'use-slider': () => slideTo(q('#slider'), parseInt(/Select (-?\d+)/.exec(query())[1], 10), () => parseInt(text(q('#val')), 10))
+                        || q('#subbtn'),
+    'use-slider-2': () => {
+      const wanted = JSON.parse(/\[[^\]]*\]/.exec(query())[0]);
+      for (let i = 0; i < 3; i++) {
+        const step = slideTo(q(`#slider-${i + 1}`), wanted[i], () => parseInt(text(q(`#val-${i + 1}`)), 10));
+        if (step) return step;
+      }
+      return q('#subbtn');
     },
 
     // answers kept in JS state
@@ -234,6 +307,7 @@
     'identify-shape': ['drawShapes'],
     'click-option': ['createElements'],
     'click-pie-nodelay': ['createItems'],
+    'resize-textarea': ['randomizeTextArea'],
   };
 
   function install(task) { (hooks[task] || []).forEach(hook); }

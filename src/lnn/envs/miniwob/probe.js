@@ -180,6 +180,50 @@
     return { key: now < wanted ? 'ArrowUp' : 'ArrowDown', field: handle };
   };
 
+  // The link quoted in the instruction, or the tab whose panel holds it.
+  const linkOnTab = () => {
+    const link = byText('#area .alink', quoted());
+    if (link) return link;
+    const hidden = qa('#area .alink').find((a) => text(a) === quoted());
+    // click-tab-2-medium empties tab 2 after choosing the link: then tab 2 is the answer
+    if (!hidden) return qa('#area .ui-tab a')[1];
+    return q(`#area ul a[href="#${hidden.closest('[id^=tabs-]').id}"]`);
+  };
+
+  // The first checkbox whose state differs from the task's answer (createCheckboxes' toclick), or Submit.
+  const checkboxes = () => {
+    const { toclick, elems } = state.createCheckboxes;
+    for (let i = 0; i < elems; i++) if (q(`#ch${i}`).checked !== toclick[i]) return q(`#ch${i}`);
+    return q('#subbtn');
+  };
+
+  // Tic-tac-toe as X against the page's own opponent (a random free square 55% of the time, else its
+  // determineSpace): [the chance that X wins, the square to play], looking ahead to the end of the game.
+  const LINES = [[0, 1, 2], [3, 4, 5], [6, 7, 8], [0, 3, 6], [1, 4, 7], [2, 5, 8], [0, 4, 8], [2, 4, 6]];
+  const won = (g, v) => LINES.some((line) => line.every((i) => g[i] === v));
+  const freeOf = (g) => g.map((v, i) => v === 0 ? i : -1).filter((i) => i >= 0);
+  function ticTacToe(g) {
+    let best = [-1, null];
+    for (const i of freeOf(g)) {
+      const after = g.slice(); after[i] = 1;
+      const free = freeOf(after);
+      let p = won(after, 1) ? 1 : 0;
+      if (!p && free.length) {
+        const saved = gameState;
+        gameState = after;
+        const smart = determineSpace(-1, 1);
+        gameState = saved;
+        for (const j of free) {
+          const chance = 0.55 / free.length + (smart === undefined || smart === false ? 0.45 / free.length : smart === j ? 0.45 : 0);
+          const next = after.slice(); next[j] = -1;
+          if (chance > 0 && !won(next, -1) && freeOf(next).length) p += chance * ticTacToe(next)[0];
+        }
+      }
+      if (p > best[0]) best = [p, i];
+    }
+    return best;
+  }
+
   const oracles = {
     // the button, wherever it is
     'click-test': () => q('#subbtn'),
@@ -279,12 +323,33 @@
     },
     'click-collapsible-nodelay': () => visible(q('#area .ui-accordion-content')) ? q('#subbtn')
                                                                                  : q('#area h3'),
-    'click-tab-2-easy': () => {
+    'click-tab-2-easy': () => linkOnTab(),
+    'click-tab-2': () => linkOnTab(),
+    'click-tab-2-medium': () => linkOnTab(),
+    'click-tab-2-hard': () => linkOnTab(),
+    'click-collapsible-2-nodelay': () => {
       const link = byText('#area .alink', quoted());
-      if (link) return link;
-      const panel = qa('#area .alink').find((a) => text(a) === quoted()).closest('[id^=tabs-]');
-      return q(`#area ul a[href="#${panel.id}"]`);
+      // else the header of the section holding one (the section is the div after its header)
+      return link || qa('#area .alink').find((a) => text(a) === quoted()).closest('div').previousElementSibling;
     },
+    'click-test-transfer': () => query().includes('ONE') ? q('#subbtn') : q('#subbtn2'),
+    'click-button-sequence': () => buttonsPushed.length === 0 ? q('#subbtn') : q('#subbtn2'),
+    'email-inbox-important': () => {
+      const thread = qa('#main .email-thread').find((t) => text(t.querySelector('.email-sender')) === bold());
+      return thread.querySelector('.star');
+    },
+    // tick or untick until the boxes match, then submit
+    'click-checkboxes': () => checkboxes(),
+    'click-checkboxes-large': () => checkboxes(),
+    'click-checkboxes-soft': () => checkboxes(),
+    'click-checkboxes-transfer': () => checkboxes(),
+    'number-checkboxes': () => {
+      const pattern = PATTERNS[state.setupProblem].flat();
+      return qa('#checkboxes input[type=checkbox]').find((box, i) => box.checked !== (pattern[i] === 1)) || q('#subbtn');
+    },
+    'click-shades': () => qa('#area span').find((s) => (s.dataset.color === state.generateShades.expectedColor)
+                                                     !== s.classList.contains('selected')) || q('#submit'),
+    'tic-tac-toe': () => q(`#ttt-${ticTacToe(gameState.slice())[1]}`),
     'click-pie-nodelay': () => {
       const { items: wheel, problemSet, expectedItem } = state.createItems;
       const index = problemSet.indexOf(expectedItem);
@@ -308,6 +373,12 @@
     'click-option': ['createElements'],
     'click-pie-nodelay': ['createItems'],
     'resize-textarea': ['randomizeTextArea'],
+    'click-checkboxes': ['createCheckboxes'],
+    'click-checkboxes-large': ['createCheckboxes'],
+    'click-checkboxes-soft': ['createCheckboxes'],
+    'click-checkboxes-transfer': ['createCheckboxes'],
+    'number-checkboxes': ['setupProblem'],
+    'click-shades': ['generateShades'],
   };
 
   function install(task) { (hooks[task] || []).forEach(hook); }

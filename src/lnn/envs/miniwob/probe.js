@@ -154,8 +154,15 @@
     const [ex, ey] = centre(el), [ox, oy] = centre(other), r = other.getBoundingClientRect();
     return dragCentreTo(el, [ox + Math.sign(ox - ex) * r.width / 3, oy + Math.sign(oy - ey) * r.height / 3]);
   };
-  // Type into a field: click it first unless it has the focus.
-  const typeInto = (field, value) => document.activeElement === field ? { type: value, field } : field;
+  // A click 4 px inside the element's left edge, at mid-height.
+  const atLeftEdge = (el) => { const r = el.getBoundingClientRect(); return { click: el, at: [r.left + 4, (r.top + r.bottom) / 2] }; };
+  // Fill a text field with `value`, then press `submit`: click the field for the focus, type, and
+  // erase what a wrong keystroke left (Backspace) before trying again.
+  const fill = (field, value, submit) => {
+    if (field.value === value) return submit;
+    if (document.activeElement !== field) return field;
+    return field.value ? { key: 'Backspace', field } : { type: value, field };
+  };
 
   // Sortable lists (jQuery UI): drag `name`'s item so it lands at place where(n, its place now).
   const sortTo = (name, where) => {
@@ -303,6 +310,55 @@
       return q('#subbtn');
     },
 
+    // typing
+    'enter-text-2': () => {
+      const wanted = /upper case/.test(query()) ? quoted().toUpperCase() : quoted().toLowerCase();
+      return fill(q('#tt'), wanted, q('#subbtn'));
+    },
+    'text-transform': () => fill(q('#tt'), text(q('#captcha')).replace(/ /g, ''), q('#subbtn')),
+    'simple-arithmetic': () => {
+      const [, a, op, b] = /(\d+) ([-+x]) (\d+)/.exec(text(q('#math-problem')));
+      return fill(q('#math-answer'), String({ '+': +a + +b, '-': a - b, x: a * b }[op]), q('#subbtn'));
+    },
+    'simple-algebra': () => {
+      const problem = text(q('#math-problem'));  // "x + 3 = 7", "x - 3 = 7" or "3 - x = 7"
+      const [, a, op, b, c] = /(\S+) ([-+]) (\S+) = (\d+)/.exec(problem);
+      const digit = a === 'x' ? +b : +a;
+      const x = op === '+' ? c - digit : a === 'x' ? +c + digit : digit - c;
+      return fill(q('#math-answer'), String(x), q('#subbtn'));
+    },
+    'visual-addition': () => fill(q('#math-answer'), String(qa('#math-problem .addition-block').length), q('#subbtn')),
+    // date and time inputs: the value reads back as YYYY-MM-DD / HH:MM once every part is typed; clicked
+    // at their left edge, the first part (month, hour) has the focus and each part moves on when full
+    'enter-date': () => {
+      const [m, d, y] = bold().split('/'), field = q('#tt');
+      if (field.value === `${y}-${m}-${d}`) return q('#subbtn');
+      return document.activeElement === field ? { type: m + d + y, field } : atLeftEdge(field);
+    },
+    'enter-time': () => {
+      const [, h, min, half] = /Enter (\d+):(\d\d) ?([AP])M/.exec(query()), field = q('#tt');
+      const hours = (+h % 12) + (half === 'P' ? 12 : 0);
+      if (field.value === `${String(hours).padStart(2, '0')}:${min}`) return q('#subbtn');
+      return document.activeElement === field ? { type: h.padStart(2, '0') + min + half, field } : atLeftEdge(field);
+    },
+    'use-autocomplete-nodelay': () => {
+      const [start, end] = qa('#query .bold').map(text), field = q('#tags');
+      const fits = (item) => item.startsWith(start) && item.endsWith(end || '');
+      if (fits(field.value)) return q('#subbtn');
+      // type the start, then pick a fitting suggestion from the menu
+      const choice = qa('.ui-autocomplete .ui-menu-item').filter(visible).find((li) => fits(text(li)));
+      return choice || fill(field, start, null);
+    },
+    'choose-date-nodelay': () => {
+      const wanted = /Select (\S+) as/.exec(query())[1], [m, d, y] = wanted.split('/').map(Number);
+      const field = q('#datepicker'), picker = q('#ui-datepicker-div');
+      if (field.value === wanted) return q('#subbtn');
+      if (!visible(picker)) return field;
+      const shown = $(field).data('datepicker'), ahead = (y - shown.drawYear) * 12 + (m - 1 - shown.drawMonth);
+      if (ahead) return q(ahead > 0 ? '.ui-datepicker-next' : '.ui-datepicker-prev');
+      return qa('#ui-datepicker-div td a').find((a) => +text(a) === d);
+    },
+
     // answers kept in JS state
     'click-shape': () => {
       const grid = state.createShapes, wanted = state.chooseShape;
@@ -389,7 +445,8 @@
   const spot = (target) => target instanceof Element ? { point: hitPoint(target), box: box(target) }
                                                      : { point: norm(target), box: null };
 
-  // The next step of task's oracle. An oracle returns an element (click it), {click: el or [x, y]},
+  // The next step of task's oracle. An oracle returns an element (click it), {click: el or [x, y]} (with
+  // `at: [x, y]`: at that point of el),
   // {drag: [from, to]} (press at from, release at to), {type: text, field} or {key: name, field}
   // (the field already has the focus: an oracle clicks it first). Returned as {kind, point, box, ...} in
   // task-area coordinates.
@@ -399,7 +456,7 @@
     let step = oracleFn();
     if (!step) throw new Error(`the ${task} oracle found no target`);
     if (step instanceof Element || Array.isArray(step)) step = { click: step };
-    if (step.click) return { kind: 'click', ...spot(step.click) };
+    if (step.click) return { kind: 'click', ...spot(step.click), ...(step.at ? { point: norm(step.at) } : {}) };
     if (step.drag) {
       const [from, to] = step.drag.map(spot);
       return { kind: 'drag', point: from.point, box: from.box, to: to.point };

@@ -53,7 +53,7 @@ def test_missing_chromium_says_how_to_install_it():
 
 def test_registry_only_lists_tasks_with_an_oracle():
     assert set(ORACLE_TASKS) <= set(ORACLE_KINDS)
-    assert set(ORACLE_TASKS.values()) <= {"single-click", "two-click"}
+    assert set(ORACLE_TASKS.values()) <= {"single-click", "two-click", "multi-click", "drag", "typing"}
 
 
 # ------------------------------------------------------------------ in Chromium

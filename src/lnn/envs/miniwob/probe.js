@@ -187,6 +187,39 @@
     return { key: now < wanted ? 'ArrowUp' : 'ArrowDown', field: handle };
   };
 
+  // The grid tasks: click the svg point where() returns (svg px), then Submit.
+  const onGrid = (where) => {
+    if (q('#blue-circle')) return q('#subbtn');
+    const [x, y] = where();
+    return { click: [x, y + 50] };
+  };
+  const svgCentre = (c) => { const b = c.getBBox(); return [b.x + b.width / 2, b.y + b.height / 2]; };
+  const unit = ([x, y]) => { const n = Math.hypot(x, y) || 1; return [x / n, y / n]; };
+  // A point 25 (else 15, 40) px from v along direction d whose click lands on the grid, clear of Submit.
+  const awayFrom = (v, [dx, dy]) => {
+    const grid = q('#svg-grid');
+    const onIt = ([x, y]) => { const e = document.elementFromPoint(x, y + 50); return e && (e === grid || grid.contains(e)); };
+    for (const r of [25, 15, 40]) {
+      const p = [v[0] + r * dx, v[1] + r * dy];
+      if ([[0, 0], [-4, -4], [4, 4], [-4, 4], [4, -4]].every(([ex, ey]) => onIt([p[0] + ex, p[1] + ey]))) return p;
+    }
+    return null;
+  };
+  const rgbToHex = (rgb) => rgb.match(/\d+/g).slice(0, 3).map((v) => (+v).toString(16).padStart(2, '0')).join('');
+  // The jscolor field #col set to `hex` (6 digits, with or without #), then Tab to Submit and Enter: the
+  // open picker covers Submit (a click there would change the colour) and stays open.
+  const hexColour = (hex) => {
+    hex = hex.replace('#', '').toLowerCase();
+    const field = q('#col');
+    if (field.value.toLowerCase() === hex) {
+      const submit = q('#subbtn');
+      return document.activeElement === submit ? { key: 'Enter', field: submit } : { key: 'Tab', field };
+    }
+    if (document.activeElement !== field) return field;
+    if (field.selectionStart !== field.value.length) return { key: 'End', field };
+    return field.value ? { key: 'Backspace', field } : { type: hex, field };
+  };
+
   // The link quoted in the instruction, or the tab whose panel holds it.
   const linkOnTab = () => {
     const link = byText('#area .alink', quoted());
@@ -358,6 +391,26 @@
       if (ahead) return q(ahead > 0 ? '.ui-datepicker-next' : '.ui-datepicker-prev');
       return qa('#ui-datepicker-div td a').find((a) => +text(a) === d);
     },
+
+    // a point on the grid, then Submit: the page draws the point at (pageX, pageY - 50) of its svg
+    'circle-center': () => onGrid(() => { const c = q('#svg-grid .black-circle'); return [+c.getAttribute('cx'), +c.getAttribute('cy')]; }),
+    'find-midpoint': () => onGrid(() => {
+      const [a, b] = qa('#svg-grid .black-circle').map(svgCentre);
+      return [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2];
+    }),
+    'right-angle': () => onGrid(() => {
+      const a = svgCentre(q('#init-black')), v = svgCentre(q('#init-blue'));
+      const [dx, dy] = unit([a[0] - v[0], a[1] - v[1]]);
+      return awayFrom(v, [-dy, dx]) || awayFrom(v, [dy, -dx]);
+    }),
+    'bisect-angle': () => onGrid(() => {
+      const [a, b] = qa('#svg-grid .init-black').map(svgCentre), v = svgCentre(q('#svg-grid .init-blue'));
+      const ua = unit([a[0] - v[0], a[1] - v[1]]), ub = unit([b[0] - v[0], b[1] - v[1]]);
+      return awayFrom(v, unit([ua[0] + ub[0], ua[1] + ub[1]]));
+    }),
+    // the colour pickers' field takes typed hex: clear it, type the colour, submit
+    'use-colorwheel': () => hexColour(ui_utils.colorNameToHex(/Select (\w+) with/.exec(query())[1])),
+    'use-colorwheel-2': () => hexColour(rgbToHex(getComputedStyle(q('#query .cc')).backgroundColor)),
 
     // answers kept in JS state
     'click-shape': () => {

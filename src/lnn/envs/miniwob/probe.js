@@ -308,7 +308,17 @@
       const [, name, place, move] = /^Drag (.+?) (?:to the (.+)|(up|down|left|right) by one)\.$/.exec(query());
       const places = ['top left', 'top center', 'top right', 'center left', 'center', 'center right', 'bottom left',
                       'bottom center', 'bottom right'];
-      return sortTo(name, (n, ix) => move ? ix + { up: -3, down: 3, left: -1, right: 1 }[move] : places.indexOf(place));
+      const items = qa('#sortable li'), ix = items.findIndex((li) => text(li) === name);
+      const t = move ? ix + { up: -3, down: 3, left: -1, right: 1 }[move] : places.indexOf(place);
+      // The grid floats: on each mousemove the item goes after the one under the pointer if the move
+      // went right or down, else before it. A diagonal against the order needs another drop point
+      // (found by probing every point of the grid on failing seeds):
+      const cell = (k, fx, fy) => { const r = items[k].getBoundingClientRect(); return [r.left + fx * r.width, r.top + fy * r.height]; };
+      // earlier in the order but to the right: onto the right half of the item before the place
+      if (t < ix && t % 3 > ix % 3) return dragCentreTo(items[ix], cell(t - 1, 0.75, 0.5));
+      // later but to the left: onto the place's top-left corner
+      if (t > ix && t % 3 < ix % 3) return dragCentreTo(items[ix], cell(t, 0.2, 0.2));
+      return dragPast(items[ix], items[t]);
     },
     'drag-sort-numbers': () => {
       const items = qa('#sortable li'), values = items.map((li) => parseInt(text(li), 10));

@@ -44,18 +44,23 @@ def _area_px(x: float, y: float) -> tuple[float, float]:
             min(max(float(y), 0.0), 1.0) * (TASK_AREA["height"] - 1e-3))
 
 
+def _box(values) -> tuple[float, float, float, float] | None:
+    return None if values is None else tuple(float(v) for v in values)
+
+
 def _oracle_step(found: dict) -> OracleStep:
     """The page oracle's step (lnn.oracle in probe.js) as an OracleStep: a click or drag targets the box
     the press lands in; a type or key step targets nothing and focuses the field it goes to."""
-    as_box = lambda b: None if b is None else tuple(float(v) for v in b)  # noqa: E731
-    box = as_box(found.get("box"))
-    if found["kind"] in ("type", "key"):
-        return OracleStep(Action(found["kind"], text=found["text" if found["kind"] == "type" else "key"]),
-                          focus_box=as_box(found["field"]))
+    if found["kind"] == "type":
+        return OracleStep(Action("type", text=found["text"]), focus_box=_box(found["field"]))
+    if found["kind"] == "key":
+        return OracleStep(Action("key", text=found["key"]), focus_box=_box(found["field"]))
+    box = _box(found["box"])
     # a point a real press hits; the box centre if the target is covered everywhere (the step will fail)
     x, y = found["point"] or ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
-    if box is None:  # a bare point: the 4x4 px around it
-        box = (x - 2 / TASK_AREA["width"], y - 2 / TASK_AREA["height"], x + 2 / TASK_AREA["width"], y + 2 / TASK_AREA["height"])
+    if box is None:  # the oracle named a bare point: the 4x4 px around it
+        dx, dy = 2 / TASK_AREA["width"], 2 / TASK_AREA["height"]
+        box = (x - dx, y - dy, x + dx, y + dy)
     if found["kind"] == "drag":
         x2, y2 = found["to"]
         return OracleStep(Action("drag", float(x), float(y), x2=float(x2), y2=float(y2)), target_box=box)
@@ -94,8 +99,8 @@ class MiniWobEnv(Env):
         executable_path: the Chromium binary.
 
     Actions: click at (x, y) of the task area; drag: press at (x, y), move in DRAG_MOVES mousemoves to
-    (x2, y2), release; type `text`; key presses `text` (Playwright key names:
-    "Enter", "Tab", "Control+A"); scroll at (x, y), `text` one of up/down/left/right (default down),
+    (x2, y2), release; type `text`; key presses `text` (Playwright key names: "Enter", "Tab",
+    "Control+A"); scroll at (x, y), `text` one of up/down/left/right (default down),
     100 px; done ends the episode (reward 0 unless the task already ended). navigate has no meaning on a
     task page and is ignored (info["ignored"]).
 

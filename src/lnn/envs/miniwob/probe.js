@@ -142,7 +142,8 @@
     return collapsed ? collapsed.querySelector(':scope > span') : null;
   };
 
-  // A drag that presses el at a point a click hits and moves it by (dx, dy) CSS px.
+  // Drags. pressAt: the viewport point where a press on el lands (one a click hits); dragBy: press el
+  // there and move by (dx, dy) CSS px.
   const pressAt = (el) => { const p = hitPoint(el); return p && [p[0] * AREA.width + AREA.left, p[1] * AREA.height + AREA.top]; };
   const centre = (el) => { const r = el.getBoundingClientRect(); return [(r.left + r.right) / 2, (r.top + r.bottom) / 2]; };
   const dragBy = (el, dx, dy) => { const p = pressAt(el); return { drag: [el, [p[0] + dx, p[1] + dy]] }; };
@@ -190,16 +191,17 @@
   // The grid tasks: click the svg point where() returns (svg px), then Submit.
   const onGrid = (where) => {
     if (q('#blue-circle')) return q('#subbtn');
-    const [x, y] = where();
-    return { click: [x, y + 50] };
+    const p = where();
+    if (!p) throw new Error('no point of the grid answers the task');
+    return { click: [p[0], p[1] + 50] };
   };
   const svgCentre = (c) => { const b = c.getBBox(); return [b.x + b.width / 2, b.y + b.height / 2]; };
   const unit = ([x, y]) => { const n = Math.hypot(x, y) || 1; return [x / n, y / n]; };
-  // A point 25 (else 15, 40) px from v along direction d whose click lands on the grid, clear of Submit.
+  // A point 25 (else 15, 40, 8, 60) px from v along direction d whose click lands on the grid, clear of Submit.
   const awayFrom = (v, [dx, dy]) => {
     const grid = q('#svg-grid');
     const onIt = ([x, y]) => { const e = document.elementFromPoint(x, y + 50); return e && (e === grid || grid.contains(e)); };
-    for (const r of [25, 15, 40]) {
+    for (const r of [25, 15, 40, 8, 60]) {
       const p = [v[0] + r * dx, v[1] + r * dy];
       if ([[0, 0], [-4, -4], [4, 4], [-4, 4], [4, -4]].every(([ex, ey]) => onIt([p[0] + ex, p[1] + ey]))) return p;
     }
@@ -388,9 +390,12 @@
       const [start, end] = qa('#query .bold').map(text), field = q('#tags');
       const fits = (item) => item.startsWith(start) && item.endsWith(end || '');
       if (fits(field.value)) return q('#subbtn');
-      // type the start, then pick a fitting suggestion from the menu
-      const choice = qa('.ui-autocomplete .ui-menu-item').filter(visible).find((li) => fits(text(li)));
-      return choice || fill(field, start, null);
+      // type the start, then pick a fitting suggestion from the menu; when none is in view (the menu runs
+      // below the task area), type the rest of one
+      const choice = qa('.ui-autocomplete .ui-menu-item').find((li) => fits(text(li)) && hitPoint(li));
+      if (choice) return choice;
+      if (field.value === start && document.activeElement === field) return { type: ITEMS.find(fits).slice(start.length), field };
+      return fill(field, start, null);
     },
     'choose-date-nodelay': () => {
       const wanted = /Select (\S+) as/.exec(query())[1], [m, d, y] = wanted.split('/').map(Number);

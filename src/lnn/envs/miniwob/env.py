@@ -313,8 +313,9 @@ class MiniWobEnv(Env):
             if action.type == "click":
                 page.mouse.click(x, y)
             elif action.type == "drag":
-                # real events all the way: jQuery UI's draggable, sortable and slider only move on the
-                # mousemoves between press and release (and start a drag after a 1 px move)
+                # real events all the way: jQuery UI's draggable, sortable and slider move only on the
+                # mousemoves between press and release (one suffices on drag-box, drag-items(-grid) and
+                # use-slider, 20 seeds each); several make a user's path, along which sortables rearrange
                 page.mouse.move(x, y)
                 page.mouse.down()
                 page.mouse.move(*_area_px(action.x2, action.y2), steps=DRAG_MOVES)

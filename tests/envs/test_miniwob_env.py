@@ -27,7 +27,7 @@ from lnn.envs.miniwob import (  # noqa: E402
 from tests.conftest import needs_miniwob_browser  # noqa: E402
 
 TASKS = ["click-button", "click-test-2", "grid-coordinate", "count-sides", "click-option", "navigate-tree", "click-tab",
-         "enter-text"]
+         "enter-text", "drag-box", "drag-items", "enter-text-2"]
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_missing_chromium_says_how_to_install_it():
 
 def test_registry_only_lists_tasks_with_an_oracle():
     assert set(ORACLE_TASKS) <= set(ORACLE_KINDS)
-    assert set(ORACLE_TASKS.values()) <= {"single-click", "two-click"}
+    assert set(ORACLE_TASKS.values()) <= {"single-click", "two-click", "multi-click", "drag", "typing"}
 
 
 # ------------------------------------------------------------------ in Chromium
@@ -109,6 +109,41 @@ def test_oracle_solves_the_task(env, task):
             x0, y0, x1, y1 = step.target_box
             assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
             assert x0 <= step.action.x <= x1 and y0 <= step.action.y <= y1
+
+
+@pytest.mark.browser
+@needs_miniwob_browser
+@pytest.mark.parametrize("task", ["drag-box", "drag-items", "enter-text-2"])
+def test_oracle_solves_drag_and_typing_tasks(env, task):
+    # real drags (press, mousemoves, release) move jQuery UI draggables and sortables; typing fills a field
+    kinds = set()
+    for seed in range(3):
+        episode = run_oracle_episode(env, seed, task)
+        assert episode.success, (task, seed, episode.reason)
+        kinds |= {step.action.type for _obs, step in episode.steps}
+    assert kinds == ({"type", "click"} if task == "enter-text-2" else {"drag", "click"} if task == "drag-box" else {"drag"})
+
+
+@pytest.mark.browser
+@needs_miniwob_browser
+def test_oracle_drag_and_type_steps(env):
+    env.reset(0, "drag-box")
+    step = env.oracle()
+    a = step.action
+    assert a.type == "drag"
+    assert 0 <= a.x <= 1 and 0 <= a.y <= 1 and 0 <= a.x2 <= 1 and 0 <= a.y2 <= 1
+    x0, y0, x1, y1 = step.target_box  # the small box, where the press lands
+    assert x0 <= a.x <= x1 and y0 <= a.y <= y1
+    assert (a.x2, a.y2) != (a.x, a.y)
+
+    # typing: click the field, then a type step that targets nothing and focuses the field
+    env.reset(0, "enter-text-2")
+    click = env.oracle()
+    assert click.action.type == "click"
+    env.step(click.action)
+    typing = env.oracle()
+    assert typing.action.type == "type" and typing.action.text.strip()
+    assert typing.target_box is None and typing.focus_box == click.target_box
 
 
 @pytest.mark.browser

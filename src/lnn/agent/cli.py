@@ -32,8 +32,9 @@ from lnn.errors import ConfigError
 OPTIONS = {  # name: what it is (the --help text)
     "ckpt": "a training run directory, one of its .ckpt files (a lone .ckpt carries its model), or an exported "
             "ONNX directory (model.onnx + manifest.json; run with onnxruntime)",
-    "task": "task names, comma-separated, or a kind (single-click, two-click); default: the run's tasks. MiniWoB: any "
-            "task page of the miniwob package, with or without an oracle. With --url: the instruction",
+    "task": "task names, comma-separated, or a kind (single-click, two-click, multi-click, drag, typing); default: "
+            "the run's tasks. MiniWoB: any task page of the miniwob package, with or without an oracle. With --url: "
+            "the instruction",
     "episodes": "episodes per task (default 50)",
     "split": "seeds of this split: test (default; held out from training), val or train",
     "seed": "first seed instead (seeds seed, seed+1, ...)",

@@ -16,7 +16,7 @@ from lnn.errors import ConfigError
 # name -> (module, Env class, the module's task registry: {task: spec with a .kind, or the kind itself})
 ENVS = {
     "gui": ("lnn.envs.gui", "GuiEnv", "TASKS"),
-    "miniwob": ("lnn.envs.miniwob", "MiniWobEnv", "ORACLE_TASKS"),  # kinds: single-click, two-click
+    "miniwob": ("lnn.envs.miniwob", "MiniWobEnv", "ORACLE_TASKS"),  # kinds: single-click, two-click, multi-click, drag, typing
 }
 
 
@@ -33,7 +33,8 @@ def env_tasks(name: str) -> tuple[str, ...]:
 
 
 def task_kinds(name: str) -> dict[str, str]:
-    """{task: kind}, kind one of single_step, multi_step, memory, timing (MiniWoB: single-click, two-click)."""
+    """{task: kind}, kind one of single_step, multi_step, memory, timing (MiniWoB: single-click, two-click,
+    multi-click, drag, typing)."""
     return {task: spec if isinstance(spec, str) else getattr(spec, "kind", "") for task, spec in _entry(name)[1].items()}
 
 

@@ -33,8 +33,38 @@ PROBE_JS = (Path(__file__).parent / "probe.js").read_text()
 TASK_AREA = {"x": 0, "y": 0, "width": 160, "height": 210}
 SCROLL_PX = 100  # one scroll action moves the wheel this far
 SCROLL_DELTAS = {"down": (0, SCROLL_PX), "up": (0, -SCROLL_PX), "right": (SCROLL_PX, 0), "left": (-SCROLL_PX, 0)}
+DRAG_MOVES = 10  # mousemove events between a drag's press and release
 # setTimeout fires at once for delays over 2**31-1 ms, so the task's own time limit must stay below.
 MAX_EPISODE_TIME_S = 2**31 // 1000 - 1
+
+
+def _area_px(x: float, y: float) -> tuple[float, float]:
+    """A normalised point of the task area in viewport CSS px, clamped inside (x = 1 stays inside)."""
+    return (min(max(float(x), 0.0), 1.0) * (TASK_AREA["width"] - 1e-3),
+            min(max(float(y), 0.0), 1.0) * (TASK_AREA["height"] - 1e-3))
+
+
+def _box(values) -> tuple[float, float, float, float] | None:
+    return None if values is None else tuple(float(v) for v in values)
+
+
+def _oracle_step(found: dict) -> OracleStep:
+    """The page oracle's step (lnn.oracle in probe.js) as an OracleStep: a click or drag targets the box
+    the press lands in; a type or key step targets nothing and focuses the field it goes to."""
+    if found["kind"] == "type":
+        return OracleStep(Action("type", text=found["text"]), focus_box=_box(found["field"]))
+    if found["kind"] == "key":
+        return OracleStep(Action("key", text=found["key"]), focus_box=_box(found["field"]))
+    box = _box(found["box"])
+    # a point a real press hits; the box centre if the target is covered everywhere (the step will fail)
+    x, y = found["point"] or ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+    if box is None:  # the oracle named a bare point: the 4x4 px around it
+        dx, dy = 2 / TASK_AREA["width"], 2 / TASK_AREA["height"]
+        box = (x - dx, y - dy, x + dx, y + dy)
+    if found["kind"] == "drag":
+        x2, y2 = found["to"]
+        return OracleStep(Action("drag", float(x), float(y), x2=float(x2), y2=float(y2)), target_box=box)
+    return OracleStep(Action("click", float(x), float(y)), target_box=box)
 
 
 @dataclass
@@ -68,8 +98,9 @@ class MiniWobEnv(Env):
             between steps would time out), up to ~24 days.
         executable_path: the Chromium binary.
 
-    Actions: click at (x, y) of the task area; type `text`; key presses `text` (Playwright key names:
-    "Enter", "Tab", "Control+A"); scroll at (x, y), `text` one of up/down/left/right (default down),
+    Actions: click at (x, y) of the task area; drag: press at (x, y), move in DRAG_MOVES mousemoves to
+    (x2, y2), release; type `text`; key presses `text` (Playwright key names: "Enter", "Tab",
+    "Control+A"); scroll at (x, y), `text` one of up/down/left/right (default down),
     100 px; done ends the episode (reward 0 unless the task already ended). navigate has no meaning on a
     task page and is ignored (info["ignored"]).
 
@@ -182,10 +213,7 @@ class MiniWobEnv(Env):
             )
         if "error" in found:
             raise OracleError(f"{episode.task} seed {episode.seed} step {episode.steps}: {found['error']}")
-        box = tuple(float(v) for v in found["box"])
-        # a point a real click hits; the box centre if the target is covered (the click will then fail)
-        x, y = found["point"] or ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
-        return OracleStep(Action("click", float(x), float(y)), target_box=box)
+        return _oracle_step(found)
 
     def close(self) -> None:
         self._episode = None
@@ -279,12 +307,19 @@ class MiniWobEnv(Env):
 
     def _perform(self, action: Action, info: dict) -> None:
         page = self._page
-        if action.type in ("click", "scroll"):
-            x = min(max(float(action.x), 0.0), 1.0) * (TASK_AREA["width"] - 1e-3)  # x = 1 stays inside
-            y = min(max(float(action.y), 0.0), 1.0) * (TASK_AREA["height"] - 1e-3)
+        if action.type in ("click", "scroll", "drag"):
+            x, y = _area_px(action.x, action.y)
             self._pointer_parked = False
             if action.type == "click":
                 page.mouse.click(x, y)
+            elif action.type == "drag":
+                # real events all the way: jQuery UI's draggable, sortable and slider move only on the
+                # mousemoves between press and release (one suffices on drag-box, drag-items(-grid) and
+                # use-slider, 20 seeds each); several make a user's path, along which sortables rearrange
+                page.mouse.move(x, y)
+                page.mouse.down()
+                page.mouse.move(*_area_px(action.x2, action.y2), steps=DRAG_MOVES)
+                page.mouse.up()
             else:
                 page.mouse.move(x, y)
                 page.mouse.wheel(*SCROLL_DELTAS[action.text or "down"])

@@ -102,11 +102,18 @@ def _task_streams(env, task: str, image_size: int | list[int], steps: int, per_t
         truth = [_truth(s["oracle"]) for s in taken]
         pixels = screenshots_to_tensor([s["screenshot"] for s in taken], image_size)
         frames_u8 = (pixels * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        acted = [{"action": s["action"].type, "x": s["action"].x, "y": s["action"].y}
-                 | ({"result": r} if r is not None else {}) for s, r in zip(taken, results)] if played else []  # fmt: skip
+        acted = [action_fields(s["action"]) | ({"result": r} if r is not None else {}) for s, r in zip(taken, results)] if played else []  # fmt: skip
         streams.append(Stream(task, frames_u8, [s["instruction"] for s in taken], new, seeds, truth,
                               [float(s["dt"]) for s in taken], acted))  # fmt: skip
     return streams
+
+
+def action_fields(action) -> dict:
+    """An action as the page shows it: type, point, a drag's release point (x2, y2), the text typed or key pressed."""
+    fields = {"action": action.type, "x": action.x, "y": action.y}
+    if action.type == "drag":
+        fields |= {"x2": action.x2, "y2": action.y2}
+    return fields | ({"text": action.text} if action.text else {})
 
 
 def _truth(oracle) -> dict | None:
@@ -114,7 +121,7 @@ def _truth(oracle) -> dict | None:
     if oracle is None:
         return None
     box = list(oracle.target_box) if oracle.target_box else None
-    return {"action": oracle.action.type, "x": oracle.action.x, "y": oracle.action.y, "box": box}
+    return action_fields(oracle.action) | {"box": box}
 
 
 def stream_inputs(model, streams: list[Stream]) -> tuple[np.ndarray, dict[str, np.ndarray]]:

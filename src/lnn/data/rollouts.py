@@ -161,7 +161,10 @@ def record_episode(env: Env, episode: int, task: str, seed: int, max_steps: int 
         raise EpisodeAborted(result.aborted)
     if not result.success:
         raise OracleError(f"the oracle failed {task} seed {seed}: {result.failure}")
-    return [_row(episode, seed, task, step, record) for step, record in enumerate(result.trace)]
+    try:
+        return [_row(episode, seed, task, step, record) for step, record in enumerate(result.trace)]
+    except ValueError as e:  # a key the key head has no class for: the episode is left out, with this note
+        raise OracleError(f"{task} seed {seed}: {e}") from None
 
 
 def _row(episode: int, seed: int, task: str, step: int, record: dict) -> dict:

@@ -13,7 +13,8 @@ action_logits, coords, τ of every liquid layer, new state out; dynamic batch ax
                                                    LSTM's is [h, c], 2H; the feed-forward core has none)
   ->
     action_logits (batch, A), coords (batch, 2) in [0, 1], then the optional heads' outputs the model has
-    (HEADS: release (batch, 2), key_logits (batch, len(KEYS)), text_bytes (batch, slots) int64), tau_i (batch,
+    (HEADS: release (batch, 2), key_logits (batch, len(KEYS)), text_logits (batch, slots, choices), text_bytes
+    (batch, slots) int64), tau_i (batch,
     k) (k = 1 per sample, or H per neuron; only the liquid core's layers have a bounded τ: other cores have no
     tau_i), new_state_i (batch, S_i)
 
@@ -48,6 +49,7 @@ from lnn.errors import ConfigError
 from lnn.frames import frame_size
 from lnn.liquid import SOLVERS
 from lnn.models.glyphs import STRIP
+from lnn.models.text import CHARS
 
 FIXED_SOLVERS = tuple(name for name, s in SOLVERS.items() if s.exportable)
 OPSET = 18
@@ -123,7 +125,8 @@ def text_names(model: nn.Module) -> list[str]:
 
 
 # The optional heads' step outputs, and the Lite attribute that holds each head (None: the model has none)
-HEADS = {"release": "release_scorer", "key_logits": "key_head", "text_bytes": "text_head"}
+# (text_logits: what parity judges the text by; text_bytes: what a reader decodes)
+HEADS = {"release": "release_scorer", "key_logits": "key_head", "text_logits": "text_head", "text_bytes": "text_head"}
 
 
 def head_names(model: nn.Module) -> list[str]:
@@ -152,6 +155,7 @@ def io_names(taus: int, states: int, text: list[str] = ("tokens",), heads: list[
 
 def head_spec(model: nn.Module) -> list[dict]:
     """The manifest's entries of the optional heads' outputs."""
+    slots = model.text_head.slot.shape[0] if model.text_head is not None else 0
     spec = {
         "release": {"shape": ["batch", 2], "dtype": "float32",
                     "description": "drag: where the button is released (x2, y2) as fractions of the frame's width and "
@@ -159,7 +163,10 @@ def head_spec(model: nn.Module) -> list[dict]:
         "key_logits": {"shape": ["batch", model.key_head[-1].out_features if model.key_head is not None else 0],
                        "dtype": "float32", "description": "key: unnormalised scores of the keys (manifest.keys; "
                                                           "argmax = the key pressed)"},
-        "text_bytes": {"shape": ["batch", model.text_head.slot.shape[0] if model.text_head is not None else 0],
+        "text_logits": {"shape": ["batch", slots, CHARS + model.max_tokens], "dtype": "float32",
+                        "description": "type: per text slot, scores of the characters (printable ASCII, then end) and "
+                                       "of copying each instruction id's byte (argmax gives text_bytes)"},
+        "text_bytes": {"shape": ["batch", slots],
                        "dtype": "int64", "description": "type: the text's UTF-8 bytes, -1 where it ends (the bytes "
                                                         "before the first -1, decoded as UTF-8)"},
     }  # fmt: skip

@@ -19,9 +19,10 @@ where it lands, as a user sees it. A step clicks the same place when the two poi
 The bound on coords then applies to every step but those where the peak moved to another cell of the
 same target or to an equally likely one, which no |Δ| bound on the point judges fairly.
 
-The optional heads' outputs, where the model has them: a drag's release point and the key logits are
-bounded as the logits are (max |Δ| over their scale); the typed text (bytes) must agree as often as the
-actions must (`text_agreement`, the share of steps with the same bytes).
+The optional heads' outputs, where the model has them: a drag's release point is judged as the click point
+is (its own map), the key and text logits are bounded as the action logits are (max |Δ| over their scale),
+and the typed text must agree as often as the actions must (`text_agreement`: the share of steps where
+every text slot makes the same choice, or one PyTorch's scores call a tie, as for clicks).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from lnn.errors import DataError
 from lnn.export.episodes import Trace
 
 KEYS = ("action_logits", "coords", "tau")
-HEAD_KEYS = ("release", "key_logits")  # bounded as KEYS, where both traces have them
+HEAD_KEYS = ("release", "key_logits", "text_logits")  # bounded as KEYS, where both traces have them
 TIE_RATIO = 0.5
 
 
@@ -96,8 +97,11 @@ def compare(ref: Trace, other: Trace, boxes: np.ndarray | None = None, tie_ratio
         bounded = moved["spot"] | ~moved["same"]
         relative["release"] = float(np.abs(drops[0].coords - drops[1].coords)[bounded].max(initial=0.0)) / max(1.0, scale["release"])
         figure["release_agreement"] = float(moved["same"].mean())
-    if "text_bytes" in ref.heads and "text_bytes" in other.heads:
-        figure["text_agreement"] = float((ref.heads["text_bytes"] == other.heads["text_bytes"]).all(-1).mean())
+    if "text_logits" in ref.heads and "text_logits" in other.heads:
+        scores = ref.heads["text_logits"] - ref.heads["text_logits"].max(-1, keepdims=True)  # (T, B, slots, choices)
+        chosen = np.take_along_axis(scores, other.heads["text_logits"].argmax(-1)[..., None], -1)[..., 0]
+        tie = np.exp(chosen) >= tie_ratio  # the other's choice has tie_ratio of the peak's probability (1 when the same)
+        figure["text_agreement"] = float(tie.all(-1).mean())
     if ref.click_logits is not None:
         clicks = same_click(ref, other, boxes, tie_ratio)
         bounded = clicks["spot"] | ~clicks["same"]

@@ -167,7 +167,7 @@ def test_dropped_screenshots_play_as_an_episode(page, episodes, tiny_export, tmp
     assert page.locator("#tau canvas").count() == 2
 
 
-def test_the_page_shows_a_drag_from_press_to_release_and_the_heads_outputs(tmp_path):
+def test_the_page_shows_a_drag_from_press_to_release_and_the_heads_outputs(page, tmp_path):
     """A model with the drag, key and text heads that drags: the page reads release (as PyTorch's), the key
     and the typed text, and says where the drag goes."""
     import torch
@@ -177,8 +177,6 @@ def test_the_page_shows_a_drag_from_press_to_release_and_the_heads_outputs(tmp_p
     from lnn.rollout import decode_action
     from tests.export.conftest import make_run
 
-    if _skip_reason():
-        pytest.skip(_skip_reason())
     run = make_run(tmp_path / "run", num_actions=7, drag_head=True, key_head=True, text_head=True)
     for name in ("best.ckpt", "last.ckpt"):
         ckpt = torch.load(run / "checkpoints" / name, weights_only=False)
@@ -195,9 +193,20 @@ def test_the_page_shows_a_drag_from_press_to_release_and_the_heads_outputs(tmp_p
     new = np.array([s["new_episode"] for s in ep["steps"]])[:, None]
     new[0] = False
     ref = run_torch(model, images, tokens, resets=new, dt=dt)
-    with open_page(out) as tab:
+    server, url = serve_in_thread(out)  # in a tab of the module's browser (one Playwright per thread)
+    tab = page.context.browser.new_page()
+    errors = []
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        tab.goto(url)
+        tab.evaluate("window.lnnPage.ready")
         records = tab.evaluate("window.lnnPage.runEpisode(0, {precision: 'fp32'})")
         shown = tab.locator("#chosen").inner_text()
+    finally:
+        tab.close()
+        server.shutdown()
+        server.server_close()
+    assert not errors, errors
     release = np.array([r["release"] for r in records])
     assert np.abs(release - ref.heads["release"][:, 0]).max() <= 1e-4
     last = records[-1]

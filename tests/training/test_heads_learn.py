@@ -21,6 +21,8 @@ from lnn.models import VisionLNNLite
 from lnn.rollout import decode_outputs
 from lnn.training.module import PolicyModule, images_to_float
 
+pytestmark = pytest.mark.slow  # ~1-3 min of training on 2 cores
+
 SIZE = 32
 WORDS = ["café", "Zürich", "naïve", "señor"]  # é, ü, ï, ñ: bytes the text head can only copy
 DRAGS = [((0.2, 0.2), (0.8, 0.7)), ((0.8, 0.2), (0.25, 0.75)), ((0.5, 0.8), (0.5, 0.2)), ((0.2, 0.8), (0.75, 0.3))]

@@ -190,7 +190,8 @@ class OnnxPolicy:
         elif not self.warned_dt and not np.allclose(dt, 1.0):
             self.warned_dt = True
             log.warning(f"{self.path}: the exported graph has no dt input; frames {dt.tolist()} s apart run at dt = 1")
-        heads = [role for role in ("action_logits", "coords", "release", "key_logits", "text_bytes") if self.outputs[role]]
+        roles = ("action_logits", "coords", "release", "key_logits", "text_bytes")  # what decode_outputs reads
+        heads = [role for role in roles if self.outputs[role]]
         wanted = [self.outputs[role][0] for role in heads] + [*self.outputs["tau"], *self.outputs["state"]]
         values = dict(zip(wanted, self.session.run(wanted, feeds)))
         self.state = [values[name] for name in self.outputs["state"]]

@@ -80,7 +80,8 @@ class WebPageEnv(Env):
             elif action.type == "drag":  # pressed at (x, y), moved in steps (pages listen to mousemove), released
                 page.mouse.move(x, y)
                 page.mouse.down()
-                page.mouse.move(action.x2 * (self.viewport["width"] - 1), action.y2 * (self.viewport["height"] - 1), steps=8)
+                x2, y2 = action.x2 * (self.viewport["width"] - 1), action.y2 * (self.viewport["height"] - 1)
+                page.mouse.move(x2, y2, steps=8)
                 page.mouse.up()
             elif action.type == "scroll":
                 page.mouse.move(x, y)

@@ -10,9 +10,9 @@ order (step 0, 1, ...):
 `episode` (a string or number), `step`, `image` (a path relative to the folder), `instruction` and `action`
 (one of lnn.envs.ACTIONS) are required; `x`, `y` (the click point in [0, 1], from the left / top) on clicks;
 on drags `x`, `y` (where the button is pressed) and `x2`, `y2` (where it is released); `text` on `type` steps
-(what is typed) and on `key` steps (the key: one of lnn.envs.KEYS, e.g. "Enter"). Optional: `task` (a name the instruction encoder also sees), `box` ([x0, y0, x1, y1]
-in [0, 1]: the target, for the click-inside-box metric and loss) and `dt` (time since the previous frame,
-default 1). Images of any size and format Pillow reads are stretched to the model's image size (N or [height, width])
+(what is typed) and on `key` steps (the key: one of lnn.envs.KEYS, e.g. "Enter"). Optional: `task` (a name
+the instruction encoder also sees), `box` ([x0, y0, x1, y1] in [0, 1]: the target, for the click-inside-box
+metric and loss) and `dt` (time since the previous frame, default 1). Images of any size and format Pillow reads are stretched to the model's image size (N or [height, width])
 (stretching, not letterboxing, keeps normalised points exact).
 
 The import checks every line first and stops at the first bad one with "<file>:<line>: <what>; <fix>". It
@@ -46,7 +46,8 @@ from lnn.errors import ConfigError, DataError
 from lnn.frames import plain_size, resize_frame
 
 EPISODES = "episodes.jsonl"
-FOLDER_FORMAT = 2  # 2: drags (x2, y2) and keys (text); bump when the import changes what it writes: folders are then imported again
+# bump when the import changes what it writes: folders are then imported again (2: drags' x2, y2 and keys)
+FOLDER_FORMAT = 2
 REQUIRED = ("episode", "step", "image", "instruction", "action")
 SPLITS = ("train", "val")
 

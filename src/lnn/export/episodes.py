@@ -102,7 +102,8 @@ def _task_streams(env, task: str, image_size: int | list[int], steps: int, per_t
         truth = [_truth(s["oracle"]) for s in taken]
         pixels = screenshots_to_tensor([s["screenshot"] for s in taken], image_size)
         frames_u8 = (pixels * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        acted = [action_fields(s["action"]) | ({"result": r} if r is not None else {}) for s, r in zip(taken, results)] if played else []  # fmt: skip
+        acted = [action_fields(s["action"]) | ({"result": r} if r is not None else {})
+                 for s, r in zip(taken, results)] if played else []  # fmt: skip
         streams.append(Stream(task, frames_u8, [s["instruction"] for s in taken], new, seeds, truth,
                               [float(s["dt"]) for s in taken], acted))  # fmt: skip
     return streams
@@ -198,7 +199,8 @@ def run_torch(model, images: np.ndarray, text: np.ndarray | dict[str, np.ndarray
         [np.stack([o["state"][i].numpy() for o in out_steps]) for i in range(len(out_steps[0]["state"]))],
         np.stack([o["click_logits"].numpy() for o in out_steps]) if "click_logits" in out_steps[0] else None,
         getattr(model, "map_hw", None),
-        {name: np.stack([o[name].numpy() for o in out_steps]) for name in (*HEADS, "release_logits") if name in out_steps[0]},
+        {name: np.stack([o[name].numpy() for o in out_steps])
+         for name in (*HEADS, "release_logits") if name in out_steps[0]},
     )
 
 

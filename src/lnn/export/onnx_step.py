@@ -144,12 +144,15 @@ class StepGraph(nn.Module):
     def forward(self, image, *rest):
         text, (dt, *state) = dict(zip(self.text, rest)), rest[len(self.text) :]
         out = self.model.step(image, **text, state=list(state) if state else None, dt=dt)
-        return (out["action_logits"], out["coords"], *[out[name] for name in self.heads], *out["tau_values"], *out["state"])
+        heads = [out[name] for name in self.heads]
+        return (out["action_logits"], out["coords"], *heads, *out["tau_values"], *out["state"])
 
 
-def io_names(taus: int, states: int, text: list[str] = ("tokens",), heads: list[str] = ()) -> tuple[list[str], list[str]]:
+def io_names(taus: int, states: int, text: list[str] = ("tokens",),
+             heads: list[str] = ()) -> tuple[list[str], list[str]]:  # fmt: skip
     inputs = ["image", *text, "dt"] + [f"state_{i}" for i in range(states)]
-    outputs = ["action_logits", "coords", *heads] + [f"tau_{i}" for i in range(taus)] + [f"new_state_{i}" for i in range(states)]
+    outputs = ["action_logits", "coords", *heads] + [f"tau_{i}" for i in range(taus)]
+    outputs += [f"new_state_{i}" for i in range(states)]
     return inputs, outputs
 
 

@@ -92,10 +92,12 @@ def compare(ref: Trace, other: Trace, boxes: np.ndarray | None = None, tie_ratio
     figure = {"max_abs_diff": diff, "max_rel_diff": relative, "action_agreement": float(same.mean()),
               "steps_compared": int(same.size)}  # fmt: skip
     if "release_logits" in ref.heads and "release" in other.heads:  # judged by where it lands, as the click is
-        drops = [Trace(t.action_logits, t.heads["release"], [], [], t.heads.get("release_logits"), t.map_hw) for t in (ref, other)]
+        drops = [Trace(t.action_logits, t.heads["release"], [], [], t.heads.get("release_logits"), t.map_hw)
+                 for t in (ref, other)]  # fmt: skip
         moved = same_click(*drops, None, tie_ratio)
         bounded = moved["spot"] | ~moved["same"]
-        relative["release"] = float(np.abs(drops[0].coords - drops[1].coords)[bounded].max(initial=0.0)) / max(1.0, scale["release"])
+        judged = float(np.abs(drops[0].coords - drops[1].coords)[bounded].max(initial=0.0))
+        relative["release"] = judged / max(1.0, scale["release"])
         figure["release_agreement"] = float(moved["same"].mean())
     if "text_logits" in ref.heads and "text_logits" in other.heads:
         scores = ref.heads["text_logits"] - ref.heads["text_logits"].max(-1, keepdims=True)  # (T, B, slots, choices)
@@ -123,8 +125,8 @@ def check(name: str, figure: dict, atol: float | None = None, min_agreement: flo
     problems = []
     if atol is not None:
         figure["tolerance"] = atol
-        problems += [f"max |Δ| / scale on {k} = {figure['max_rel_diff'][k]:.3g} > {atol:g}" for k in figure["max_rel_diff"]
-                     if not figure["max_rel_diff"][k] <= atol]  # fmt: skip  (NaN fails too)
+        problems += [f"max |Δ| / scale on {k} = {figure['max_rel_diff'][k]:.3g} > {atol:g}"
+                     for k in figure["max_rel_diff"] if not figure["max_rel_diff"][k] <= atol]  # fmt: skip  (NaN fails too)
     if min_agreement is not None:
         figure["min_action_agreement"] = min_agreement
         for what, share in (("action", figure["action_agreement"]), ("text", figure.get("text_agreement", 1.0))):

@@ -219,7 +219,8 @@ class VisionLNNLite(Described, nn.Module):
         for key, value in sizes.items():
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(key, f"must be a positive integer, got {value!r}")
-        for key, value in {"match_text": match_text, "drag_head": drag_head, "key_head": key_head, "text_head": text_head}.items():
+        flags = {"match_text": match_text, "drag_head": drag_head, "key_head": key_head, "text_head": text_head}
+        for key, value in flags.items():
             if not isinstance(value, bool):
                 raise ConfigError(key, f"must be true or false, got {value!r}")
         if drag_head and num_actions <= DRAG_ACTION:
@@ -281,7 +282,9 @@ class VisionLNNLite(Described, nn.Module):
         # the optional heads: where a drag is released (a second map, placed as the click is), which key, what text
         self.release_scorer = CellScorer(c_map, head_size + instruction_dim, scorer_size, 3 if click_offset else 1) \
             if drag_head else None  # fmt: skip
-        self.key_head = nn.Sequential(nn.Linear(head_size, 64), nn.ReLU(), nn.Linear(64, NUM_KEYS)) if key_head else None
+        # the key, from the state and (directly, as the click) the instruction: "press Tab" names it
+        self.key_head = nn.Sequential(nn.Linear(head_size + instruction_dim, 64), nn.ReLU(), nn.Linear(64, NUM_KEYS)) \
+            if key_head else None  # fmt: skip
         self.text_head = TextHead(head_size + instruction_dim, self.instruction_encoder.order.out_channels, text_slots) \
             if text_head else None  # fmt: skip
 
@@ -373,7 +376,7 @@ class VisionLNNLite(Described, nn.Module):
         if self.release_scorer is not None:
             heads["release_logits"], heads["release"] = self.point(self.release_scorer(feats, query))
         if self.key_head is not None:
-            heads["key_logits"] = self.key_head(z_real)
+            heads["key_logits"] = self.key_head(query)
         if self.text_head is not None:
             contexts, _ = self.instruction_encoder.contexts(tokens)
             heads["text_logits"] = self.text_head(query, tokens, contexts)

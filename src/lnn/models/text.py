@@ -136,7 +136,8 @@ class TextHead(nn.Module):
         """query (N, Q), ids (N, P) (P = words · word_bytes), contexts (N, words, C) -> logits (N, slots, CHARS + P)."""
         q = self.query(self.state(query).unsqueeze(1) + self.slot)  # (N, slots, dim)
         words = contexts.shape[1]
-        keys = self.byte(ids) + self.offset.repeat(words, 1) + self.word(contexts).repeat_interleave(self.word_bytes, 1)
+        keys = self.byte(ids) + self.offset.repeat(words, 1)  # (N, P, dim): the byte, its offset in its word slot
+        keys = keys + self.word(contexts).repeat_interleave(self.word_bytes, 1)  # ... and its word in context
         copy = torch.einsum("nsd,npd->nsp", q, keys) / self.dim**0.5
         copyable = (ids > 0) & (ids < CONTINUES)  # bytes, not padding nor a continuation mark
         copy = copy.masked_fill(~copyable.unsqueeze(1), -1e4)

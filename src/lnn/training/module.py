@@ -150,7 +150,8 @@ class PolicyModule(pl.LightningModule):
             # the map's mass pulled to the cell nearest the point, and the point itself (as an unboxed click)
             loss = click_loss(out["release_logits"][drags], self.model.cell_xy, target.repeat(1, 2)) \
                 + self.coord_weight * F.l1_loss(point, target)  # fmt: skip
-            found |= {"loss_release": (loss, self.release_weight), "release_dist": ((point - target).norm(dim=-1).mean(), 0)}
+            found |= {"loss_release": (loss, self.release_weight),
+                      "release_dist": ((point - target).norm(dim=-1).mean(), 0)}  # fmt: skip
         keys = mask & (action == KEY) & (batch["key"] >= 0)
         if "key_logits" in out and keys.any():
             logits, labels = out["key_logits"][keys].float(), batch["key"][keys]

@@ -218,7 +218,7 @@ export class StepModel {
     const out = await this.session.run(feeds);
     const ms = performance.now() - start;
     const plain = (name) => Float32Array.from(out[name].data); // float32 outputs (fp16 models keep float32 I/O)
-    const optional = (name) => (name in out ? plain(name) : null); // the drag, key and text heads, where the model has them
+    const optional = (name) => (name in out ? plain(name) : null); // the optional heads, where the model has them
     return {
       logits: plain("action_logits"),
       coords: plain("coords"),

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from lnn.envs import ACTIONS, Action, Env, EpisodeAborted, Observation
+from lnn.envs import ACTIONS, KEYS, Action, Env, EpisodeAborted, Observation
 from lnn.frames import frame_size
 
 SPLITS = ("train", "val", "test")
@@ -59,6 +59,8 @@ class EpisodeResult:
 
 
 def describe(action) -> str:
+    if action.type == "drag":
+        return f"drag({action.x:.3f},{action.y:.3f}->{action.x2:.3f},{action.y2:.3f})"
     if action.type in ("click", "scroll"):
         return f"{action.type}({action.x:.3f},{action.y:.3f}{',' + action.text if action.text else ''})"
     return f"{action.type}({action.text!r})" if action.text else action.type
@@ -197,16 +199,41 @@ def screenshots_to_tensor(screens: list[np.ndarray], size, device=None) -> torch
     return images
 
 
-def decode_action(action_id: int, xy: tuple[float, float], instruction: str) -> Action:
-    """The model picks the type and point; text to type is the instruction's quoted string."""
+def decode_action(action_id: int, xy, instruction: str, release=None, key_id: int | None = None,
+                  typed=None) -> Action:  # fmt: skip
+    """An action from a policy's outputs for one frame (TorchPolicy's and OnnxPolicy's alike): the type and
+    the point; a drag's release point (`release`, from a drag head; else the press point); a key's KEYS index
+    (`key_id`, from a key head; else Enter); the text to type as bytes, -1 ending it (`typed`, from a text
+    head; else the instruction's quoted string, as models without one were built for)."""
     kind = ACTIONS[action_id]
+    x, y = float(xy[0]), float(xy[1])
+    x2, y2 = (float(release[0]), float(release[1])) if release is not None else (x, y)
     text = ""
     if kind == "type":
-        found = QUOTED.search(instruction)
-        text = found.group(1) if found else ""
+        if typed is not None:
+            data = [int(b) for b in typed]
+            data = data[: data.index(-1)] if -1 in data else data
+            text = bytes(data).decode("utf-8", errors="replace")
+        else:
+            found = QUOTED.search(instruction)
+            text = found.group(1) if found else ""
     elif kind == "key":
-        text = "Enter"
-    return Action(kind, x=float(xy[0]), y=float(xy[1]), text=text)
+        text = KEYS[key_id] if key_id is not None else "Enter"
+    return Action(kind, x=x, y=y, text=text, x2=x2, y2=y2)
+
+
+def decode_outputs(out: dict, observations: list[Observation]) -> list[Action]:
+    """One action per row from a step's outputs by name, as arrays (torch or numpy): action_logits, coords,
+    and where the model has those heads release, key_logits, text_bytes."""
+    ids = np.asarray(out["action_logits"]).argmax(-1).tolist()
+    rows = range(len(ids))
+    release = np.asarray(out["release"]) if out.get("release") is not None else None
+    keys = np.asarray(out["key_logits"]).argmax(-1).tolist() if out.get("key_logits") is not None else None
+    typed = np.asarray(out["text_bytes"]) if out.get("text_bytes") is not None else None
+    coords = np.asarray(out["coords"])
+    return [decode_action(ids[i], coords[i], observations[i].instruction, None if release is None else release[i],
+                          None if keys is None else keys[i], None if typed is None else typed[i])
+            for i in rows]  # fmt: skip
 
 
 class TorchPolicy:
@@ -228,9 +255,8 @@ class TorchPolicy:
         dt = torch.tensor([o.dt for o in observations], dtype=torch.float32, device=self.device)  # (B,): real time
         out = self.model.step(images, **{k: v.to(self.device) for k, v in text.items()}, state=self.state, dt=dt)
         self.state = out["state"]
-        ids = out["action_logits"].argmax(-1).tolist()
         coords = out["coords"].tolist()
-        actions = [decode_action(a, xy, o.instruction) for a, xy, o in zip(ids, coords, observations)]
+        actions = decode_outputs({k: v.cpu() for k, v in out.items() if isinstance(v, torch.Tensor)}, observations)
         return actions, {"tau": [t.cpu() for t in out["tau_values"]], "coords": coords}
 
     def keep(self, rows: list[int]) -> None:

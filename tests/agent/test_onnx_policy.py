@@ -196,3 +196,30 @@ def test_a_pixels_only_model_ignores_the_instruction_in_torch_onnx_and_the_page(
         assert result.returncode == 0, result.stderr
         pixels, text = json.loads(result.stdout)
         assert pixels == [0] * model.max_tokens and any(text)
+
+
+def test_one_decoding_of_drags_keys_and_typed_text_with_and_without_the_heads():
+    """decode_outputs (TorchPolicy's and OnnxPolicy's): a drag to its release point, the key head's key, the
+    text head's bytes up to -1 (UTF-8); without the heads: released where pressed, Enter, the quoted string."""
+    from lnn.envs import ACTIONS, KEYS, Observation
+    from lnn.rollout import decode_outputs
+
+    def logits(*ids, n):
+        out = np.zeros((len(ids), n), np.float32)
+        out[np.arange(len(ids)), ids] = 1
+        return out
+
+    kinds = [ACTIONS.index(a) for a in ("drag", "key", "type", "type")]
+    typed = np.full((4, 6), -1, np.int64)
+    typed[2, :5] = list("café".encode())
+    typed[3, :2] = list(b"ok")
+    out = {"action_logits": logits(*kinds, n=7), "coords": np.array([[0.1, 0.2]] * 4, np.float32),
+           "release": np.array([[0.7, 0.8]] * 4, np.float32), "key_logits": logits(0, KEYS.index("Tab"), 0, 0, n=len(KEYS)),
+           "text_bytes": typed}  # fmt: skip
+    seen = [Observation(np.zeros((4, 4, 3), np.uint8), 'Type "hello"', "t")] * 4
+    drag, key, word, short = decode_outputs(out, seen)
+    assert (drag.type, drag.x, drag.y) == ("drag", pytest.approx(0.1), pytest.approx(0.2))
+    assert (drag.x2, drag.y2) == (pytest.approx(0.7), pytest.approx(0.8))
+    assert (key.type, key.text) == ("key", "Tab") and (word.text, short.text) == ("café", "ok")
+    drag, key, word, _ = decode_outputs({k: out[k] for k in ("action_logits", "coords")}, seen)
+    assert (drag.x2, drag.y2) == (drag.x, drag.y) and key.text == "Enter" and word.text == "hello"

@@ -153,6 +153,10 @@ BAD_LINES = {
     "bad dt": (replace(2, dt=0), "dt is 0"),
     "image outside the folder": (replace(5, image="../elsewhere.png"), "must be a path inside the folder"),
     "not JSON": (not_json, "not valid JSON"),
+    "drag without its release point": (replace(0, action="drag"), "missing key 'x2', 'y2'"),
+    "release outside [0, 1]": (replace(0, action="drag", x2=0.5, y2=-0.1), "y2 is -0.1"),
+    "key without its name": (replace(1, action="key", text=None), "missing key 'text'"),
+    "unknown key": (replace(1, action="key", text="F13"), "key 'F13' is not one of lnn.envs.KEYS"),
 }
 
 
@@ -182,3 +186,39 @@ def test_the_datamodule_checks_its_settings_and_batches_dt(tmp_path):
     batch = next(iter(dm.train_dataloader()))
     assert batch["images"].shape[-3:] == (SIZE, SIZE, 3)
     assert torch.equal(batch["dt"] > 0, batch["mask"]) and set(batch["dt"][batch["mask"]].tolist()) == {0.5, 1.0, 2.0}
+
+
+def test_drags_and_keys_round_trip_into_their_columns_and_batches(tmp_path):
+    """Format 5: a drag keeps its press point in `click` and its release point in `release`; a key step its
+    KEYS index in `key` (and its name in `text`); the batches carry them, -1 / IGNORE elsewhere."""
+    from lnn.data import IGNORE, collate_episodes
+    from lnn.data.datamodule import EpisodeDataset
+    from lnn.envs import KEYS
+
+    folder = make_folder(tmp_path, episodes=2)
+    lines = read_lines(folder)
+    lines[0] |= {"action": "drag", "x": 0.1, "y": 0.2, "x2": 0.7, "y2": 0.9}
+    lines[1] |= {"action": "key", "text": "Tab"}
+    lines[4] |= {"action": "type", "text": "héllo"}
+    write_lines(folder, lines)
+    out = import_folder(folder, tmp_path / "cache", SIZE, val_fraction=0.5, workers=1)
+    episodes = load_episodes(out / "train", SIZE) + load_episodes(out / "val", SIZE)
+    batch = collate_episodes([EpisodeDataset(episodes)[i] for i in range(len(episodes))])
+    b = next(i for i in range(2) if batch["action"][i, 0] == ACTIONS.index("drag"))
+    assert batch["click"][b, 0].tolist() == pytest.approx([0.1, 0.2]) and batch["release"][b, 0].tolist() == pytest.approx([0.7, 0.9])
+    assert batch["key"][b].tolist() == [IGNORE, KEYS.index("Tab"), IGNORE] and batch["text"][b][1] == "Tab"
+    assert batch["release"][1 - b].eq(-1).all() and batch["key"][1 - b].eq(IGNORE).all()
+    assert batch["text"][1 - b][1] == "héllo" and batch["click"][1 - b, 0].tolist() == pytest.approx([0.25, 0.75])
+
+
+def test_a_dataset_of_an_older_format_is_refused_not_misread(tmp_path):
+    """Rows written before format 5 have no release / key columns: reading them stops with one line naming
+    the dataset and what to do."""
+    out = import_folder(make_folder(tmp_path), tmp_path / "cache", SIZE, workers=1)
+    old = tmp_path / "old"
+    hf.load_from_disk(str(out / "train")).remove_columns(["release", "key"]).save_to_disk(str(old))
+    with pytest.raises(DataError) as error:
+        load_episodes(old, SIZE)
+    message = str(error.value)
+    assert message.startswith(f"{old}: rows of an older dataset format (no release, key column") and "\n" not in message
+    assert "record it again" in message and "import the folder again" in message

@@ -233,3 +233,22 @@ def test_oversampled_kinds_come_that_many_times_per_epoch(tmp_path):
         with pytest.raises(ConfigError) as info:
             EpisodeDataModule(tasks=list(TASKS), data_dir=str(tmp_path), oversample=bad)
         assert info.value.key == key
+
+
+def test_rows_of_drags_and_keys_fill_the_format_5_columns():
+    """A drag's press point goes to `click` and its release to `release`; a key step's KEYS index to `key`
+    (its name stays in `text`); other steps get -1. A key outside KEYS is refused naming it."""
+    from lnn.data.rollouts import _row
+    from lnn.envs import KEYS, Action, OracleStep
+
+    def row(action):
+        record = {"screenshot": None, "instruction": "i", "dt": 1.0, "action": action, "oracle": OracleStep(action)}
+        return _row(0, 0, "t", 0, record)
+
+    drag = row(Action("drag", 0.1, 0.2, x2=0.7, y2=0.9))
+    assert (drag["click"], drag["release"], drag["key"]) == ([0.1, 0.2], [0.7, 0.9], -1)
+    key = row(Action("key", text="Tab"))
+    assert (key["click"], key["release"], key["key"], key["text"]) == ([-1.0, -1.0], [-1.0, -1.0], KEYS.index("Tab"), "Tab")
+    assert row(Action("click", 0.3, 0.4))["release"] == [-1.0, -1.0]
+    with pytest.raises(ValueError, match="'F13' is not one of lnn.envs.KEYS"):
+        row(Action("key", text="F13"))

@@ -165,3 +165,52 @@ def test_dropped_screenshots_play_as_an_episode(page, episodes, tiny_export, tmp
     assert max(max_diffs(records, run_torch(model, images, tokens))) <= 1e-4
     assert page.locator("#latency").inner_text().startswith("step ")
     assert page.locator("#tau canvas").count() == 2
+
+
+def test_the_page_shows_a_drag_from_press_to_release_and_the_heads_outputs(page, tmp_path):
+    """A model with the drag, key and text heads that drags: the page reads release (as PyTorch's), the key
+    and the typed text, and says where the drag goes."""
+    import torch
+
+    from lnn.envs import ACTIONS
+    from lnn.export.pipeline import ExportOptions, export
+    from lnn.rollout import decode_action
+    from tests.export.conftest import make_run
+
+    run = make_run(tmp_path / "run", num_actions=7, drag_head=True, key_head=True, text_head=True)
+    for name in ("best.ckpt", "last.ckpt"):
+        ckpt = torch.load(run / "checkpoints" / name, weights_only=False)
+        ckpt["state_dict"]["model.action_head.2.bias"][ACTIONS.index("drag")] = 50.0
+        torch.save(ckpt, run / "checkpoints" / name)
+    out = export(resolve_source(run=str(run)), ExportOptions(out=str(tmp_path / "export"), plots=False,
+                                                             streams_per_task=1), log=lambda line: None)  # fmt: skip
+    model = build_model(resolve_source(run=str(run)))
+    ep = json.loads((out / "episodes" / "index.json").read_text())["episodes"][0]
+    frames = np.stack([np.array(Image.open(out / s["frame"]).convert("RGB")) for s in ep["steps"]])
+    images = (frames.transpose(0, 3, 1, 2).astype(np.float32) / 255)[:, None]
+    tokens = model.tokenize([ep["task"]] * len(frames), [s["instruction"] for s in ep["steps"]]).numpy()[:, None]
+    dt = np.array([s["dt"] for s in ep["steps"]], np.float32)[:, None]
+    new = np.array([s["new_episode"] for s in ep["steps"]])[:, None]
+    new[0] = False
+    ref = run_torch(model, images, tokens, resets=new, dt=dt)
+    server, url = serve_in_thread(out)  # in a tab of the module's browser (one Playwright per thread)
+    tab = page.context.browser.new_page()
+    errors = []
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        tab.goto(url)
+        tab.evaluate("window.lnnPage.ready")
+        records = tab.evaluate("window.lnnPage.runEpisode(0, {precision: 'fp32'})")
+        shown = tab.locator("#chosen").inner_text()
+    finally:
+        tab.close()
+        server.shutdown()
+        server.server_close()
+    assert not errors, errors
+    release = np.array([r["release"] for r in records])
+    assert np.abs(release - ref.heads["release"][:, 0]).max() <= 1e-4
+    last = records[-1]
+    (x, y), (x2, y2) = last["coords"], last["release"]
+    assert shown.startswith(f"drag from ({x:.3f}, {y:.3f}) to ({x2:.3f}, {y2:.3f})"), shown
+    typed = decode_action(ACTIONS.index("type"), (0, 0), "", typed=ref.heads["text_bytes"][-1, 0]).text
+    assert last["text"] == typed and last["key"] is not None

@@ -278,3 +278,50 @@ def test_a_feedback_model_exports_its_previous_action_as_state_with_parity(tmp_p
     actions, _ = policy.act([GuiEnv(["click-color"], image_size=64).reset(0, "click-color")])
     record = policy.state[-1][0]
     assert record[: 6].argmax() == ACTIONS.index(actions[0].type) and record[:6].sum() == 1
+
+
+def test_a_model_with_drag_key_and_text_heads_exports_them_with_parity(tmp_path):
+    """The heads' outputs in the step graph (release, key_logits, text_bytes) and the manifest; parity at every
+    precision; the graph's outputs equal the model's step; OnnxPolicy decodes a drag as TorchPolicy does."""
+    from lnn.agent.onnx_policy import OnnxPolicy
+    from lnn.envs import ACTIONS, KEYS, GuiEnv
+    from lnn.rollout import TorchPolicy
+
+    run = make_run(tmp_path / "run", num_actions=7, drag_head=True, key_head=True, text_head=True, click_offset=True)
+    for name in ("best.ckpt", "last.ckpt"):  # a model that drags: what the agent must decode
+        ckpt = torch.load(run / "checkpoints" / name, weights_only=False)
+        ckpt["state_dict"]["model.action_head.2.bias"][ACTIONS.index("drag")] = 50.0
+        torch.save(ckpt, run / "checkpoints" / name)
+    options = ExportOptions(out=str(tmp_path / "export"), plots=False, web=False, streams_per_task=1)
+    out = export(resolve_source(run=str(run)), options, log=lambda line: None)
+    m = json.loads((out / "manifest.json").read_text())
+    names = [o["name"] for o in m["outputs"]]
+    assert names[:6] == ["action_logits", "coords", "release", "key_logits", "text_logits", "text_bytes"]
+    assert names[6] == "tau_0"
+    assert m["keys"] == list(KEYS) and m["actions"] == list(ACTIONS)
+    assert next(o for o in m["outputs"] if o["name"] == "text_bytes")["dtype"] == "int64"
+    for precision in ("fp32", "fp16", "int8"):
+        assert m["parity"][precision]["passed"], (precision, m["parity"][precision])
+    assert {"release", "key_logits", "text_logits"} <= set(m["parity"]["fp32"]["max_abs_diff"])
+    assert m["parity"]["fp32"]["text_agreement"] == 1
+
+    model = build_model(resolve_source(run=str(run)))
+    session = ort.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    image, dt, state = torch.rand(3, 3, 32, 32), torch.ones(3), model.initial_state(3)
+    tokens = model.tokenize(["t"] * 3, ['Type "café"', "Drag the box", ""])
+    with torch.no_grad():
+        ref = model.step(image, tokens, state=state, dt=dt)
+    feeds = {"image": image.numpy(), "tokens": tokens.numpy(), "dt": dt.numpy()} | {f"state_{i}": h.numpy() for i, h in enumerate(state)}
+    got = dict(zip(names, session.run(names, feeds)))
+    np.testing.assert_allclose(got["release"], ref["release"].numpy(), atol=1e-4)
+    np.testing.assert_allclose(got["key_logits"], ref["key_logits"].numpy(), atol=1e-4)
+    assert np.array_equal(got["text_bytes"], ref["text_bytes"].numpy())
+
+    observations = [GuiEnv(["click-color"], image_size=32).reset(seed, "click-color") for seed in range(2)]
+    onnx_policy, torch_policy = OnnxPolicy(out), TorchPolicy(model)
+    onnx_policy.reset(2)
+    torch_policy.reset(2)
+    (onnx_actions, _), (torch_actions, _) = onnx_policy.act(observations), torch_policy.act(observations)
+    for a, b in zip(onnx_actions, torch_actions):
+        assert a.type == b.type == "drag" and (a.x2, a.y2) != (a.x, a.y)
+        np.testing.assert_allclose([a.x, a.y, a.x2, a.y2], [b.x, b.y, b.x2, b.y2], atol=1e-4)

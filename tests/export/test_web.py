@@ -57,6 +57,22 @@ def test_javascript_named_text_equals_python():
     assert json.loads(result.stdout) == [named_text(t) for t in texts]
 
 
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed (the page's text decoding is JavaScript)")
+def test_javascript_typed_text_equals_the_agents():
+    """The text head's bytes (int64: BigInt in onnxruntime-web) up to the first -1, as UTF-8 (lnn.rollout)."""
+    from lnn.envs import ACTIONS
+    from lnn.rollout import decode_action
+
+    rows = [list("café".encode()) + [-1, 65], list(b"hello"), [-1, 66], list("确定".encode())[:4] + [-1]]
+    script = (f"import {{ typedText }} from '{(WEB_SOURCES / 'lnn.js').as_uri()}';"
+              f"console.log(JSON.stringify({json.dumps(rows)}.map((r) => typedText(BigInt64Array.from(r, BigInt)))));")
+    result = subprocess.run(["node", "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60,
+                            check=False)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    typed = [decode_action(ACTIONS.index("type"), (0.5, 0.5), "", typed=r).text for r in rows]
+    assert json.loads(result.stdout) == typed and typed[:3] == ["café", "hello", ""]
+
+
 def test_server_serves_the_bundle_with_the_right_types(tiny_export):
     if not (tiny_export / "web").exists():
         pytest.skip("onnxruntime-web not installed (run `npm ci`): the export has no web page")

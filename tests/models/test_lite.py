@@ -171,11 +171,11 @@ def test_match_text_must_be_a_bool():
     assert info.value.key == "match_text"
 
 
-def test_pointing_actions_are_the_envs_click_scroll_and_drag():
+def test_pointing_actions_are_the_envs_click_and_drag():
     from lnn.envs import ACTIONS
     from lnn.models.lite import POINTING
 
-    assert [ACTIONS[i] for i in POINTING] == ["click", "scroll", "drag"]
+    assert [ACTIONS[i] for i in POINTING] == ["click", "drag"]
 
 
 def test_feedback_steps_carry_their_own_action_as_the_episode_is_fed_it():
@@ -193,7 +193,7 @@ def test_feedback_steps_carry_their_own_action_as_the_episode_is_fed_it():
         steps.append(out)
         chosen = out["action_logits"].argmax(-1)
         assert torch.equal(state[-1][:, :6].argmax(-1), chosen) and torch.equal(state[-1][:, :6].sum(-1), torch.ones(2).double())
-        pointed = chosen.eq(0) | chosen.eq(3)
+        pointed = chosen.eq(0)
         torch.testing.assert_close(state[-1][:, 6:8], out["coords"] * pointed.unsqueeze(-1))
     previous = torch.stack([torch.zeros_like(records[0]), *records[:-1]], 1)
     whole = model(images, tokens, previous=previous)
@@ -261,3 +261,50 @@ def test_held_input_integrates_each_dt_with_the_frame_that_was_on_screen():
     torch.testing.assert_close(x[:, 2::2], x[:, 1:-1:2])  # each dt: the frame before, held
     assert not torch.allclose(x[:, 1], x[:, 3])  # the frames themselves
     assert seen["dt"].tolist() == [[1.0, 1.0, 0.4, 1.0, 2.5, 1.0]]
+
+
+def test_the_optional_heads_serve_lnn_envs_actions_and_keys():
+    from lnn.envs import ACTIONS, KEYS
+    from lnn.models.lite import DRAG_ACTION, NUM_KEYS
+
+    assert ACTIONS.index("drag") == DRAG_ACTION and len(KEYS) == NUM_KEYS
+
+
+def test_heads_are_off_by_default_and_older_weights_load():
+    """A model without the flags has exactly the parameters it had before the heads existed (an older
+    checkpoint loads strictly) and none of their outputs."""
+    plain = VisionLNNLite(image_size=64, num_actions=7)
+    assert not any(name.split(".")[0] in ("release_scorer", "key_head", "text_head") for name in plain.state_dict())
+    images, tokens = inputs()
+    assert set(plain(images, tokens)) == {"action_logits", "coords", "click_logits", "look_logits", "tau_values", "state"}
+    full = VisionLNNLite(image_size=64, num_actions=7, drag_head=True, key_head=True, text_head=True)
+    missing, unexpected = full.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and {m.split(".")[0] for m in missing} == {"release_scorer", "key_head", "text_head"}
+
+
+@pytest.mark.parametrize("click_offset", [False, True])
+def test_the_heads_outputs_per_step_and_by_step(click_offset):
+    model = VisionLNNLite(image_size=64, num_actions=7, drag_head=True, key_head=True, text_head=True, text_slots=8,
+                          click_offset=click_offset).eval()  # fmt: skip
+    images, tokens = inputs()
+    out = model(images, tokens)
+    assert out["action_logits"].shape == (2, 3, 7) and out["release"].shape == (2, 3, 2)
+    assert 0 <= out["release"].min() and out["release"].max() <= 1 and out["release_logits"].shape == out["click_logits"].shape
+    assert out["key_logits"].shape == (2, 3, 12) and out["text_logits"].shape == (2, 3, 8, 96 + MAX_WORDS * WORD_BYTES)
+    assert out["text_bytes"].shape == (2, 3, 8) and out["text_bytes"].dtype == torch.long
+    state = None
+    for t in range(3):
+        step = model.step(images[:, t], tokens[:, t], state)
+        state = step["state"]
+        for name in ("release", "key_logits", "text_logits"):
+            torch.testing.assert_close(step[name], out[name][:, t], atol=1e-5, rtol=1e-4)
+        assert torch.equal(step["text_bytes"], out["text_bytes"][:, t])
+
+
+def test_drag_head_needs_the_drag_action_and_flags_are_bools():
+    with pytest.raises(ConfigError, match="num_actions=7") as info:
+        VisionLNNLite(image_size=64, drag_head=True)
+    assert info.value.key == "num_actions"
+    with pytest.raises(ConfigError) as info:
+        VisionLNNLite(image_size=64, text_head="yes")
+    assert info.value.key == "text_head"

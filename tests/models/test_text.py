@@ -74,3 +74,30 @@ def test_a_model_with_hashed_words_is_refused_with_a_clear_line():
         build_model(old, "old.ckpt")
     assert info.value.key == "model.instruction_buckets=256"
     assert "hashed-word" in info.value.message and "retrain" in info.value.message and "old.ckpt" in info.value.message
+
+
+def test_text_bytes_decode_characters_copies_and_the_end():
+    """Slot choices: a character ('H'), a copy of the instruction's byte ('é' is two bytes, copied), END."""
+    from lnn.models.text import CHARS, END, FIRST_CHAR, text_bytes
+
+    ids = torch.tensor([tokenize('Type "é"')])
+    positions = [int(p) for p in (ids[0] == 0xC3 + 1).nonzero()] + [int(p) for p in (ids[0] == 0xA9 + 1).nonzero()]
+    logits = torch.zeros(1, 5, CHARS + ids.shape[1])
+    for slot, index in enumerate([ord("H") - FIRST_CHAR, CHARS + positions[0], CHARS + positions[1], END, 0]):
+        logits[0, slot, index] = 1.0
+    out = text_bytes(logits, ids)
+    assert out.tolist() == [[ord("H"), 0xC3, 0xA9, -1, FIRST_CHAR]]
+    assert bytes(out[0, :3].tolist()).decode() == "Hé"
+
+
+def test_text_options_are_the_character_or_any_copy_then_the_end():
+    from lnn.models.text import CHARS, END, FIRST_CHAR, text_options
+
+    ids = torch.tensor([tokenize('Type "ab" and "b"'), tokenize("")])
+    options, trained = text_options(["ab", "€"], ids, 4)
+    b_positions = set((ids[0] == ord("b") + 1).nonzero().flatten().tolist())
+    assert len(b_positions) == 2  # both b's: copying either is right
+    assert set((options[0, 1, CHARS:]).nonzero().flatten().tolist()) == b_positions
+    assert options[0, 1, ord("b") - FIRST_CHAR] and options[0, 2, END] and options[0, 2].sum() == 1
+    assert trained[0].tolist() == [True, True, True, False]  # after the end: not trained
+    assert trained[1].tolist() == [False, False, False, True]  # € is in neither the characters nor the instruction

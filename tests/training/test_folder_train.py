@@ -49,7 +49,7 @@ def test_a_bad_line_stops_the_run_before_any_work_with_one_line(tmp_path):
     assert result.returncode == 2, result.stderr[-3000:]
     assert result.stderr.strip().splitlines() == [(
         f"error: {folder / 'episodes.jsonl'}:4: unknown action 'hover'; use one of click, type, navigate, scroll, key, "
-        "done; fix or remove the line")]  # fmt: skip
+        "done, drag; fix or remove the line")]  # fmt: skip
     assert not (tmp_path / "data_cache").exists() and not list((tmp_path / "logs").glob("runs/*/run.json"))
 
 

@@ -17,8 +17,14 @@ The export directory holds `model.onnx` and `manifest.json`. What OnnxPolicy rea
                   "dt": "dt", "strip": "strip"},   optional: seconds since the previous frame, (B,) or (B, 1);
                                                    the named text's strip (B, 1, 18, 66)
       "outputs": {"action_logits": "action_logits", "coords": "coords",
-                  "tau": ["tau_0", ...], "state": ["new_state_0", ...]}
+                  "release": "release", "key_logits": "key_logits", "text_bytes": "text_bytes",
+                  "tau": ["tau_0", ...], "state": ["new_state_0", ...]},
+      "keys": ["Enter", "Tab", ...]                with key_logits: the key of each class (default lnn.envs.KEYS)
     }
+
+release, key_logits and text_bytes are optional (a Lite with drag_head, key_head, text_head): a drag's release
+point, the key's scores, the typed text's UTF-8 bytes ending at -1; without them a drag is released where it
+was pressed, a key is Enter and the text is the instruction's quoted string (lnn.rollout.decode_action).
 
 `inputs` / `outputs` may also be lists of names (or of {"name": ...} entries); each is then recognised by
 its name: image, token(s), state / h<i>, dt, strip (inputs, in order); action, coord, tau, state (outputs, in
@@ -35,12 +41,12 @@ from pathlib import Path
 
 import numpy as np
 
-from lnn.envs import Observation
+from lnn.envs import KEYS, Observation
 from lnn.errors import ConfigError
 from lnn.frames import plain_size
 from lnn.models.glyphs import PAGE_FONT_PX, strips
 from lnn.models.text import MAX_WORDS, SCHEME, WORD_BYTES, instruction_text, tokenize_batch
-from lnn.rollout import decode_action, screenshots_to_tensor
+from lnn.rollout import decode_outputs, screenshots_to_tensor
 
 MANIFEST = "manifest.json"
 log = logging.getLogger("lnn")
@@ -98,7 +104,13 @@ class OnnxPolicy:
                                                                       "state": r"state|^h_?\d+$", "dt": r"^dt$",
                                                                       "strip": r"^strip$"})  # fmt: skip
         self.outputs = _roles(self.manifest.get("outputs"), graph_out, {"action_logits": "action", "coords": "coord",
-                                                                         "tau": "tau", "state": r"state|^h_?\d+"})  # fmt: skip
+                                                                         "release": r"^release$", "key_logits": r"^key",
+                                                                         "text_bytes": r"^text_bytes$", "tau": "tau",
+                                                                         "state": r"state|^h_?\d+"})  # fmt: skip
+        keys = self.manifest.get("keys")
+        if self.outputs["key_logits"] and keys is not None and list(keys) != list(KEYS):
+            raise ConfigError("ckpt", f"{export_dir / MANIFEST}: keys {keys} differ from this version's lnn.envs.KEYS; "
+                                      "re-export the model with this version")  # fmt: skip
         for role in ("image", "tokens"):
             if len(self.inputs[role]) != 1:
                 raise ConfigError("ckpt", f"{model_file}: cannot tell the {role} input among {graph_in}; "
@@ -178,12 +190,13 @@ class OnnxPolicy:
         elif not self.warned_dt and not np.allclose(dt, 1.0):
             self.warned_dt = True
             log.warning(f"{self.path}: the exported graph has no dt input; frames {dt.tolist()} s apart run at dt = 1")
-        wanted = [self.outputs["action_logits"][0], self.outputs["coords"][0], *self.outputs["tau"], *self.outputs["state"]]
+        roles = ("action_logits", "coords", "release", "key_logits", "text_bytes")  # what decode_outputs reads
+        heads = [role for role in roles if self.outputs[role]]
+        wanted = [self.outputs[role][0] for role in heads] + [*self.outputs["tau"], *self.outputs["state"]]
         values = dict(zip(wanted, self.session.run(wanted, feeds)))
         self.state = [values[name] for name in self.outputs["state"]]
-        ids = values[self.outputs["action_logits"][0]].argmax(-1).tolist()
         coords = values[self.outputs["coords"][0]].tolist()
-        actions = [decode_action(a, xy, o.instruction) for a, xy, o in zip(ids, coords, observations)]
+        actions = decode_outputs({role: values[self.outputs[role][0]] for role in heads}, observations)
         import torch
 
         return actions, {"tau": [torch.from_numpy(values[name]) for name in self.outputs["tau"]], "coords": coords}

@@ -33,8 +33,15 @@ def draw_step(screenshot: np.ndarray, action, instruction: str, step: int, width
         draw.ellipse((x - 7, y - 7, x + 7, y + 7), outline=colour, width=2)
         draw.line((x - 11, y, x + 11, y), fill=colour, width=1)
         draw.line((x, y - 11, x, y + 11), fill=colour, width=1)
+    if action.type == "drag":  # a line from where the button is pressed to a ring where it is released
+        x, y = action.x * (width - 1), action.y * (height - 1)
+        x2, y2 = action.x2 * (width - 1), action.y2 * (height - 1)
+        draw.line((x, y, x2, y2), fill=(230, 0, 40), width=2)
+        draw.ellipse((x2 - 7, y2 - 7, x2 + 7, y2 + 7), outline=(230, 0, 40), width=2)
     font = _font()
     text = action.type if action.type not in ("click", "scroll") else f"{action.type} ({action.x:.2f}, {action.y:.2f})"
+    if action.type == "drag":
+        text = f"drag ({action.x:.2f}, {action.y:.2f}) -> ({action.x2:.2f}, {action.y2:.2f})"
     if action.text:
         text += f" {action.text!r}"
     draw.text((3, height + 2), f"{step}: {text} {verdict}".strip(), fill="black", font=font)

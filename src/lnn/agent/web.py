@@ -77,6 +77,12 @@ class WebPageEnv(Env):
         def perform():
             if action.type == "click":
                 page.mouse.click(x, y)
+            elif action.type == "drag":  # pressed at (x, y), moved in steps (pages listen to mousemove), released
+                page.mouse.move(x, y)
+                page.mouse.down()
+                x2, y2 = action.x2 * (self.viewport["width"] - 1), action.y2 * (self.viewport["height"] - 1)
+                page.mouse.move(x2, y2, steps=8)
+                page.mouse.up()
             elif action.type == "scroll":
                 page.mouse.move(x, y)
                 page.mouse.wheel(0, -SCROLL_PX if action.text == "up" else SCROLL_PX)

@@ -13,7 +13,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from tqdm.auto import tqdm
 
-from lnn.data.rollouts import RolloutSpec, build_dataset
+from lnn.data.rollouts import FORMAT_VERSION, RolloutSpec, build_dataset, features
 from lnn.envs.registry import check_tasks
 from lnn.errors import ConfigError, DataError
 from lnn.frames import frame_size, plain_size
@@ -30,7 +30,10 @@ class Episodes:
     instruction: list[str]
     task: list[str]
     action: torch.Tensor  # (rows,) long
-    click: torch.Tensor  # (rows, 2)
+    click: torch.Tensor  # (rows, 2): a click's point, a drag's press point
+    release: torch.Tensor  # (rows, 2): a drag's release point; -1 otherwise
+    key: torch.Tensor  # (rows,) long: a key step's KEYS index; IGNORE otherwise
+    text: list[str]  # typed text (key name, url), "" otherwise
     box: torch.Tensor  # (rows, 4)
     focus: torch.Tensor  # (rows, 4)
     dt: torch.Tensor  # (rows,) time since the previous frame
@@ -48,6 +51,9 @@ class Episodes:
             task=list(self.task) + list(other.task),
             action=torch.cat([self.action, other.action]),
             click=torch.cat([self.click, other.click]),
+            release=torch.cat([self.release, other.release]),
+            key=torch.cat([self.key, other.key]),
+            text=list(self.text) + list(other.text),
             box=torch.cat([self.box, other.box]),
             focus=torch.cat([self.focus, other.focus]),
             dt=torch.cat([self.dt, other.dt]),
@@ -62,11 +68,18 @@ def load_episodes(path: Path, image_size) -> Episodes:
 
     try:
         ds = hf.load_from_disk(str(path))
+    except Exception as e:  # arrow / json errors: the files are not a readable dataset
+        raise DataError(f"{path}: not a readable dataset ({type(e).__name__}: {e}); delete it to record it again") from e
+    missing = [name for name in features() if name not in ds.column_names]
+    if missing:  # older rows would be misread (a drag's release point, a key's class): refuse them
+        raise DataError(f"{path}: rows of an older dataset format (no {', '.join(missing)} column; this version reads "
+                        f"format {FORMAT_VERSION}); delete it and record it again, or import the folder again")  # fmt: skip
+    try:
         files = ", ".join(f["filename"] for f in ds.cache_files) or str(path)
         ds = ds.cast_column("screenshot", hf.Image(decode=False))
-        numeric = ["episode", "step", "action", "click", "target_box", "focus_box"] + (["dt"] if "dt" in ds.column_names else [])
+        numeric = ["episode", "step", "action", "click", "release", "key", "target_box", "focus_box", "dt"]
         table = ds.select_columns(numeric).with_format("numpy")[:]
-        text = ds.select_columns(["instruction", "task"])[:]
+        text = ds.select_columns(["instruction", "task", "text"])[:]
     except Exception as e:  # arrow / json errors: the files are not a readable dataset
         raise DataError(f"{path}: not a readable dataset ({type(e).__name__}: {e}); delete it to record it again") from e
 
@@ -99,9 +112,12 @@ def load_episodes(path: Path, image_size) -> Episodes:
         task=text["task"],
         action=torch.as_tensor(table["action"], dtype=torch.long),
         click=torch.as_tensor(np.stack(table["click"]), dtype=torch.float32),
+        release=torch.as_tensor(np.stack(table["release"]), dtype=torch.float32),
+        key=torch.as_tensor(np.where(table["key"] >= 0, table["key"], IGNORE), dtype=torch.long),
+        text=text["text"],
         box=torch.as_tensor(np.stack(table["target_box"]), dtype=torch.float32),
         focus=torch.as_tensor(np.stack(table["focus_box"]), dtype=torch.float32),
-        dt=torch.as_tensor(table["dt"], dtype=torch.float32) if "dt" in table else torch.ones(rows),  # older datasets: 1
+        dt=torch.as_tensor(table["dt"], dtype=torch.float32),
         starts=starts,
         lengths=lengths,
     )
@@ -123,6 +139,9 @@ class EpisodeDataset(Dataset):
             "task": e.task[start],
             "action": e.action[rows],
             "click": e.click[rows],
+            "release": e.release[rows],
+            "key": e.key[rows],
+            "text": e.text[rows],
             "box": e.box[rows],
             "focus": e.focus[rows],
             "dt": e.dt[rows],
@@ -138,6 +157,9 @@ def collate_episodes(items: list[dict]) -> dict:
         "images": first.new_zeros(batch, steps, *first.shape[1:]),
         "action": torch.full((batch, steps), IGNORE, dtype=torch.long),
         "click": torch.zeros(batch, steps, 2),
+        "release": torch.full((batch, steps, 2), -1.0),
+        "key": torch.full((batch, steps), IGNORE, dtype=torch.long),
+        "text": [],  # typed text per step, "" on padding
         "box": torch.full((batch, steps, 4), -1.0),
         "focus": torch.full((batch, steps, 4), -1.0),
         "dt": torch.zeros(batch, steps),  # 0 on padding: padded steps leave the state as it is
@@ -147,10 +169,11 @@ def collate_episodes(items: list[dict]) -> dict:
     }
     for b, item in enumerate(items):
         n = len(item["action"])
-        for key in ("images", "action", "click", "box", "focus", "dt"):
+        for key in ("images", "action", "click", "release", "key", "box", "focus", "dt"):
             out[key][b, :n] = item[key]
         out["mask"][b, :n] = True
         out["instruction"].append(list(item["instruction"]) + [""] * (steps - n))
+        out["text"].append(list(item["text"]) + [""] * (steps - n))
     return out
 
 

@@ -9,9 +9,10 @@ order (step 0, 1, ...):
 
 `episode` (a string or number), `step`, `image` (a path relative to the folder), `instruction` and `action`
 (one of lnn.envs.ACTIONS) are required; `x`, `y` (the click point in [0, 1], from the left / top) on clicks;
-`text` on `type` steps. Optional: `task` (a name the instruction encoder also sees), `box` ([x0, y0, x1, y1]
-in [0, 1]: the target, for the click-inside-box metric and loss) and `dt` (time since the previous frame,
-default 1). Images of any size and format Pillow reads are stretched to the model's image size (N or [height, width])
+on drags `x`, `y` (where the button is pressed) and `x2`, `y2` (where it is released); `text` on `type` steps
+(what is typed) and on `key` steps (the key: one of lnn.envs.KEYS, e.g. "Enter"). Optional: `task` (a name
+the instruction encoder also sees), `box` ([x0, y0, x1, y1] in [0, 1]: the target, for the click-inside-box
+metric and loss) and `dt` (time since the previous frame, default 1). Images of any size and format Pillow reads are stretched to the model's image size (N or [height, width])
 (stretching, not letterboxing, keeps normalised points exact).
 
 The import checks every line first and stops at the first bad one with "<file>:<line>: <what>; <fix>". It
@@ -39,13 +40,14 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from lnn.data.datamodule import EpisodeDataModule
-from lnn.data.rollouts import FORMAT_VERSION, NO_BOX, build_once, save_rows
+from lnn.data.rollouts import FORMAT_VERSION, NO_BOX, build_once, key_index, save_rows
 from lnn.envs import ACTIONS
 from lnn.errors import ConfigError, DataError
 from lnn.frames import plain_size, resize_frame
 
 EPISODES = "episodes.jsonl"
-FOLDER_FORMAT = 1  # bump when the import changes what it writes: folders are then imported again
+# bump when the import changes what it writes: folders are then imported again (2: drags' x2, y2 and keys)
+FOLDER_FORMAT = 2
 REQUIRED = ("episode", "step", "image", "instruction", "action")
 SPLITS = ("train", "val")
 
@@ -61,6 +63,8 @@ class Step:
     instruction: str
     action: str
     click: list[float]
+    release: list[float]
+    key: int
     text: str
     task: str
     box: list[float]
@@ -81,9 +85,11 @@ def _check_line(record, line: int) -> Step:
         raise ValueError(f"expected a JSON object, got {type(record).__name__}")
     missing = [key for key in REQUIRED if key not in record]
     action = record.get("action")
-    if action == "click":
+    if action in ("click", "drag"):
         missing += [key for key in ("x", "y") if key not in record]
-    if action == "type" and "text" not in record:
+    if action == "drag":
+        missing += [key for key in ("x2", "y2") if key not in record]
+    if action in ("type", "key") and "text" not in record:
         missing.append("text")
     if missing:
         raise ValueError(f"missing key {', '.join(map(repr, missing))}")
@@ -97,7 +103,9 @@ def _check_line(record, line: int) -> Step:
             raise ValueError(f"{key} must be a string, got {record[key]!r}")
     if isinstance(record["episode"], bool) or not isinstance(record["episode"], (str, int)):
         raise ValueError(f"episode must be a string or an integer, got {record['episode']!r}")
-    click = [_number(record[k], k, 0.0, 1.0) for k in ("x", "y")] if action == "click" else [-1.0, -1.0]
+    click = [_number(record[k], k, 0.0, 1.0) for k in ("x", "y")] if action in ("click", "drag") else [-1.0, -1.0]
+    release = [_number(record[k], k, 0.0, 1.0) for k in ("x2", "y2")] if action == "drag" else [-1.0, -1.0]
+    key = key_index(record["text"]) if action == "key" else -1
     box = record.get("box")
     if box is not None:
         if not (isinstance(box, list) and len(box) == 4):
@@ -106,7 +114,7 @@ def _check_line(record, line: int) -> Step:
         if box[0] > box[2] or box[1] > box[3]:
             raise ValueError(f"box {box} has x0 > x1 or y0 > y1")
     dt = _number(record["dt"], "dt", positive=True) if "dt" in record else 1.0
-    return Step(line, str(record["episode"]), step, record["image"], record["instruction"], action, click,
+    return Step(line, str(record["episode"]), step, record["image"], record["instruction"], action, click, release, key,
                 record.get("text", ""), record.get("task", ""), box or list(NO_BOX), dt)  # fmt: skip
 
 
@@ -231,6 +239,8 @@ def _write_import(folder: Path, steps: list[Step], splits: dict, image_size: int
             "action": [ACTIONS.index(s.action) for s, _ in rows],
             "text": [s.text for s, _ in rows],
             "click": [s.click for s, _ in rows],
+            "release": [s.release for s, _ in rows],
+            "key": [s.key for s, _ in rows],
             "target_box": [s.box for s, _ in rows],
             "focus_box": [s.box for s, _ in rows],  # what the step is about: its target, where given
             "dt": [s.dt for s, _ in rows],

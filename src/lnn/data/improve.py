@@ -89,7 +89,11 @@ def play_and_label(policy, env: Env, episode: int, task: str, seed: int, max_ste
     if not steps:
         return [], {"episode": episode, "task": task, "seed": seed, "reason": "failed, and the oracle could not label "
                     f"its first state ({result.failure})"}, SKIPPED  # fmt: skip
-    return [_row(episode, seed, task, i, s) for i, s in enumerate(steps)], None, KEPT if result.success else RELABELLED
+    try:
+        rows = [_row(episode, seed, task, i, s) for i, s in enumerate(steps)]
+    except ValueError as e:  # an oracle's key the key head has no class for (rollouts.key_index)
+        return [], {"episode": episode, "task": task, "seed": seed, "reason": str(e)}, SKIPPED
+    return rows, None, KEPT if result.success else RELABELLED
 
 
 _policies: dict[str, object] = {}  # checkpoint -> TorchPolicy, loaded once per recording process

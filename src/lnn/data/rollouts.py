@@ -35,7 +35,7 @@ from queue import Empty
 import numpy as np
 from tqdm.auto import tqdm
 
-from lnn.envs import ACTIONS, Env, EpisodeAborted, OracleError
+from lnn.envs import ACTIONS, KEYS, Env, EpisodeAborted, OracleError
 from lnn.envs.registry import make_env, oracle_code
 from lnn.errors import DataError
 from lnn.rollout import OraclePolicy, run_episodes, split_seeds
@@ -43,8 +43,10 @@ from lnn.rollout import OraclePolicy, run_episodes, split_seeds
 log = logging.getLogger("lnn")
 
 # bump when rows change meaning: old caches are then not reused (3: MiniWoB pages as UTF-8; 4: dt is the
-# env's, wall-clock seconds between MiniWoB screenshots)
-FORMAT_VERSION = 4
+# env's, wall-clock seconds between MiniWoB screenshots; 5: drags (`click` is the press point, `release` where
+# the button is let go) and the `key` column). A dataset without a column of features() is of an older
+# format and is refused when read (load_episodes), never misread
+FORMAT_VERSION = 5
 NO_BOX = [-1.0, -1.0, -1.0, -1.0]
 NOTES = "notes.json"  # episodes left out of a dataset, and why
 OUTCOMES = "outcomes.json"  # a shard's [task, outcome] per episode: recording.json counts them per task
@@ -64,13 +66,15 @@ def features():
             "screenshot": hf.Image(),
             "instruction": hf.Value("string"),
             "action": hf.ClassLabel(names=list(ACTIONS)),
-            "text": hf.Value("string"),  # typed text / key, "" otherwise
-            "click": hf.Sequence(hf.Value("float32"), length=2),  # normalised (x, y); the oracle's point
+            "text": hf.Value("string"),  # typed text / key name / url, "" otherwise
+            # normalised (x, y); the oracle's point: a click's, or where a drag presses the button; -1 otherwise
+            "click": hf.Sequence(hf.Value("float32"), length=2),
+            "release": hf.Sequence(hf.Value("float32"), length=2),  # where a drag lets go (x2, y2); -1 otherwise
+            "key": hf.Value("int32"),  # a key step's key: its index in lnn.envs.KEYS; -1 otherwise
             "target_box": hf.Sequence(hf.Value("float32"), length=4),  # (x0, y0, x1, y1), -1 when no click
             "focus_box": hf.Sequence(hf.Value("float32"), length=4),  # what the step is about, -1 when nothing
             # seconds since the previous frame (the liquid core's dt), as the env reported it: 1 in most GUI
-            # families, drawn in the timing ones, wall-clock in a browser. Datasets written before the
-            # column existed are read as 1 (load_episodes)
+            # families, drawn in the timing ones, wall-clock in a browser
             "dt": hf.Value("float32"),
         }
     )
@@ -157,7 +161,10 @@ def record_episode(env: Env, episode: int, task: str, seed: int, max_steps: int 
         raise EpisodeAborted(result.aborted)
     if not result.success:
         raise OracleError(f"the oracle failed {task} seed {seed}: {result.failure}")
-    return [_row(episode, seed, task, step, record) for step, record in enumerate(result.trace)]
+    try:
+        return [_row(episode, seed, task, step, record) for step, record in enumerate(result.trace)]
+    except ValueError as e:  # a key the key head has no class for: the episode is left out, with this note
+        raise OracleError(f"{task} seed {seed}: {e}") from None
 
 
 def _row(episode: int, seed: int, task: str, step: int, record: dict) -> dict:
@@ -172,11 +179,20 @@ def _row(episode: int, seed: int, task: str, step: int, record: dict) -> dict:
         "instruction": record["instruction"],
         "action": ACTIONS.index(action.type),
         "text": action.text,
-        "click": [action.x, action.y] if action.type == "click" else [-1.0, -1.0],
+        "click": [action.x, action.y] if action.type in ("click", "drag") else [-1.0, -1.0],
+        "release": [action.x2, action.y2] if action.type == "drag" else [-1.0, -1.0],
+        "key": key_index(action.text) if action.type == "key" else -1,
         "target_box": list(oracle.target_box) if oracle.target_box else NO_BOX,
         "focus_box": list(oracle.focus) if oracle.focus else NO_BOX,
         "dt": float(record["dt"]),
     }
+
+
+def key_index(name: str) -> int:
+    """A key action's key as its index in KEYS (the key head's class); ValueError naming the key otherwise."""
+    if name not in KEYS:
+        raise ValueError(f"key {name!r} is not one of lnn.envs.KEYS ({', '.join(KEYS)}); add it there (at the end)")
+    return KEYS.index(name)
 
 
 # Set in each recording process: called with the number of episodes just finished (progress bar).

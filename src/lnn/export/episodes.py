@@ -20,6 +20,7 @@ import torch
 
 from lnn.envs import EpisodeAborted
 from lnn.envs.registry import ENVS, make_env
+from lnn.export.onnx_step import HEADS
 from lnn.rollout import SPLIT_SEED_BASE, OraclePolicy, run_episodes, screenshots_to_tensor
 
 
@@ -101,11 +102,19 @@ def _task_streams(env, task: str, image_size: int | list[int], steps: int, per_t
         truth = [_truth(s["oracle"]) for s in taken]
         pixels = screenshots_to_tensor([s["screenshot"] for s in taken], image_size)
         frames_u8 = (pixels * 255).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
-        acted = [{"action": s["action"].type, "x": s["action"].x, "y": s["action"].y}
-                 | ({"result": r} if r is not None else {}) for s, r in zip(taken, results)] if played else []  # fmt: skip
+        acted = [action_fields(s["action"]) | ({"result": r} if r is not None else {})
+                 for s, r in zip(taken, results)] if played else []  # fmt: skip
         streams.append(Stream(task, frames_u8, [s["instruction"] for s in taken], new, seeds, truth,
                               [float(s["dt"]) for s in taken], acted))  # fmt: skip
     return streams
+
+
+def action_fields(action) -> dict:
+    """An action as the page shows it: type, point, a drag's release point (x2, y2), the text typed or key pressed."""
+    fields = {"action": action.type, "x": action.x, "y": action.y}
+    if action.type == "drag":
+        fields |= {"x2": action.x2, "y2": action.y2}
+    return fields | ({"text": action.text} if action.text else {})
 
 
 def _truth(oracle) -> dict | None:
@@ -113,7 +122,7 @@ def _truth(oracle) -> dict | None:
     if oracle is None:
         return None
     box = list(oracle.target_box) if oracle.target_box else None
-    return {"action": oracle.action.type, "x": oracle.action.x, "y": oracle.action.y, "box": box}
+    return action_fields(oracle.action) | {"box": box}
 
 
 def stream_inputs(model, streams: list[Stream]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -155,6 +164,8 @@ class Trace:
     state: list[np.ndarray]
     click_logits: np.ndarray | None = None
     map_hw: tuple[int, int] | None = None
+    # the optional heads' outputs (T, B, ...) by name (onnx_step.HEADS; PyTorch's also the release map, release_logits)
+    heads: dict[str, np.ndarray] = field(default_factory=dict)
 
     def taus(self) -> np.ndarray:
         """(T, B, layers, k); zero layers gives (T, B, 0, 1)."""
@@ -188,6 +199,8 @@ def run_torch(model, images: np.ndarray, text: np.ndarray | dict[str, np.ndarray
         [np.stack([o["state"][i].numpy() for o in out_steps]) for i in range(len(out_steps[0]["state"]))],
         np.stack([o["click_logits"].numpy() for o in out_steps]) if "click_logits" in out_steps[0] else None,
         getattr(model, "map_hw", None),
+        {name: np.stack([o[name].numpy() for o in out_steps])
+         for name in (*HEADS, "release_logits") if name in out_steps[0]},
     )
 
 
@@ -202,7 +215,9 @@ def run_onnx(session, images: np.ndarray, text: np.ndarray | dict[str, np.ndarra
     timed = any(i.name == "dt" for i in session.get_inputs())  # exports before lnn-export/2 have none
     dt = np.ones((steps, batch), np.float32) if dt is None else dt.astype(np.float32)
     state = [np.zeros((batch, n), np.float32) for n in state_sizes]
-    logits, coords, taus, states = [], [], [], []
+    names = [o.name for o in session.get_outputs()]
+    heads = [name for name in HEADS if name in names]
+    logits, coords, taus, states, head_steps = [], [], [], [], []
     for t in range(steps):
         if resets is not None and resets[t].any():
             keep = (~resets[t]).astype(np.float32)[:, None]
@@ -213,8 +228,11 @@ def run_onnx(session, images: np.ndarray, text: np.ndarray | dict[str, np.ndarra
         out = session.run(None, feeds)
         logits.append(out[0])
         coords.append(out[1])
-        taus.append(out[2 : 2 + layers])
-        state = list(out[2 + layers :])
+        head_steps.append(out[2 : 2 + len(heads)])
+        first = 2 + len(heads)  # the graph's order: action_logits, coords, heads, τ, state (onnx_step.io_names)
+        taus.append(out[first : first + layers])
+        state = list(out[first + layers :])
         states.append(state)
     return Trace(np.stack(logits), np.stack(coords), [np.stack([t[i] for t in taus]) for i in range(layers)],
-                 [np.stack([s[i] for s in states]) for i in range(len(state_sizes))])  # fmt: skip
+                 [np.stack([s[i] for s in states]) for i in range(len(state_sizes))],
+                 heads={name: np.stack([h[i] for h in head_steps]) for i, name in enumerate(heads)})  # fmt: skip

@@ -12,8 +12,11 @@ action_logits, coords, τ of every liquid layer, new state out; dynamic batch ax
     state_i    (batch, S_i) float32                layer i's state; zeros start an episode (S_i = H; the
                                                    LSTM's is [h, c], 2H; the feed-forward core has none)
   ->
-    action_logits (batch, 6), coords (batch, 2) in [0, 1], tau_i (batch, k) (k = 1 per sample, or H per
-    neuron; only the liquid core's layers have a bounded τ: other cores have no tau_i), new_state_i (batch, S_i)
+    action_logits (batch, A), coords (batch, 2) in [0, 1], then the optional heads' outputs the model has
+    (HEADS: release (batch, 2), key_logits (batch, len(KEYS)), text_logits (batch, slots, choices), text_bytes
+    (batch, slots) int64), tau_i (batch,
+    k) (k = 1 per sample, or H per neuron; only the liquid core's layers have a bounded τ: other cores have no
+    tau_i), new_state_i (batch, S_i)
 
 The export goes through torch.onnx's dynamo exporter (tracing the liquid layers' plain reference loop)
 and writes one self-contained file (no `.data` side file), per-node metadata stripped, names minified.
@@ -46,6 +49,7 @@ from lnn.errors import ConfigError
 from lnn.frames import frame_size
 from lnn.liquid import SOLVERS
 from lnn.models.glyphs import STRIP
+from lnn.models.text import CHARS
 
 FIXED_SOLVERS = tuple(name for name, s in SOLVERS.items() if s.exportable)
 OPSET = 18
@@ -120,23 +124,56 @@ def text_names(model: nn.Module) -> list[str]:
     return list(model.text_inputs([""], [""]))
 
 
+# The optional heads' step outputs, and the Lite attribute that holds each head (None: the model has none)
+# (text_logits: what parity judges the text by; text_bytes: what a reader decodes)
+HEADS = {"release": "release_scorer", "key_logits": "key_head", "text_logits": "text_head", "text_bytes": "text_head"}
+
+
+def head_names(model: nn.Module) -> list[str]:
+    """The optional heads' outputs this model's step has, in HEADS order (the graph's order)."""
+    return [name for name, attr in HEADS.items() if getattr(model, attr, None) is not None]
+
+
 class StepGraph(nn.Module):
     """model.step with flat tensors in and out: the signature the ONNX graph gets (image, the text inputs, dt, state)."""
 
     def __init__(self, model: nn.Module):
         super().__init__()
-        self.model, self.text = model, text_names(model)
+        self.model, self.text, self.heads = model, text_names(model), head_names(model)
 
     def forward(self, image, *rest):
         text, (dt, *state) = dict(zip(self.text, rest)), rest[len(self.text) :]
         out = self.model.step(image, **text, state=list(state) if state else None, dt=dt)
-        return (out["action_logits"], out["coords"], *out["tau_values"], *out["state"])
+        heads = [out[name] for name in self.heads]
+        return (out["action_logits"], out["coords"], *heads, *out["tau_values"], *out["state"])
 
 
-def io_names(taus: int, states: int, text: list[str] = ("tokens",)) -> tuple[list[str], list[str]]:
+def io_names(taus: int, states: int, text: list[str] = ("tokens",),
+             heads: list[str] = ()) -> tuple[list[str], list[str]]:  # fmt: skip
     inputs = ["image", *text, "dt"] + [f"state_{i}" for i in range(states)]
-    outputs = ["action_logits", "coords"] + [f"tau_{i}" for i in range(taus)] + [f"new_state_{i}" for i in range(states)]
+    outputs = ["action_logits", "coords", *heads] + [f"tau_{i}" for i in range(taus)]
+    outputs += [f"new_state_{i}" for i in range(states)]
     return inputs, outputs
+
+
+def head_spec(model: nn.Module) -> list[dict]:
+    """The manifest's entries of the optional heads' outputs."""
+    slots = model.text_head.slot.shape[0] if model.text_head is not None else 0
+    spec = {
+        "release": {"shape": ["batch", 2], "dtype": "float32",
+                    "description": "drag: where the button is released (x2, y2) as fractions of the frame's width and "
+                                   "height; it is pressed at coords"},
+        "key_logits": {"shape": ["batch", model.key_head[-1].out_features if model.key_head is not None else 0],
+                       "dtype": "float32", "description": "key: unnormalised scores of the keys (manifest.keys; "
+                                                          "argmax = the key pressed)"},
+        "text_logits": {"shape": ["batch", slots, CHARS + model.max_tokens], "dtype": "float32",
+                        "description": "type: per text slot, scores of the characters (printable ASCII, then end) and "
+                                       "of copying each instruction id's byte (argmax gives text_bytes)"},
+        "text_bytes": {"shape": ["batch", slots],
+                       "dtype": "int64", "description": "type: the text's UTF-8 bytes, -1 where it ends (the bytes "
+                                                        "before the first -1, decoded as UTF-8)"},
+    }  # fmt: skip
+    return [{"name": name, **spec[name]} for name in head_names(model)]
 
 
 def io_spec(model: nn.Module) -> dict:
@@ -164,7 +201,7 @@ def io_spec(model: nn.Module) -> dict:
          "description": "unnormalised scores of the actions (argmax = the chosen action)"},
         {"name": "coords", "shape": ["batch", 2], "dtype": "float32",
          "description": "click point (x, y) as fractions of the frame's width and height"},
-    ] + [{"name": f"tau_{i}", "shape": ["batch", tau], "dtype": "float32",
+    ] + head_spec(model) + [{"name": f"tau_{i}", "shape": ["batch", tau], "dtype": "float32",
           "description": f"layer {i}'s time constant τ at this step (one per {per}), in [tau_min, tau_max]"}
          for i in range(taus)] + [
         {"name": f"new_state_{i}", "shape": ["batch", n], "dtype": "float32",
@@ -267,7 +304,7 @@ def export_fp32(model: nn.Module, path: Path, opset: int = OPSET):
     args += (torch.rand(batch, 1, *STRIP),) if "strip" in text else ()
     args += (torch.tensor([0.5, 2.0]),)  # dt: not 1, so no path specialises on the default
     args += tuple(torch.zeros(batch, n) for n in sizes)
-    inputs, outputs = io_names(tau_layers(model), len(sizes), text)
+    inputs, outputs = io_names(tau_layers(model), len(sizes), text, head_names(model))
     dim = torch.export.Dim("batch")
     dynamic = {"image": {0: dim}, "rest": tuple({0: dim} for _ in args[1:])}
     try:

@@ -18,6 +18,11 @@ where it lands, as a user sees it. A step clicks the same place when the two poi
 
 The bound on coords then applies to every step but those where the peak moved to another cell of the
 same target or to an equally likely one, which no |Δ| bound on the point judges fairly.
+
+The optional heads' outputs, where the model has them: a drag's release point is judged as the click point
+is (its own map), the key and text logits are bounded as the action logits are (max |Δ| over their scale),
+and the typed text must agree as often as the actions must (`text_agreement`: the share of steps where
+every text slot makes the same choice, or one PyTorch's scores call a tie, as for clicks).
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from lnn.errors import DataError
 from lnn.export.episodes import Trace
 
 KEYS = ("action_logits", "coords", "tau")
+HEAD_KEYS = ("release", "key_logits", "text_logits")  # bounded as KEYS, where both traces have them
 TIE_RATIO = 0.5
 
 
@@ -77,10 +83,27 @@ def compare(ref: Trace, other: Trace, boxes: np.ndarray | None = None, tie_ratio
         "coords": float(np.abs(ref.coords).max(initial=0.0)),
         "tau": max((float(np.abs(a).max(initial=0.0)) for a in ref.tau), default=0.0),
     }
-    relative = {k: diff[k] / max(1.0, scale[k]) for k in KEYS}
+    for name in HEAD_KEYS:
+        if name in ref.heads and name in other.heads:
+            diff[name] = float(np.abs(ref.heads[name] - other.heads[name]).max())
+            scale[name] = float(np.abs(ref.heads[name]).max(initial=0.0))
+    relative = {k: diff[k] / max(1.0, scale[k]) for k in scale}
     same = ref.action_logits.argmax(-1) == other.action_logits.argmax(-1)
     figure = {"max_abs_diff": diff, "max_rel_diff": relative, "action_agreement": float(same.mean()),
               "steps_compared": int(same.size)}  # fmt: skip
+    if "release_logits" in ref.heads and "release" in other.heads:  # judged by where it lands, as the click is
+        drops = [Trace(t.action_logits, t.heads["release"], [], [], t.heads.get("release_logits"), t.map_hw)
+                 for t in (ref, other)]  # fmt: skip
+        moved = same_click(*drops, None, tie_ratio)
+        bounded = moved["spot"] | ~moved["same"]
+        judged = float(np.abs(drops[0].coords - drops[1].coords)[bounded].max(initial=0.0))
+        relative["release"] = judged / max(1.0, scale["release"])
+        figure["release_agreement"] = float(moved["same"].mean())
+    if "text_logits" in ref.heads and "text_logits" in other.heads:
+        scores = ref.heads["text_logits"] - ref.heads["text_logits"].max(-1, keepdims=True)  # (T, B, slots, choices)
+        chosen = np.take_along_axis(scores, other.heads["text_logits"].argmax(-1)[..., None], -1)[..., 0]
+        tie = np.exp(chosen) >= tie_ratio  # the other's choice has tie_ratio of the peak's probability (1 when the same)
+        figure["text_agreement"] = float(tie.all(-1).mean())
     if ref.click_logits is not None:
         clicks = same_click(ref, other, boxes, tie_ratio)
         bounded = clicks["spot"] | ~clicks["same"]
@@ -102,13 +125,13 @@ def check(name: str, figure: dict, atol: float | None = None, min_agreement: flo
     problems = []
     if atol is not None:
         figure["tolerance"] = atol
-        problems += [f"max |Δ| / scale on {k} = {figure['max_rel_diff'][k]:.3g} > {atol:g}" for k in KEYS
-                     if not figure["max_rel_diff"][k] <= atol]  # fmt: skip  (NaN fails too)
+        problems += [f"max |Δ| / scale on {k} = {figure['max_rel_diff'][k]:.3g} > {atol:g}"
+                     for k in figure["max_rel_diff"] if not figure["max_rel_diff"][k] <= atol]  # fmt: skip  (NaN fails too)
     if min_agreement is not None:
         figure["min_action_agreement"] = min_agreement
-        if not figure["action_agreement"] >= min_agreement:
-            problems.append(f"same action on {100 * figure['action_agreement']:.1f}% of steps < "
-                            f"{100 * min_agreement:g}%")  # fmt: skip
+        for what, share in (("action", figure["action_agreement"]), ("text", figure.get("text_agreement", 1.0))):
+            if not share >= min_agreement:
+                problems.append(f"same {what} on {100 * share:.1f}% of steps < {100 * min_agreement:g}%")
     if min_click_agreement is not None and "click_agreement" in figure:
         figure["min_click_agreement"] = min_click_agreement
         if not figure["click_agreement"] >= min_click_agreement:

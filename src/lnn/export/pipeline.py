@@ -420,7 +420,7 @@ def _write_web(tmp: Path, streams: list[Stream], tokens, traces: tuple[Trace, Tr
 
 def _manifest(source: Source, model, opts: ExportOptions, layers: int, folded: list) -> dict:
     """The manifest's description of the model: what a reader needs first, architecture, I/O, preprocessing, τ."""
-    from lnn.envs import ACTIONS
+    from lnn.envs import ACTIONS, KEYS
 
     cfg = source.config
     cell = model.liquid_cells()[0] if layers else None
@@ -457,6 +457,8 @@ def _manifest(source: Source, model, opts: ExportOptions, layers: int, folded: l
             **({"strip": strip_spec(model.strip_scale)} if "strip" in onnx_step.text_names(model) else {}),
         },
         "actions": list(ACTIONS[: model.num_actions]),
+        # what key_logits' classes press (with a key head; without one a key action presses Enter)
+        **({"keys": list(KEYS)} if "key_logits" in onnx_step.head_names(model) else {}),
         "tau": None if cell is None else {"min": cell.tau_min, "max": cell.tau_max, "per": cell.tau_per,
                                            "size": cell.tau_size,
                                            "unit": "seconds, as the dt input (1 per frame when dt = 1)"},

@@ -21,6 +21,11 @@ Frames may be non-square (`image_size` [height, width], e.g. MiniWoB's 210 × 16
 and with `click_offset` the click point is pixel-precise: the chosen cell's centre plus an offset the
 scorer predicts for that cell, not the map's mean.
 
+Three optional heads act beyond clicks (all off by default: older checkpoints and configs are unchanged):
+`drag_head` — where a drag lets the button go, a second click map over the same cells (`release`; the
+press point is the click point); `key_head` — which of lnn.envs.KEYS a key action presses; `text_head` —
+what a type action types (`TextHead`: characters, or bytes copied from the instruction).
+
 `forward` runs whole episodes (B, T, ...); `step` is one frame with the state in and out — the call
 the agent and the ONNX export use.
 """
@@ -36,12 +41,16 @@ from lnn.liquid import CELLS, LiquidStack
 from lnn.liquid.cell import as_step_dt
 from lnn.models.glyphs import TextMatch, font_file, ink, strips
 from lnn.models.policy import Described, records_spec
-from lnn.models.text import MAX_WORDS, WORD_BYTES, InstructionEncoder, instruction_text, tokenize_batch
+from lnn.models.text import (MAX_WORDS, TEXT_SLOTS, WORD_BYTES, InstructionEncoder, TextHead, instruction_text,
+                             text_bytes, tokenize_batch)
 
 CORES = (*CELLS, "feedforward")
-# The action classes that point (click, scroll, drag: their indices in lnn.envs.ACTIONS, which models may not
-# import; tests/models check the two agree): the ones whose point a feedback model remembers.
-POINTING = (0, 3, 6)
+# the action classes and keys the optional heads serve, as lnn.envs numbers them (models do not import envs;
+# tests/models/test_lite.py checks these against lnn.envs.ACTIONS and KEYS)
+DRAG_ACTION = 6  # ACTIONS.index("drag")
+NUM_KEYS = 12  # len(KEYS)
+# the action classes whose point datasets record (click, drag: the press): the point a feedback model remembers
+POINTING = (0, DRAG_ACTION)
 
 
 def unflatten(x: Tensor, real: Tensor | None, batch: int, steps: int) -> Tensor:
@@ -184,6 +193,10 @@ class VisionLNNLite(Described, nn.Module):
         impl: str = "auto",
         instruction: str = "text",
         instruction_buckets: int | None = None,
+        drag_head: bool = False,
+        key_head: bool = False,
+        text_head: bool = False,
+        text_slots: int = TEXT_SLOTS,
     ):
         super().__init__()
         if instruction not in INSTRUCTION_INPUTS:
@@ -210,8 +223,15 @@ class VisionLNNLite(Described, nn.Module):
         for key, value in sizes.items():
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(key, f"must be a positive integer, got {value!r}")
-        if not isinstance(match_text, bool):
-            raise ConfigError("match_text", f"must be true or false, got {match_text!r}")
+        flags = {"match_text": match_text, "drag_head": drag_head, "key_head": key_head, "text_head": text_head}
+        for key, value in flags.items():
+            if not isinstance(value, bool):
+                raise ConfigError(key, f"must be true or false, got {value!r}")
+        if drag_head and num_actions <= DRAG_ACTION:
+            raise ConfigError("num_actions", f"is {num_actions}, but drag_head needs the drag action: set "
+                                             f"model.num_actions={DRAG_ACTION + 1}")  # fmt: skip
+        if text_head and not (isinstance(text_slots, int) and text_slots >= 1):
+            raise ConfigError("text_slots", f"must be a positive integer, got {text_slots!r}")
         self.num_actions, self.core_type = num_actions, core
         self.image_size = plain_size(image_size)  # as given: N or [height, width]
         self.max_tokens = MAX_WORDS * WORD_BYTES  # the width of `tokens`: word slots of byte ids
@@ -273,6 +293,14 @@ class VisionLNNLite(Described, nn.Module):
         # click_offset: two more outputs per cell, where in (and around) the cell to click
         self.click_offset = click_offset
         self.click_scorer = CellScorer(c_map, head_size + instruction_dim, scorer_size, 3 if click_offset else 1)
+        # the optional heads: where a drag is released (a second map, placed as the click is), which key, what text
+        self.release_scorer = CellScorer(c_map, head_size + instruction_dim, scorer_size, 3 if click_offset else 1) \
+            if drag_head else None  # fmt: skip
+        # the key, from the state and (directly, as the click) the instruction: "press Tab" names it
+        self.key_head = nn.Sequential(nn.Linear(head_size + instruction_dim, 64), nn.ReLU(), nn.Linear(64, NUM_KEYS)) \
+            if key_head else None  # fmt: skip
+        self.text_head = TextHead(head_size + instruction_dim, self.instruction_encoder.order.out_channels, text_slots) \
+            if text_head else None  # fmt: skip
 
         if core != "liquid" and core_width is None:
             total = sum(p.numel() for p in self.parameters())
@@ -371,23 +399,29 @@ class VisionLNNLite(Described, nn.Module):
             out, state, taus = self.core(self.input_proj(x), state, dt)
         z = self.head(out).flatten(0, 1)
         z_real = z if real is None else z[real]
-        click = self.click_scorer(feats, torch.cat([self.state_norm(z_real), words], -1))
-        click_logits, offsets = (click[:, 0], click[:, 1:]) if self.click_offset else (click, None)
-        coords = self.click_point(click_logits, offsets)
+        query = torch.cat([self.state_norm(z_real), words], -1)
+        click_logits, coords = self.point(self.click_scorer(feats, query))
+        heads = {"action_logits": self.action_head(z_real), "coords": coords, "click_logits": click_logits,
+                 "look_logits": pool_logits}  # fmt: skip
+        if self.release_scorer is not None:
+            heads["release_logits"], heads["release"] = self.point(self.release_scorer(feats, query))
+        if self.key_head is not None:
+            heads["key_logits"] = self.key_head(query)
+        if self.text_head is not None:
+            contexts, _ = self.instruction_encoder.contexts(tokens)
+            heads["text_logits"] = self.text_head(query, tokens, contexts)
+            heads["text_bytes"] = text_bytes(heads["text_logits"], tokens)
         if mask is not None:
             taus = [tau * mask.unsqueeze(-1).to(tau.dtype) for tau in taus]
-        action_logits = self.action_head(z_real)
         if self.feedback:  # what this step did, for the next: its own action, as the policy decodes it
-            state = [*state, self.action_record(unflatten(action_logits, real, batch, steps)[:, -1],
+            state = [*state, self.action_record(unflatten(heads["action_logits"], real, batch, steps)[:, -1],
                                                 unflatten(coords, real, batch, steps)[:, -1])]  # fmt: skip
-        return {
-            "action_logits": unflatten(action_logits, real, batch, steps),
-            "coords": unflatten(coords, real, batch, steps),
-            "click_logits": unflatten(click_logits, real, batch, steps),
-            "look_logits": unflatten(pool_logits, real, batch, steps),
-            "tau_values": taus,
-            "state": state,
-        }
+        return {**{name: unflatten(x, real, batch, steps) for name, x in heads.items()}, "tau_values": taus, "state": state}
+
+    def point(self, scores: Tensor) -> tuple[Tensor, Tensor]:
+        """A scorer's output (N, cells), or (N, 3, cells) with click_offset -> its map (N, cells) and point (N, 2)."""
+        logits, offsets = (scores[:, 0], scores[:, 1:]) if self.click_offset else (scores, None)
+        return logits, self.click_point(logits, offsets)
 
     def click_point(self, click_logits: Tensor, offsets: Tensor | None = None) -> Tensor:
         """Where to click, in [0, 1]: the map's peak cell, placed within it by `offsets` (N, 2, cells).
@@ -466,7 +500,7 @@ class VisionLNNLite(Described, nn.Module):
              strip: Tensor | None = None) -> dict:  # fmt: skip
         """One frame: image (B, 3, H, W), tokens (B, L) (strip (B, 1, *STRIP)), state per layer -> outputs without T."""
         out = self(image.unsqueeze(1), tokens.unsqueeze(1), state, dt, strip=strip.unsqueeze(1) if strip is not None else None)
-        for key in ("action_logits", "coords", "click_logits", "look_logits"):
+        for key in [k for k in out if k not in ("tau_values", "state")]:
             out[key] = out[key][:, 0]
         out["tau_values"] = [tau[:, 0] for tau in out["tau_values"]]
         return out

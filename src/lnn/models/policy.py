@@ -10,6 +10,10 @@ A policy maps a screenshot and an instruction (with its recurrent state) to an a
         action_logits (B,T,6), coords (B,T,2) in [0,1], click_logits (B,T,cells),
         look_logits (B,T,cells) — optional: where the model looks (trained towards the oracle's focus),
         tau_values [per liquid layer (B,T,τ)], state [per core layer (B,S): the LSTM's is [h, c]]
+        — optional, Lite's drag / key / text heads: release (B,T,2) and release_logits (B,T,cells) (where a drag
+        lets go), key_logits (B,T,len(KEYS)), text_logits (B,T,slots,choices) and text_bytes (B,T,slots) (what
+        a type action types: UTF-8 bytes, -1 ends); a model without a head has no such output and is not
+        trained on it
     step(image (B,3,H,W), tokens (B,L), state, dt=None) -> the same without T   (agent, ONNX export)
     initial_state(batch) -> [per layer]
     image_size: int | [height, width]                 the size frames are resized to (N: N × N; lnn.frames)

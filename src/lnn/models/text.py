@@ -88,9 +88,84 @@ class InstructionEncoder(nn.Module):
         vectors = h.amax(-1).view(*ids.shape[:2], -1) + self.bag(ids).sum(2)  # padding's bag vector is zero
         return vectors, (ids > 0).any(-1)
 
-    def forward(self, ids: Tensor) -> Tensor:
+    def contexts(self, ids: Tensor) -> tuple[Tensor, Tensor]:
+        """ids -> each word's vector in its context (N, W, C) (it sees its neighbours; zero at empty slots), and
+        which slots hold a word (N, W, 1) as floats."""
         vectors, real = self.words(ids)
         real = real.unsqueeze(-1).to(vectors.dtype)
-        mixed = (vectors + torch.relu(self.order(vectors.transpose(1, 2)).transpose(1, 2))) * real
+        return (vectors + torch.relu(self.order(vectors.transpose(1, 2)).transpose(1, 2))) * real, real
+
+    def forward(self, ids: Tensor) -> Tensor:
+        mixed, real = self.contexts(ids)
         mean = mixed.sum(1) / real.sum(1).clamp(min=1)
         return self.out(torch.cat([mean, mixed.amax(1)], -1))
+
+
+# The text head's own characters: printable ASCII (bytes 32..126), then END (the text ends here). Its other
+# choices copy a byte of the instruction's ids (position p: byte ids[p] - 1).
+FIRST_CHAR, LAST_CHAR = 32, 126
+END = LAST_CHAR - FIRST_CHAR + 1  # index of end-of-text among the characters
+CHARS = END + 1
+TEXT_SLOTS = 16  # bytes a type action's text can have (UTF-8); a longer text is cut
+
+
+class TextHead(nn.Module):
+    """What to type, in one step (no loop: it exports as one ONNX step): `slots` output slots, the i-th
+    byte of the text in slot i. Each slot scores CHARS characters (printable ASCII and END) and a copy of
+    every byte of the instruction's ids — the i-th byte of a word named in the instruction — so a word
+    is copied, whatever it is, and digits or another case come from the characters.
+
+    A slot's query is the policy's state (with the instruction's vector) plus the slot's embedding; a
+    byte's key is its id, its offset in its word slot and its word in context (which word follows the
+    quote, the colon...). decode: argmax per slot, up to the first END.
+    """
+
+    def __init__(self, query_size: int, context_size: int, slots: int = TEXT_SLOTS, dim: int = 64,
+                 word_bytes: int = WORD_BYTES):  # fmt: skip
+        super().__init__()
+        self.word_bytes, self.dim = word_bytes, dim
+        self.state = nn.Linear(query_size, dim)
+        self.slot = nn.Parameter(torch.randn(slots, dim) * 0.5)
+        self.query = nn.Sequential(nn.ReLU(), nn.Linear(dim, dim), nn.ReLU(), nn.Linear(dim, dim))
+        self.chars = nn.Linear(dim, CHARS)
+        self.byte = nn.Embedding(BYTE_IDS, dim, padding_idx=0)
+        self.offset = nn.Parameter(torch.randn(word_bytes, dim) * 0.5)
+        self.word = nn.Linear(context_size, dim)
+
+    def forward(self, query: Tensor, ids: Tensor, contexts: Tensor) -> Tensor:
+        """query (N, Q), ids (N, P) (P = words · word_bytes), contexts (N, words, C) -> logits (N, slots, CHARS + P)."""
+        q = self.query(self.state(query).unsqueeze(1) + self.slot)  # (N, slots, dim)
+        words = contexts.shape[1]
+        keys = self.byte(ids) + self.offset.repeat(words, 1)  # (N, P, dim): the byte, its offset in its word slot
+        keys = keys + self.word(contexts).repeat_interleave(self.word_bytes, 1)  # ... and its word in context
+        copy = torch.einsum("nsd,npd->nsp", q, keys) / self.dim**0.5
+        copyable = (ids > 0) & (ids < CONTINUES)  # bytes, not padding nor a continuation mark
+        copy = copy.masked_fill(~copyable.unsqueeze(1), -1e4)
+        return torch.cat([self.chars(q), copy], -1)
+
+
+def text_bytes(logits: Tensor, ids: Tensor) -> Tensor:
+    """The text head's choice per slot (N, slots, CHARS + P), ids (N, P) -> (N, slots) int64 bytes, -1 at END
+    (and wherever a copied position holds no byte). What TorchPolicy, OnnxPolicy and the page decode."""
+    best = logits.argmax(-1)
+    char = best + FIRST_CHAR
+    copied = ids.gather(1, (best - CHARS).clamp(min=0)) - 1
+    out = torch.where(best < END, char, torch.where(best == END, torch.full_like(best, -1), copied))
+    return torch.where(out > 255, torch.full_like(out, -1), out)
+
+
+def text_options(texts: list[str], ids: Tensor, slots: int) -> tuple[Tensor, Tensor]:
+    """The right choices of each slot for typing `texts` (N,) given the instruction ids (N, P): (N, slots,
+    CHARS + P) bool — the byte's character and every instruction position holding that byte; END after the
+    text — and which slots are trained (N, slots): up to END, where some choice is right."""
+    n, positions = ids.shape
+    options = torch.zeros(n, slots, CHARS + positions, dtype=torch.bool)
+    for i, text in enumerate(texts):
+        data = text.encode("utf-8")[:slots]
+        for s, byte in enumerate(data):
+            if FIRST_CHAR <= byte <= LAST_CHAR:
+                options[i, s, byte - FIRST_CHAR] = True
+            options[i, s, CHARS:] = ids[i].cpu() == byte + 1
+        if len(data) < slots:
+            options[i, len(data), END] = True
+    return options, options.any(-1)

@@ -1,4 +1,6 @@
-"""The LightningModule: action cross-entropy, a click loss on click steps, accuracy and τ metrics."""
+"""The LightningModule: action cross-entropy, a click loss on click steps (and on a drag's press point), and
+with the model's optional heads a release-point loss on drags, key cross-entropy on key steps and a text
+loss on type steps; accuracy and τ metrics."""
 
 from __future__ import annotations
 
@@ -11,12 +13,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lnn.data import IGNORE
-from lnn.envs import ACTIONS
+from lnn.envs import ACTIONS, KEYS
+from lnn.errors import DataError
+from lnn.models.text import text_options
 from lnn.runs import SCORES, SPEC
 from lnn.training import epoch_metrics
 from lnn.training.optim import optimizer_groups
 
-CLICK = ACTIONS.index("click")
+CLICK, DRAG, KEY, TYPE = (ACTIONS.index(a) for a in ("click", "drag", "key", "type"))
 
 
 def images_to_float(images: Tensor) -> Tensor:
@@ -45,6 +49,14 @@ def click_loss(click_logits: Tensor, cell_xy: Tensor, box: Tensor) -> Tensor:
     return -(log_p.masked_fill(~in_box, -math.inf).logsumexp(-1)).mean()
 
 
+def text_loss(text_logits: Tensor, options: Tensor, trained: Tensor) -> Tensor:
+    """Per trained slot, −log of the probability of its right choices (the character, or any instruction
+    position holding the byte: whichever way the model types it), averaged over those slots."""
+    log_p = torch.log_softmax(text_logits.float(), -1)
+    right = log_p.masked_fill(~options, -math.inf).logsumexp(-1)
+    return -right[trained].mean()
+
+
 class PolicyModule(pl.LightningModule):
     def __init__(
         self,
@@ -54,6 +66,9 @@ class PolicyModule(pl.LightningModule):
         click_weight: float = 1.0,
         coord_weight: float = 1.0,
         look_weight: float = 0.5,
+        release_weight: float = 1.0,
+        key_weight: float = 1.0,
+        text_weight: float = 1.0,
         seed: int | None = None,
         lr_groups: dict | None = None,
     ):
@@ -62,6 +77,7 @@ class PolicyModule(pl.LightningModule):
         self.optimizer_factory = optimizer
         self.warmup_steps, self.click_weight, self.coord_weight = warmup_steps, click_weight, coord_weight
         self.look_weight, self.seed = look_weight, seed
+        self.release_weight, self.key_weight, self.text_weight = release_weight, key_weight, text_weight
         self.lr_groups = dict(lr_groups or {})
         optimizer_groups(model, self.lr_groups)  # an unknown group stops the run here, before any work
         self.save_hyperparameters(ignore=["model", "optimizer"])
@@ -87,8 +103,11 @@ class PolicyModule(pl.LightningModule):
         mask, action = batch["mask"], batch["action"]
         logits = out["action_logits"][mask]
         labels = action[mask]
+        if labels.numel() and int(labels.max()) >= logits.shape[-1]:
+            raise DataError(f"the data has {ACTIONS[int(labels.max())]} steps (action {int(labels.max())}) but the model "
+                            f"has {logits.shape[-1]} action classes; set model.num_actions={len(ACTIONS)}")  # fmt: skip
         loss_action = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE)
-        clicks = mask & (action == CLICK)
+        clicks = mask & ((action == CLICK) | (action == DRAG))  # a drag presses where a click would
         loss = loss_action
         metrics = {"loss_action": loss_action, "action_acc": (logits.argmax(-1) == labels).float().mean()}
         if clicks.any():
@@ -103,6 +122,10 @@ class PolicyModule(pl.LightningModule):
             metrics |= {"loss_click": loss_click, "click_dist": (coords.float() - target).norm(dim=-1).mean()}
             if boxed.any():  # the click inside the target box
                 metrics["click_acc"] = inside(coords[boxed], box[boxed]).float().mean()
+        for name, (value, weight) in self._head_losses(out, batch).items():
+            if name.startswith("loss_"):
+                loss = loss + weight * value
+            metrics[name] = value
         looks = mask & (batch["focus"][..., 0] >= 0)
         if self.look_weight and "look_logits" in out and looks.any():
             # look where the oracle's step is about: the target, the field, the square to remember
@@ -117,6 +140,48 @@ class PolicyModule(pl.LightningModule):
             self.log(f"{stage}/{name}", value, batch_size=batch_size, prog_bar=name in ("loss", "action_acc", "click_acc"),
                      on_step=stage == "train" and name == "loss", on_epoch=True, sync_dist=stage != "train")  # fmt: skip
         return loss
+
+    def _head_losses(self, out: dict, batch: dict) -> dict[str, tuple[Tensor, float]]:
+        """The optional heads' losses and metrics, {name: (value, weight)}, on the steps each is about:
+        the release point on drags, the key on key steps, the text on type steps (a model without a head,
+        e.g. LFM2, is simply not trained on it)."""
+        mask, action, found = batch["mask"], batch["action"], {}
+        drags = mask & (action == DRAG)
+        if "release_logits" in out and drags.any():
+            target = batch["release"][drags]
+            point = out["release"][drags].float()
+            # the map's mass pulled to the cell nearest the point, and the point itself (as an unboxed click)
+            loss = click_loss(out["release_logits"][drags], self.model.cell_xy, target.repeat(1, 2)) \
+                + self.coord_weight * F.l1_loss(point, target)  # fmt: skip
+            found |= {"loss_release": (loss, self.release_weight),
+                      "release_dist": ((point - target).norm(dim=-1).mean(), 0)}  # fmt: skip
+        keys = mask & (action == KEY) & (batch["key"] >= 0)
+        if "key_logits" in out and keys.any():
+            logits, labels = out["key_logits"][keys].float(), batch["key"][keys]
+            if logits.shape[-1] != len(KEYS):
+                raise DataError(f"the model's key head has {logits.shape[-1]} keys, lnn.envs.KEYS {len(KEYS)}; retrain it")
+            found |= {"loss_key": (F.cross_entropy(logits, labels), self.key_weight),
+                      "key_acc": ((logits.argmax(-1) == labels).float().mean(), 0)}  # fmt: skip
+        types = mask & (action == TYPE)
+        if "text_logits" in out and types.any():
+            logits = out["text_logits"][types]  # (N, slots, CHARS + positions)
+            tokens = self._tokens(batch)[types]
+            texts = [t for row, episode in zip(types.tolist(), batch["text"]) for real, t in zip(row, episode) if real]
+            options, trained = text_options(texts, tokens, logits.shape[1])
+            options, trained = options.to(logits.device), trained.to(logits.device)
+            if trained.any():
+                chosen = F.one_hot(logits.argmax(-1), logits.shape[-1]).bool()
+                exact = ((chosen & options).any(-1) | ~trained).all(-1)  # every slot right, END included
+                found |= {"loss_text": (text_loss(logits, options, trained), self.text_weight),
+                          "text_acc": (exact.float().mean(), 0)}  # fmt: skip
+        return found
+
+    def _tokens(self, batch: dict) -> Tensor:
+        """(B, T, L) the instruction ids the model read at each step (what the text head copies from)."""
+        b, t = batch["mask"].shape
+        tasks = [task for task in batch["task"] for _ in range(t)]
+        instructions = [text for episode in batch["instruction"] for text in episode]
+        return self.model.tokenize(tasks, instructions).view(b, t, -1).to(self.device)
 
     def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
         """Torch's RNG (dropout, augmentation) seeded from (seed, rank, step): a resumed run draws what the

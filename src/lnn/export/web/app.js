@@ -90,6 +90,9 @@ async function stepOnce() {
     dt,
     logits: Array.from(out.logits),
     coords: Array.from(out.coords),
+    release: out.release ? Array.from(out.release) : null, // a drag head's release point
+    key: out.keyLogits ? app.manifest.keys[argmax(out.keyLogits)] : null, // a key head's key
+    text: out.text, // a text head's typed text (null without one)
     tau: out.tau.map((v) => Array.from(v)),
     action: argmax(out.logits),
     runMs: out.ms,
@@ -157,7 +160,23 @@ function drawFrame(step, record) {
     ctx.lineWidth = 2;
     ctx.strokeRect(x * W - 9, y * W - 9, 18, 18);
   }
-  if (record) {
+  if (record && app.manifest.actions[record.action] === "drag" && record.release) {
+    // a drag: an arrow from where the button is pressed to where it is released
+    const [x, y] = record.coords;
+    const [x2, y2] = record.release;
+    const angle = Math.atan2((y2 - y) * H, (x2 - x) * W);
+    ctx.strokeStyle = "#e01010";
+    ctx.lineWidth = 3;
+    ctx.beginPath();
+    ctx.arc(x * W, y * H, 6, 0, 2 * Math.PI);
+    ctx.moveTo(x * W, y * H);
+    ctx.lineTo(x2 * W, y2 * H);
+    for (const side of [-1, 1]) {
+      ctx.moveTo(x2 * W, y2 * H);
+      ctx.lineTo(x2 * W - 14 * Math.cos(angle + side * 0.5), y2 * H - 14 * Math.sin(angle + side * 0.5));
+    }
+    ctx.stroke();
+  } else if (record) {
     const [x, y] = record.coords;
     const click = app.manifest.actions[record.action] === "click";
     ctx.globalAlpha = click ? 1 : 0.35;
@@ -172,6 +191,18 @@ function drawFrame(step, record) {
     ctx.stroke();
     ctx.globalAlpha = 1;
   }
+}
+
+/** The chosen action as a user reads it: where a click or drag goes, which key, what is typed. */
+function actionText(name, record) {
+  const at = (x, y) => `(${fmt(x)}, ${fmt(y)})`;
+  if (name === "click") return `click at ${at(...record.coords)}`;
+  if (name === "drag") {
+    return record.release ? `drag from ${at(...record.coords)} to ${at(...record.release)}` : `drag at ${at(...record.coords)}`;
+  }
+  if (name === "key") return `key ${record.key ?? "Enter"}`;
+  if (name === "type" && record.text !== null) return `type “${record.text}”`;
+  return name;
 }
 
 function drawActions(record, step) {
@@ -257,7 +288,7 @@ function render() {
         verdict = inside ? " — right" : " — wrong (outside the target box)";
       } else verdict = " — right";
     }
-    $("chosen").textContent = `${name}${name === "click" ? ` at (${fmt(record.coords[0])}, ${fmt(record.coords[1])})` : ""}${verdict}`;
+    $("chosen").textContent = `${actionText(name, record)}${verdict}`;
     $("chosen").className = verdict.startsWith(" — right") ? "right" : verdict ? "wrong" : "";
     $("latency").textContent =
       `step ${fmt(record.stepMs, 2)} ms (model ${fmt(record.runMs, 2)} ms) · median ${fmt(median(app.latencies), 2)} ms over ${app.latencies.length} steps`;
@@ -275,9 +306,10 @@ function render() {
 
 /** What the model did at this step when it played the episode in the browser, and how the episode ended. */
 function playedText(played) {
-  const where = played.action === "click" ? ` at (${fmt(played.x)}, ${fmt(played.y)})` : "";
+  const shown = { coords: [played.x, played.y], release: played.x2 === undefined ? null : [played.x2, played.y2],
+                  key: played.text, text: played.text ?? "" }; // prettier-ignore
   const end = played.result === undefined ? "" : played.result === "success" ? " → solved" : ` → failed (${played.result})`;
-  return `played in the browser: ${played.action}${where}${end}`;
+  return `played in the browser: ${actionText(played.action, shown)}${end}`;
 }
 
 // --- episodes -----------------------------------------------------------------------------------------

@@ -148,6 +148,16 @@ export function argmax(values) {
 }
 
 /** One exported model (one precision): a single step with explicit state, batch 1. */
+/** The text head's output, UTF-8 bytes up to the first -1 (int64: BigInt), as text (lnn.rollout.decode_action). */
+export function typedText(bytes) {
+  const data = [];
+  for (const b of bytes) {
+    if (Number(b) < 0) break;
+    data.push(Number(b));
+  }
+  return new TextDecoder().decode(Uint8Array.from(data));
+}
+
 export class StepModel {
   static async load(ort, url, manifest) {
     // manifest.session_config: the settings the export checked parity with (e.g. fold int8 weights at load)
@@ -208,9 +218,13 @@ export class StepModel {
     const out = await this.session.run(feeds);
     const ms = performance.now() - start;
     const plain = (name) => Float32Array.from(out[name].data); // float32 outputs (fp16 models keep float32 I/O)
+    const optional = (name) => (name in out ? plain(name) : null); // the optional heads, where the model has them
     return {
       logits: plain("action_logits"),
       coords: plain("coords"),
+      release: optional("release"),
+      keyLogits: optional("key_logits"),
+      text: "text_bytes" in out ? typedText(out.text_bytes.data) : null,
       tau: Array.from({ length: this.tauLayers }, (_, i) => plain(`tau_${i}`)),
       state: this.stateSizes.map((_, i) => plain(`new_state_${i}`)),
       ms,

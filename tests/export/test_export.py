@@ -259,14 +259,14 @@ def test_a_match_text_model_exports_its_strip_input_with_parity(tmp_path):
     np.testing.assert_allclose(onnx_policy.act(observations)[1]["coords"], torch_policy.act(observations)[1]["coords"], atol=1e-4)
 
 
-@pytest.mark.parametrize("hold_input", [False, True])
-def test_a_feedback_model_exports_its_previous_action_as_state_with_parity(tmp_path, hold_input):
+@pytest.mark.parametrize("hold_input, map_memory", [(False, 0), (True, 2)])
+def test_a_feedback_model_exports_its_previous_action_as_state_with_parity(tmp_path, hold_input, map_memory):
     """model.feedback: the previous action travels as one more state tensor (A + 3 wide), after the held input
     with hold_input; parity at every precision, and the ONNX policy's state after a step holds the action it took."""
     from lnn.agent.onnx_policy import OnnxPolicy
     from lnn.envs import ACTIONS, GuiEnv
 
-    run = make_run(tmp_path / "run", feedback=True, hold_input=hold_input)
+    run = make_run(tmp_path / "run", feedback=True, hold_input=hold_input, map_memory=map_memory)
     options = ExportOptions(out=str(tmp_path / "export"), plots=False, web=False, streams_per_task=1)
     out = export(resolve_source(run=str(run)), options, log=lambda line: None)
     m = json.loads((out / "manifest.json").read_text())

@@ -308,3 +308,44 @@ def test_drag_head_needs_the_drag_action_and_flags_are_bools():
     with pytest.raises(ConfigError) as info:
         VisionLNNLite(image_size=64, text_head="yes")
     assert info.value.key == "text_head"
+
+
+@pytest.mark.parametrize("extras", [{}, {"hold_input": True, "feedback": True}])
+def test_map_memory_steps_carry_the_traces_as_the_episode_does(extras):
+    model = VisionLNNLite(image_size=64, solver="euler", map_memory=3, **extras).double().eval()
+    images, tokens = inputs()
+    images, dt = images.double(), torch.tensor([[1.0, 0.3, 2.0], [1.0, 1.5, 0.25]], dtype=torch.double)
+    state, steps = model.initial_state(2), []
+    cells = model.map_hw[0] * model.map_hw[1]
+    assert sum(h.shape[1] == 3 * cells for h in state) == 1
+    for t in range(3):
+        out = model.step(images[:, t], tokens[:, t], state, dt=dt[:, t])
+        state = out["state"]
+        steps.append(out)
+    previous = None
+    if extras:
+        records = [out["state"][-1] for out in steps]
+        previous = torch.stack([torch.zeros_like(records[0]), *records[:-1]], 1)
+    whole = model(images, tokens, dt=dt, previous=previous)
+    for t in range(3):
+        torch.testing.assert_close(steps[t]["click_logits"], whole["click_logits"][:, t])
+
+
+def test_map_memory_traces_decay_with_dt_and_keep_where_the_model_looked():
+    """Each trace: the previous one times e^(-dt/τ), plus the attention map times the gate; the click map reads it."""
+    model = VisionLNNLite(image_size=64, map_memory=2).double().eval()
+    looked = torch.softmax(torch.randn(1, 2, 64, dtype=torch.double), -1)
+    x = torch.randn(1, 2, model.core_input, dtype=torch.double)
+    dt = torch.tensor([[1.0, 3.0]], dtype=torch.double)
+    traces = model.remember_places(looked, x, torch.zeros(1, 2 * 64, dtype=torch.double), dt)
+    gates, tau = torch.sigmoid(model.trace_gate(x))[0], model.trace_log_tau.exp()
+    torch.testing.assert_close(traces[0, 0], gates[0, :, None] * looked[0, 0])
+    torch.testing.assert_close(traces[0, 1], traces[0, 0] * torch.exp(-3.0 / tau)[:, None] + gates[1, :, None] * looked[0, 1])
+    images, tokens = inputs(batch=1, steps=1)
+    a = model.step(images[:, 0].double(), tokens[:, 0], model.initial_state(1))["click_logits"]
+    state = model.initial_state(1)
+    state[-1] = torch.rand_like(state[-1])  # another remembered place, the same frame
+    assert not torch.allclose(a, model.step(images[:, 0].double(), tokens[:, 0], state)["click_logits"])
+    with pytest.raises(ConfigError) as info:
+        VisionLNNLite(image_size=64, map_memory=-1)
+    assert info.value.key == "map_memory"

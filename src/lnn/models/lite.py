@@ -177,6 +177,7 @@ class VisionLNNLite(Described, nn.Module):
         look_input: bool = False,
         feedback: bool = False,
         hold_input: bool = False,
+        map_memory: int = 0,
         click_offset: bool = False,
         match_text: bool = False,
         page_size: int | list[int] | None = None,
@@ -292,9 +293,20 @@ class VisionLNNLite(Described, nn.Module):
         self.state_norm = nn.BatchNorm1d(head_size)
         # click_offset: two more outputs per cell, where in (and around) the cell to click
         self.click_offset = click_offset
-        self.click_scorer = CellScorer(c_map, head_size + instruction_dim, scorer_size, 3 if click_offset else 1)
+        # map_memory: K traces over the map's cells, each a leaky integrator (its own learned τ) of where the model
+        # looked, written through a gate the frame and instruction open: "the square that was lit" stays a place on
+        # the map that the pointers read beside the features, not a code the core must learn to hold and decode
+        if not (isinstance(map_memory, int) and map_memory >= 0):
+            raise ConfigError("map_memory", f"must be an integer >= 0 (traces over the map; 0: none), got {map_memory!r}")
+        self.map_memory = map_memory
+        if map_memory:
+            taus = torch.logspace(0, 2, map_memory) if map_memory > 1 else torch.tensor([10.0])  # 1 .. 100 frames
+            self.trace_log_tau = nn.Parameter(taus.log())
+            self.trace_gate = nn.Linear(core_input, map_memory)
+        c_point = c_map + map_memory  # what the pointers read per cell: features (+ traces)
+        self.click_scorer = CellScorer(c_point, head_size + instruction_dim, scorer_size, 3 if click_offset else 1)
         # the optional heads: where a drag is released (a second map, placed as the click is), which key, what text
-        self.release_scorer = CellScorer(c_map, head_size + instruction_dim, scorer_size, 3 if click_offset else 1) \
+        self.release_scorer = CellScorer(c_point, head_size + instruction_dim, scorer_size, 3 if click_offset else 1) \
             if drag_head else None  # fmt: skip
         # the key, from the state and (directly, as the click) the instruction: "press Tab" names it
         self.key_head = nn.Sequential(nn.Linear(head_size + instruction_dim, 64), nn.ReLU(), nn.Linear(64, NUM_KEYS)) \
@@ -365,7 +377,7 @@ class VisionLNNLite(Described, nn.Module):
         passes the recorded ones); without it, one step at a time, the state's last tensor holds it.
         """
         batch, steps = images.shape[:2]
-        state, held, last = self.split_state(state, batch, images)
+        state, held, trace, last = self.split_state(state, batch, images)
         if self.feedback and previous is None:
             if steps != 1:
                 raise ValueError("a feedback model needs `previous` (the previous actions) for more than one step")
@@ -392,6 +404,12 @@ class VisionLNNLite(Described, nn.Module):
         x = torch.cat(parts, -1)
 
         x = unflatten(x, real, batch, steps)
+        point_feats = feats
+        if self.map_memory:
+            traces = self.remember_places(unflatten(pool, real, batch, steps), x, trace, dt)
+            trace = traces[:, -1].flatten(1)
+            traces = traces.flatten(0, 1)
+            point_feats = torch.cat([feats, traces if real is None else traces[real]], 1)
         if self.hold_input:
             out, state, taus = self.core_with_held_input(x, held, state, dt, mask)
             state = [*state, x[:, -1]]
@@ -400,11 +418,11 @@ class VisionLNNLite(Described, nn.Module):
         z = self.head(out).flatten(0, 1)
         z_real = z if real is None else z[real]
         query = torch.cat([self.state_norm(z_real), words], -1)
-        click_logits, coords = self.point(self.click_scorer(feats, query))
+        click_logits, coords = self.point(self.click_scorer(point_feats, query))
         heads = {"action_logits": self.action_head(z_real), "coords": coords, "click_logits": click_logits,
                  "look_logits": pool_logits}  # fmt: skip
         if self.release_scorer is not None:
-            heads["release_logits"], heads["release"] = self.point(self.release_scorer(feats, query))
+            heads["release_logits"], heads["release"] = self.point(self.release_scorer(point_feats, query))
         if self.key_head is not None:
             heads["key_logits"] = self.key_head(query)
         if self.text_head is not None:
@@ -413,6 +431,8 @@ class VisionLNNLite(Described, nn.Module):
             heads["text_bytes"] = text_bytes(heads["text_logits"], tokens)
         if mask is not None:
             taus = [tau * mask.unsqueeze(-1).to(tau.dtype) for tau in taus]
+        if self.map_memory:
+            state = [*state, trace]
         if self.feedback:  # what this step did, for the next: its own action, as the policy decodes it
             state = [*state, self.action_record(unflatten(heads["action_logits"], real, batch, steps)[:, -1],
                                                 unflatten(coords, real, batch, steps)[:, -1])]  # fmt: skip
@@ -453,23 +473,46 @@ class VisionLNNLite(Described, nn.Module):
     def extra_state(self, batch: int, ref: Tensor) -> list[Tensor]:
         """The state beyond the core's, zeros at an episode's start: the held input (hold_input), the previous
         action (feedback), in that order after the core's layers."""
-        sizes = [self.core_input] * self.hold_input + [self.num_actions + 3] * self.feedback
+        cells = self.map_hw[0] * self.map_hw[1]
+        sizes = [self.core_input] * self.hold_input + [self.map_memory * cells] * bool(self.map_memory) \
+            + [self.num_actions + 3] * self.feedback  # fmt: skip
         return [ref.new_zeros(batch, n) for n in sizes]
 
     def split_state(self, state: list[Tensor] | None, batch: int, ref: Tensor) -> tuple:
-        """-> the core's state (None: zeros), the held input (or None), the previous action (or None)."""
+        """-> the core's state (None: zeros), the held input, the map traces, the previous action (each None when off)."""
         extra = self.extra_state(batch, ref)
         if state is not None and extra:
             state, extra = list(state[: -len(extra)]), list(state[-len(extra) :])
         held = extra.pop(0) if self.hold_input else None
-        return state, held, (extra.pop(0) if self.feedback else None)
+        trace = extra.pop(0) if self.map_memory else None
+        return state, held, trace, (extra.pop(0) if self.feedback else None)
+
+    def remember_places(self, looked: Tensor, x: Tensor, trace: Tensor, dt) -> Tensor:
+        """Where the model looked (B, T, cells), its core inputs (B, T, D) (the gates read them), the traces
+        (B, K * cells) before the first step -> the traces after each step (B, T, K, cells): each decays over the
+        step's dt with its own τ, then adds the step's attention map times its gate. Padded steps (dt 0, no
+        attention) leave them as they are."""
+        batch, steps = x.shape[:2]
+        dt = self.step_dts(dt, x)
+        gates = torch.sigmoid(self.trace_gate(x))  # (B, T, K)
+        keep = torch.exp(-dt.unsqueeze(-1) / self.trace_log_tau.exp())  # (B, T, K)
+        trace, traces = trace.view(batch, self.map_memory, -1), []
+        for t in range(steps):
+            trace = trace * keep[:, t, :, None] + gates[:, t, :, None] * looked[:, t, None, :]
+            traces.append(trace)
+        return torch.stack(traces, 1)
+
+    @staticmethod
+    def step_dts(dt, x: Tensor) -> Tensor:
+        """dt as forward takes it (None, a float, (B,) or (B, T)) -> (B, T) for inputs x (B, T, ...)."""
+        batch, steps = x.shape[:2]
+        dt = as_step_dt(dt, batch, steps, x)
+        return dt.squeeze(-1) if torch.is_tensor(dt) else x.new_full((batch, steps), dt)
 
     def core_with_held_input(self, x: Tensor, held: Tensor, state, dt, mask: Tensor | None):
         """The core over (B, T, D) inputs (before input_proj) in two sub-steps per frame: the dt before it with the
         previous input held, then the frame's own input over one unit of time (0 on padding) -> outputs of the second."""
-        batch, steps = x.shape[:2]
-        dt = as_step_dt(dt, batch, steps, x)
-        dt = dt.squeeze(-1) if torch.is_tensor(dt) else x.new_full((batch, steps), dt)
+        dt = self.step_dts(dt, x)
         read = mask.to(x.dtype) if mask is not None else torch.ones_like(dt)
         before = torch.cat([held.unsqueeze(1), x[:, :-1]], 1)
         sequence = self.input_proj(torch.stack([before, x], 2).flatten(1, 2))

@@ -317,7 +317,7 @@ def test_map_memory_steps_carry_the_traces_as_the_episode_does(extras):
     images, dt = images.double(), torch.tensor([[1.0, 0.3, 2.0], [1.0, 1.5, 0.25]], dtype=torch.double)
     state, steps = model.initial_state(2), []
     cells = model.map_hw[0] * model.map_hw[1]
-    assert sum(h.shape[1] == 3 * cells for h in state) == 1
+    assert sum(h.shape[1] == 3 * cells * (2 if extras else 1) for h in state) == 1  # with hold_input: + the held write
     for t in range(3):
         out = model.step(images[:, t], tokens[:, t], state, dt=dt[:, t])
         state = out["state"]
@@ -337,10 +337,11 @@ def test_map_memory_traces_decay_with_dt_and_keep_where_the_model_looked():
     looked = torch.softmax(torch.randn(1, 2, 64, dtype=torch.double), -1)
     x = torch.randn(1, 2, model.core_input, dtype=torch.double)
     dt = torch.tensor([[1.0, 3.0]], dtype=torch.double)
-    traces = model.remember_places(looked, x, torch.zeros(1, 2 * 64, dtype=torch.double), dt)
+    traces, last = model.remember_places(looked, x, torch.zeros(1, 2 * 64, dtype=torch.double), dt)
     gates, tau = torch.sigmoid(model.trace_gate(x))[0], model.trace_log_tau.exp()
     torch.testing.assert_close(traces[0, 0], gates[0, :, None] * looked[0, 0])
     torch.testing.assert_close(traces[0, 1], traces[0, 0] * torch.exp(-3.0 / tau)[:, None] + gates[1, :, None] * looked[0, 1])
+    torch.testing.assert_close(last, traces[0, 1].flatten()[None])
     images, tokens = inputs(batch=1, steps=1)
     a = model.step(images[:, 0].double(), tokens[:, 0], model.initial_state(1))["click_logits"]
     state = model.initial_state(1)
@@ -349,3 +350,19 @@ def test_map_memory_traces_decay_with_dt_and_keep_where_the_model_looked():
     with pytest.raises(ConfigError) as info:
         VisionLNNLite(image_size=64, map_memory=-1)
     assert info.value.key == "map_memory"
+
+
+def test_with_held_input_a_trace_integrates_what_was_looked_at_over_each_dt():
+    """dm/dt = (w - m) / τ with w the previous frame's write: m' = m e^(-dt/τ) + w (1 - e^(-dt/τ)); a place looked at
+    for 2 s holds more than one looked at for 0.5 s."""
+    model = VisionLNNLite(image_size=64, map_memory=2, hold_input=True).double().eval()
+    looked = torch.softmax(torch.randn(1, 3, 64, dtype=torch.double), -1)
+    x = torch.randn(1, 3, model.core_input, dtype=torch.double)
+    dt = torch.tensor([[1.0, 2.0, 0.5]], dtype=torch.double)
+    traces, last = model.remember_places(looked, x, torch.zeros(1, 2 * 2 * 64, dtype=torch.double), dt)
+    writes = torch.sigmoid(model.trace_gate(x))[0, :, :, None] * looked[0, :, None, :]
+    keep = torch.exp(-dt[0, :, None, None] / model.trace_log_tau.exp()[None, :, None])
+    assert not traces[0, 0].any()  # nothing was on screen before the first frame
+    torch.testing.assert_close(traces[0, 1], writes[0] * (1 - keep[1]))
+    torch.testing.assert_close(traces[0, 2], traces[0, 1] * keep[2] + writes[1] * (1 - keep[2]))
+    torch.testing.assert_close(last, torch.stack([traces[0, 2], writes[2]]).flatten()[None])

@@ -406,8 +406,7 @@ class VisionLNNLite(Described, nn.Module):
         x = unflatten(x, real, batch, steps)
         point_feats = feats
         if self.map_memory:
-            traces = self.remember_places(unflatten(pool, real, batch, steps), x, trace, dt)
-            trace = traces[:, -1].flatten(1)
+            traces, trace = self.remember_places(unflatten(pool, real, batch, steps), x, trace, dt)
             traces = traces.flatten(0, 1)
             point_feats = torch.cat([feats, traces if real is None else traces[real]], 1)
         if self.hold_input:
@@ -474,7 +473,8 @@ class VisionLNNLite(Described, nn.Module):
         """The state beyond the core's, zeros at an episode's start: the held input (hold_input), the previous
         action (feedback), in that order after the core's layers."""
         cells = self.map_hw[0] * self.map_hw[1]
-        sizes = [self.core_input] * self.hold_input + [self.map_memory * cells] * bool(self.map_memory) \
+        traces = self.map_memory * cells * (2 if self.hold_input else 1)  # with hold_input: and the held write
+        sizes = [self.core_input] * self.hold_input + [traces] * bool(self.map_memory) \
             + [self.num_actions + 3] * self.feedback  # fmt: skip
         return [ref.new_zeros(batch, n) for n in sizes]
 
@@ -487,20 +487,31 @@ class VisionLNNLite(Described, nn.Module):
         trace = extra.pop(0) if self.map_memory else None
         return state, held, trace, (extra.pop(0) if self.feedback else None)
 
-    def remember_places(self, looked: Tensor, x: Tensor, trace: Tensor, dt) -> Tensor:
-        """Where the model looked (B, T, cells), its core inputs (B, T, D) (the gates read them), the traces
-        (B, K * cells) before the first step -> the traces after each step (B, T, K, cells): each decays over the
-        step's dt with its own τ, then adds the step's attention map times its gate. Padded steps (dt 0, no
-        attention) leave them as they are."""
+    def remember_places(self, looked: Tensor, x: Tensor, trace: Tensor, dt) -> tuple[Tensor, Tensor]:
+        """Where the model looked (B, T, cells), its core inputs (B, T, D) (the gates read them), the trace state
+        before the first step -> the traces after each step (B, T, K, cells), and the trace state after the last.
+
+        Each trace decays over the step's dt with its own τ, then adds the step's attention map times its gate.
+        With hold_input it is the exact solution of dm/dt = (w - m) / τ over each dt, w being the previous frame's
+        write (what the model looked at while that time passed, kept in the state beside m): a place looked at
+        for longer holds more. Padded steps (dt 0, no attention) leave the traces as they are."""
         batch, steps = x.shape[:2]
         dt = self.step_dts(dt, x)
-        gates = torch.sigmoid(self.trace_gate(x))  # (B, T, K)
-        keep = torch.exp(-dt.unsqueeze(-1) / self.trace_log_tau.exp())  # (B, T, K)
-        trace, traces = trace.view(batch, self.map_memory, -1), []
+        writes = torch.sigmoid(self.trace_gate(x)).unsqueeze(-1) * looked.unsqueeze(2)  # (B, T, K, cells)
+        keep = torch.exp(-dt.unsqueeze(-1) / self.trace_log_tau.exp()).unsqueeze(-1)  # (B, T, K, 1)
+        trace = trace.view(batch, -1, self.map_memory, writes.shape[-1])
+        if self.hold_input:
+            trace, held = trace[:, 0], trace[:, 1:]
+            writes = torch.cat([held, writes], 1)  # the write held over each dt
+        else:
+            trace = trace[:, 0]
+        traces = []
         for t in range(steps):
-            trace = trace * keep[:, t, :, None] + gates[:, t, :, None] * looked[:, t, None, :]
+            fill = writes[:, t] * (1 - keep[:, t]) if self.hold_input else writes[:, t]
+            trace = trace * keep[:, t] + fill
             traces.append(trace)
-        return torch.stack(traces, 1)
+        last = torch.stack([trace, writes[:, -1]], 1) if self.hold_input else trace
+        return torch.stack(traces, 1), last.flatten(1)
 
     @staticmethod
     def step_dts(dt, x: Tensor) -> Tensor:

@@ -262,12 +262,13 @@ def test_a_match_text_model_exports_its_strip_input_with_parity(tmp_path):
 @pytest.mark.parametrize("hold_input, map_memory", [(False, 0), (True, 2)])
 def test_a_feedback_model_exports_its_previous_action_as_state_with_parity(tmp_path, hold_input, map_memory):
     """model.feedback: the previous action travels as one more state tensor (A + 3 wide), after the held input
-    with hold_input; parity at every precision, and the ONNX policy's state after a step holds the action it took."""
+    with hold_input; parity at every precision, and the ONNX policy's state after a step holds the action it took.
+    The τ plots draw the liquid layers' states alone (the extra state tensors have other sizes)."""
     from lnn.agent.onnx_policy import OnnxPolicy
     from lnn.envs import ACTIONS, GuiEnv
 
     run = make_run(tmp_path / "run", feedback=True, hold_input=hold_input, map_memory=map_memory)
-    options = ExportOptions(out=str(tmp_path / "export"), plots=False, web=False, streams_per_task=1)
+    options = ExportOptions(out=str(tmp_path / "export"), plots=hold_input, web=False, streams_per_task=1)
     out = export(resolve_source(run=str(run)), options, log=lambda line: None)
     m = json.loads((out / "manifest.json").read_text())
     for precision in ("fp32", "fp16", "int8"):

@@ -208,9 +208,10 @@ def _records(streams: list[Stream], trace: Trace, columns: list[int]):
             points.append((x, y) if name == "click" else None)
             correct.append(ok)
         seeds = sorted(set(s.seeds))
+        layers = trace.state[: len(trace.tau)]  # the liquid layers' states, first; the model's extra state follows
         records.append(EpisodeRecord(
             task=s.task, frames=list(s.frames), tau=trace.taus()[:, b], actions=actions, points=points, correct=correct,
-            new_episode=list(s.new_episode), states=np.stack([h[:, b] for h in trace.state], 1) if trace.state else None,
+            new_episode=list(s.new_episode), states=np.stack([h[:, b] for h in layers], 1) if layers else None,
             label=f"{len(seeds)} episode(s), test seeds {seeds[0]}–{seeds[-1]}",
         ))  # fmt: skip
     return records

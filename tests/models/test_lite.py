@@ -226,27 +226,6 @@ def test_with_feedback_the_same_frame_after_other_clicks_is_another_step():
         model(*inputs(batch=1, steps=2))
 
 
-@pytest.mark.parametrize("feedback", [False, True])
-def test_held_input_steps_carry_the_previous_frame_as_the_episode_does(feedback):
-    model = VisionLNNLite(image_size=64, solver="euler", hold_input=True, feedback=feedback).double().eval()
-    images, tokens = inputs()
-    images, dt = images.double(), torch.tensor([[1.0, 0.3, 2.0], [1.0, 1.5, 0.25]], dtype=torch.double)
-    state, steps = model.initial_state(2), []
-    assert state[4].shape == (2, model.core_input) and not state[4].any()
-    for t in range(3):
-        out = model.step(images[:, t], tokens[:, t], state, dt=dt[:, t])
-        state = out["state"]
-        steps.append(out)
-    previous = None
-    if feedback:
-        records = [out["state"][-1] for out in steps]
-        previous = torch.stack([torch.zeros_like(records[0]), *records[:-1]], 1)
-    whole = model(images, tokens, dt=dt, previous=previous)
-    for t in range(3):
-        torch.testing.assert_close(steps[t]["action_logits"], whole["action_logits"][:, t])
-        torch.testing.assert_close(steps[t]["coords"], whole["coords"][:, t])
-
-
 def test_held_input_integrates_each_dt_with_the_frame_that_was_on_screen():
     """Frame k's dt (the time since frame k-1 came) is integrated with frame k-1's input, then frame k is read
     over one unit step: the core sees [(0, dt0), (x0, 1), (x0, dt1), (x1, 1), (x1, dt2), (x2, 1)]."""
@@ -310,25 +289,31 @@ def test_drag_head_needs_the_drag_action_and_flags_are_bools():
     assert info.value.key == "text_head"
 
 
-@pytest.mark.parametrize("extras", [{}, {"hold_input": True, "feedback": True}])
-def test_map_memory_steps_carry_the_traces_as_the_episode_does(extras):
-    model = VisionLNNLite(image_size=64, solver="euler", map_memory=3, **extras).double().eval()
+@pytest.mark.parametrize("extras", [{"hold_input": True}, {"hold_input": True, "feedback": True}, {"map_memory": 3},
+                                    {"map_memory": 3, "hold_input": True, "feedback": True}])
+def test_extra_state_steps_carry_what_the_episode_does(extras):
+    """Held input, map traces, previous action: one step at a time with the state equals the whole episode."""
+    model = VisionLNNLite(image_size=64, solver="euler", **extras).double().eval()
     images, tokens = inputs()
     images, dt = images.double(), torch.tensor([[1.0, 0.3, 2.0], [1.0, 1.5, 0.25]], dtype=torch.double)
     state, steps = model.initial_state(2), []
     cells = model.map_hw[0] * model.map_hw[1]
-    assert sum(h.shape[1] == 3 * cells * (2 if extras else 1) for h in state) == 1  # with hold_input: + the held write
+    sizes = [h.shape[1] for h in state[4:]]  # after the 4 liquid layers'
+    assert sizes == [model.core_input] * ("hold_input" in extras) + [3 * cells * (2 if "hold_input" in extras else 1)] * (
+        "map_memory" in extras) + [6 + 3] * ("feedback" in extras)  # with hold_input the traces keep the held write too
+    assert not any(h.any() for h in state)
     for t in range(3):
         out = model.step(images[:, t], tokens[:, t], state, dt=dt[:, t])
         state = out["state"]
         steps.append(out)
     previous = None
-    if extras:
+    if "feedback" in extras:
         records = [out["state"][-1] for out in steps]
         previous = torch.stack([torch.zeros_like(records[0]), *records[:-1]], 1)
     whole = model(images, tokens, dt=dt, previous=previous)
     for t in range(3):
-        torch.testing.assert_close(steps[t]["click_logits"], whole["click_logits"][:, t])
+        for key in ("action_logits", "coords", "click_logits"):
+            torch.testing.assert_close(steps[t][key], whole[key][:, t])
 
 
 def test_map_memory_traces_decay_with_dt_and_keep_where_the_model_looked():

@@ -165,10 +165,11 @@ def test_pixels_only_gets_a_blank_strip_and_a_zero_match_channel():
     assert feats.shape[1] == 128 + 1 + len(model.cell_position) and not feats[:, 128].any()
 
 
-def test_match_text_must_be_a_bool():
+@pytest.mark.parametrize("flag", ["match_text", "feedback", "hold_input", "look_input"])
+def test_switches_must_be_bools(flag):
     with pytest.raises(ConfigError) as info:
-        VisionLNNLite(image_size=64, match_text="yes")
-    assert info.value.key == "match_text"
+        VisionLNNLite(image_size=64, **{flag: "yes"})
+    assert info.value.key == flag
 
 
 def test_pointing_actions_are_the_envs_click_and_drag():

@@ -224,7 +224,8 @@ class VisionLNNLite(Described, nn.Module):
         for key, value in sizes.items():
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(key, f"must be a positive integer, got {value!r}")
-        flags = {"match_text": match_text, "drag_head": drag_head, "key_head": key_head, "text_head": text_head}
+        flags = {"match_text": match_text, "drag_head": drag_head, "key_head": key_head, "text_head": text_head,
+                 "look_input": look_input, "feedback": feedback, "hold_input": hold_input}  # fmt: skip
         for key, value in flags.items():
             if not isinstance(value, bool):
                 raise ConfigError(key, f"must be true or false, got {value!r}")

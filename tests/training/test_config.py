@@ -24,6 +24,9 @@ from tests.conftest import ROOT, run_cli
         ("model.channels=[32,0,128]", "model.channels[1]"),
         ("data.episodes_per_task.train=0", "data.episodes_per_task.train"),
         ("evaluate.episodes_per_task=0", "evaluate.episodes_per_task"),
+        ("data.oversample={memory: 0}", "data.oversample.memory"),
+        ("model.map_memory=-1", "model.map_memory"),
+        ("model.feedback=maybe", "model.feedback"),
     ],
 )
 def test_bad_value_names_its_key(make_cfg, tmp_path, override, key):
@@ -71,3 +74,9 @@ def test_core_group_sets_the_core_and_ltc_its_solver(make_cfg):
         make_cfg("core=lstmm")
     cfg = make_cfg("experiment=core_comparison")
     assert cfg.task_name == "core_comparison" and cfg.data.tasks is None
+
+
+def test_oversample_is_set_from_the_command_line_as_the_readme_says(make_cfg):
+    """`data.oversample={memory: 2}` (README): a dict on the command line, not refused as an unknown key."""
+    _, datamodule, _, _ = build(make_cfg("data.oversample={memory: 2}"))
+    assert set(datamodule.oversample.values()) == {2} and "remember-target" in datamodule.oversample

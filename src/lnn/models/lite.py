@@ -481,9 +481,13 @@ class VisionLNNLite(Described, nn.Module):
 
     def split_state(self, state: list[Tensor] | None, batch: int, ref: Tensor) -> tuple:
         """-> the core's state (None: zeros), the held input, the map traces, the previous action (each None when off)."""
-        extra = self.extra_state(batch, ref)
-        if state is not None and extra:
-            state, extra = list(state[: -len(extra)]), list(state[-len(extra) :])
+        count = int(self.hold_input) + int(bool(self.map_memory)) + int(self.feedback)
+        if state is None:  # zeros, made only when no state is given (not on every step)
+            extra = self.extra_state(batch, ref)
+        elif count:
+            state, extra = list(state[:-count]), list(state[-count:])
+        else:
+            extra = []
         held = extra.pop(0) if self.hold_input else None
         trace = extra.pop(0) if self.map_memory else None
         return state, held, trace, (extra.pop(0) if self.feedback else None)

@@ -318,16 +318,17 @@ def test_extra_state_steps_carry_what_the_episode_does(extras):
 
 
 def test_map_memory_traces_decay_with_dt_and_keep_where_the_model_looked():
-    """Each trace: the previous one times e^(-dt/τ), plus the attention map times the gate; the click map reads it."""
+    """Each trace: the previous one times e^(-dt/τ), plus the attention map times the gate. The click map reads
+    the trace as it stands before the frame's own look (what was seen earlier), the state keeps it after."""
     model = VisionLNNLite(image_size=64, map_memory=2).double().eval()
     looked = torch.softmax(torch.randn(1, 2, 64, dtype=torch.double), -1)
     x = torch.randn(1, 2, model.core_input, dtype=torch.double)
     dt = torch.tensor([[1.0, 3.0]], dtype=torch.double)
     traces, last = model.remember_places(looked, x, torch.zeros(1, 2 * 64, dtype=torch.double), dt)
     gates, tau = torch.sigmoid(model.trace_gate(x))[0], model.trace_log_tau.exp()
-    torch.testing.assert_close(traces[0, 0], gates[0, :, None] * looked[0, 0])
-    torch.testing.assert_close(traces[0, 1], traces[0, 0] * torch.exp(-3.0 / tau)[:, None] + gates[1, :, None] * looked[0, 1])
-    torch.testing.assert_close(last, traces[0, 1].flatten()[None])
+    assert not traces[0, 0].any()  # nothing was seen before the first frame
+    torch.testing.assert_close(traces[0, 1], gates[0, :, None] * looked[0, 0] * torch.exp(-3.0 / tau)[:, None])
+    torch.testing.assert_close(last, (traces[0, 1] + gates[1, :, None] * looked[0, 1]).flatten()[None])
     images, tokens = inputs(batch=1, steps=1)
     a = model.step(images[:, 0].double(), tokens[:, 0], model.initial_state(1))["click_logits"]
     state = model.initial_state(1)

@@ -494,9 +494,11 @@ class VisionLNNLite(Described, nn.Module):
 
     def remember_places(self, looked: Tensor, x: Tensor, trace: Tensor, dt) -> tuple[Tensor, Tensor]:
         """Where the model looked (B, T, cells), its core inputs (B, T, D) (the gates read them), the trace state
-        before the first step -> the traces after each step (B, T, K, cells), and the trace state after the last.
+        before the first step -> the traces the pointers read at each step (B, T, K, cells), and the trace state
+        after the last.
 
-        Each trace decays over the step's dt with its own τ, then adds the step's attention map times its gate.
+        Each trace decays over the step's dt with its own τ, then adds the step's attention map times its gate; the
+        pointers read it before that add (the frame's own look is in its features: the traces hold only the past).
         With hold_input it is the exact solution of dm/dt = (w - m) / τ over each dt, w being the previous frame's
         write (what the model looked at while that time passed, kept in the state beside m): a place looked at
         for longer holds more. Padded steps (dt 0, no attention) leave the traces as they are."""
@@ -512,9 +514,12 @@ class VisionLNNLite(Described, nn.Module):
             trace = trace[:, 0]
         traces = []
         for t in range(steps):
-            fill = writes[:, t] * (1 - keep[:, t]) if self.hold_input else writes[:, t]
-            trace = trace * keep[:, t] + fill
-            traces.append(trace)
+            if self.hold_input:
+                trace = trace * keep[:, t] + writes[:, t] * (1 - keep[:, t])
+                traces.append(trace)
+            else:  # the pointers read what was looked at before this frame; this frame's look is in its features
+                traces.append(trace * keep[:, t])
+                trace = traces[-1] + writes[:, t]
         last = torch.stack([trace, writes[:, -1]], 1) if self.hold_input else trace
         return torch.stack(traces, 1), last.flatten(1)
 

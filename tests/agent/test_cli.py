@@ -88,6 +88,17 @@ def test_bad_arguments_are_one_line(tmp_path, capsys, args, message):
     assert exit_.value.code == 2 and err.startswith(message) and err.count("\n") == 1, err
 
 
+def test_dt_scale_runs_the_timing_families_slower_than_training(tmp_path):
+    """dt_scale=2 goes into the env's settings, which the plan records (a resume with another dt_scale is refused)."""
+    run_dir, _ = fake_run(tmp_path)
+    out = run([f"ckpt={run_dir}", "task=longest-light", "episodes=2", "trace=0", "dt_scale=2", f"out={tmp_path / 'out'}"])
+    plan = json.loads((out / "plan.json").read_text())
+    assert plan["env_kwargs"]["dt_scale"] == 2.0
+    with pytest.raises(ConfigError) as info:
+        run([f"ckpt={run_dir}", "task=click-button", "env=miniwob", "dt_scale=2", f"out={tmp_path / 'mw'}"])
+    assert info.value.key == "dt_scale"
+
+
 def test_unknown_task_from_the_command_line(tmp_path):
     run_dir, _ = fake_run(tmp_path)
     result = run_cli("-m", "lnn.agent", f"ckpt={run_dir}", "task=click-buton", "env=miniwob", cwd=tmp_path)

@@ -9,9 +9,10 @@ import torch
 from lnn.envs import Action, GuiEnv
 from lnn.envs.base import FrameClock
 from lnn.envs.gui import KINDS, TASKS, families_by_kind
-from lnn.envs.gui.families import DT_RANGE, PLAIN, TIMING, WaitGreen, elapsed
+from lnn.envs.gui.families import DT_RANGE, PLAIN, TIMING, Difficulty, WaitGreen, elapsed
 from lnn.envs.gui.render import Renderer
 from lnn.envs.registry import check_tasks
+from lnn.errors import ConfigError
 from lnn.rollout import OraclePolicy, TorchPolicy, run_episodes
 
 TIMING_TASKS = ("longest-light", "wait-green", "fastest-blink")
@@ -70,6 +71,25 @@ def test_dt_is_drawn_per_frame_and_deterministic_per_seed(task):
     assert len({tuple(s.dt for s in family.episode(seed)) for seed in range(20)}) == 20
     # the other families' frames come 1 apart
     assert {s.dt for t in TASKS if TASKS[t].kind != TIMING for s in TASKS[t]().episode(0)} == {1.0}
+
+
+@pytest.mark.parametrize("task", TIMING_TASKS)
+def test_dt_scale_stretches_time_and_the_answers_follow_it(task):
+    """dt_scale=2: every dt drawn in twice DT_RANGE (a test beyond the training range), and the oracle, which
+    answers in seconds, still solves every episode in the env."""
+    slow = TASKS[task](Difficulty(dt_scale=2))
+    dts = [s.dt for seed in range(30) for s in slow.episode(seed)]
+    assert all(2 * DT_RANGE[0] <= dt <= 2 * DT_RANGE[1] for dt in dts) and max(dts) > DT_RANGE[1]
+    envs = [GuiEnv(image_size=32, dt_scale=2) for _ in range(4)]
+    assert success(OraclePolicy(envs), envs, task) == 1.0
+    assert [s.dt for s in TASKS[task](Difficulty(dt_scale=1)).episode(0)] == [s.dt for s in TASKS[task]().episode(0)]
+
+
+@pytest.mark.parametrize("value", [0.1, 5, "slow", True])
+def test_a_dt_scale_out_of_range_is_one_line_naming_it(value):
+    with pytest.raises(ConfigError) as info:
+        GuiEnv(dt_scale=value)
+    assert info.value.key == "dt_scale"
 
 
 @pytest.mark.parametrize("task", TIMING_TASKS)

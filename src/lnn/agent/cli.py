@@ -48,6 +48,8 @@ OPTIONS = {  # name: what it is (the --help text)
     "step_timeout_s": "a browser call slower than this restarts the browser and fails the episode (10; 20 with --url)",
     "url": "the seed's form: act on a local page, `task` being the instruction; reward is unknown: see the trace",
     "viewport": "with --url: the page's WIDTHxHEIGHT (default 1280x720)",
+    "dt_scale": "gui env: the timing families' frames come dt_scale times as far apart as in DT_RANGE (default: the "
+                "run's, 1; 2: time twice as slow as in training, a test beyond the training range)",
     "protocol": "pix2act: Pix2Act's evaluation (100 seeds per task from seed 1201539860, at most 28 actions): "
                 "the defaults of episodes, seed and max_steps",
 }  # fmt: skip
@@ -129,6 +131,7 @@ class AgentOptions:
     url: str | None = None
     viewport: str = "1280x720"
     protocol: str | None = None
+    dt_scale: float | None = None
 
     @classmethod
     def parse(cls, argv: list[str]) -> AgentOptions:
@@ -143,6 +146,10 @@ class AgentOptions:
             step_timeout_s = float(args["step_timeout_s"]) if "step_timeout_s" in args else None
         except ValueError:
             raise ConfigError("step_timeout_s", f"must be a number, got {args['step_timeout_s']!r}") from None
+        try:
+            dt_scale = float(args["dt_scale"]) if "dt_scale" in args else None
+        except ValueError:
+            raise ConfigError("dt_scale", f"must be a number, got {args['dt_scale']!r}") from None
         return cls(
             ckpt=args["ckpt"], task=args.get("task"), episodes=_int(args, "episodes", 50, 1),
             split=args.get("split", "test"), seed=_int(args, "seed", None), env=args.get("env"),
@@ -150,6 +157,7 @@ class AgentOptions:
             trace=_int(args, "trace", 3), out=Path(args["out"]) if "out" in args else None,
             headless=_bool(args, "headless", True), device=args.get("device", "cpu"), step_timeout_s=step_timeout_s,
             url=args.get("url"), viewport=args.get("viewport", "1280x720"), protocol=args.get("protocol"),
+            dt_scale=dt_scale,
         )  # fmt: skip
 
 
@@ -308,6 +316,10 @@ def env_settings(run_cfg, env_name: str, image_size: int | list[int], headless: 
     same_env = run_cfg is not None and select(run_cfg, "data.env") == env_name
     env_kwargs = dict(select(run_cfg, "data.env_kwargs") or {}) if same_env else {}
     env_kwargs["image_size"] = image_size  # frames exactly as in training: the env resizes
+    if opts.dt_scale is not None:
+        if env_name != "gui":
+            raise ConfigError("dt_scale", f"is an option of the gui env (its timing families); this run uses env={env_name}")
+        env_kwargs["dt_scale"] = opts.dt_scale
     if env_name == "miniwob":
         env_kwargs |= {"headless": headless, "step_timeout_s": 10.0 if opts.step_timeout_s is None else opts.step_timeout_s}
     return env_kwargs

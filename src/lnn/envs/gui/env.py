@@ -19,7 +19,7 @@ class GuiEnv(Env):
 
     `tasks` restricts the families that `reset(seed)` draws from (None: all of TASKS); `reset(seed, task)`
     may name any family. `difficulty` options (min_candidates, max_candidates, sequence_length,
-    memory_delay) are passed to every family. Episodes depend on (seed, task) alone.
+    memory_delay, dt_scale) are passed to every family. Episodes depend on (seed, task) alone.
 
     Each observation carries its frame's `dt` (seconds since the previous frame): 1.0, except in the
     timing families, which draw it per frame (simulated time: nothing waits).

@@ -60,11 +60,15 @@ class Difficulty:
     max_candidates: int = 6  # ... from [min_candidates, max_candidates]
     sequence_length: int = 3  # click-sequence: squares that light up one after another
     memory_delay: int = 0  # memory families: "Wait" frames (key Enter) between the cue and the recall
+    dt_scale: float = 1.0  # timing families: frames come dt_scale times as far apart (DT_RANGE × dt_scale); 2 tests
+    # a policy on time slower than it was trained on (the answers are in seconds, so they change with it)
 
     def __post_init__(self):
         for f in fields(self):
-            if not isinstance(getattr(self, f.name), int):
+            if f.name != "dt_scale" and not isinstance(getattr(self, f.name), int):
                 raise ConfigError(f.name, f"must be an integer, got {getattr(self, f.name)!r}")
+        if isinstance(self.dt_scale, bool) or not isinstance(self.dt_scale, (int, float)) or not 0.5 <= self.dt_scale <= 4:
+            raise ConfigError("dt_scale", f"must be a number in [0.5, 4] (1: the training range), got {self.dt_scale!r}")
         if not 2 <= self.min_candidates <= MAX_CANDIDATES:
             raise ConfigError(
                 "min_candidates", f"must be in [2, {MAX_CANDIDATES}], got {self.min_candidates}"
@@ -445,8 +449,8 @@ class ClickSequence(MemoryFamily):
 DT_RANGE = (0.25, 2.5)  # seconds between two frames of a timing family, uniform
 
 
-def draw_dts(rng: random.Random, frames: int) -> list[float]:
-    return [round(rng.uniform(*DT_RANGE), 3) for _ in range(frames)]  # ms: readable in datasets
+def draw_dts(rng: random.Random, frames: int, scale: float = 1.0) -> list[float]:
+    return [round(scale * rng.uniform(*DT_RANGE), 3) for _ in range(frames)]  # ms: readable in datasets
 
 
 def elapsed(dts: Sequence[float], start: int, stop: int) -> float:
@@ -526,7 +530,7 @@ class LongestLight(TimingFamily):
         frames = [rng.randint(1, 2) for _ in order]
         starts = [sum(frames[:k]) for k in range(len(order))]
         plan = [(i, a, a + n) for i, a, n in zip(order, starts, frames)]  # square, first lit frame, first after
-        return plan, draw_dts(rng, sum(frames) + 1)
+        return plan, draw_dts(rng, sum(frames) + 1, self.difficulty.dt_scale)
 
     def answer(self, plan, dts, margin):
         k = winner([elapsed(dts, a, b) for _, a, b in plan], margin, largest=True)
@@ -567,7 +571,7 @@ class FastestBlink(TimingFamily):
         while any(a == b for a, b in zip(blinks, blinks[1:])):  # twice in a row would read as one long blink
             rng.shuffle(blinks)
         intervals = [(i, blinks.index(i), len(blinks) - 1 - blinks[::-1].index(i)) for i in squares]
-        return (blinks, intervals), draw_dts(rng, len(blinks) + 1)
+        return (blinks, intervals), draw_dts(rng, len(blinks) + 1, self.difficulty.dt_scale)
 
     def answer(self, plan, dts, margin):
         _, intervals = plan
@@ -612,7 +616,7 @@ class WaitGreen(TimingFamily):
 
     def draw(self, layout, rng):
         target, grey = rng.randrange(len(layout.elements)), rng.randint(1, 2)
-        return (target, grey), draw_dts(rng, grey + 1 + self.MAX_GREEN)
+        return (target, grey), draw_dts(rng, grey + 1 + self.MAX_GREEN, self.difficulty.dt_scale)
 
     def answer(self, plan, dts, margin):
         """The frame to click on: the first at which the bar has been green for HOLD seconds."""

@@ -3,6 +3,7 @@ mean ± std over seeds, parameters, train time, and (optionally) the browser ste
 
     python train.py -m experiment=core_comparison
     python experiments/cores/compare.py logs/multiruns/<time> [<time> ...] [--out experiments/cores] [--step-time]
+    python experiments/cores/compare.py <sweeps> --dt-scale 2 --out <dir>   # timing: time twice as slow as in training
 
 Several sweep directories pool their jobs (e.g. one sweep per seed, run side by side).
 
@@ -26,6 +27,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from lnn.envs.gui import families_by_kind
 from lnn.runs import collect_jobs, read_yaml, select
@@ -36,10 +38,10 @@ ALL = "all"  # the pooled [all] row of eval/success.csv
 
 
 # --- one job ---------------------------------------------------------------------------------------
-def read_success(job: Path) -> tuple[dict[str, float], dict[str, float]]:
-    """eval/success.csv → ({family: rate}, {kind or "all": rate}); the kinds are its `[kind]` rows."""
+def read_success(evaluation: Path) -> tuple[dict[str, float], dict[str, float]]:
+    """<evaluation>/success.csv → ({family: rate}, {kind or "all": rate}); the kinds are its `[kind]` rows."""
     families, kinds = {}, {}
-    with open(job / "eval" / "success.csv") as f:
+    with open(evaluation / "success.csv") as f:
         for row in csv.DictReader(f):
             name, rate = row["task"], float(row["success"])
             if not name.startswith("["):
@@ -58,13 +60,25 @@ def model_size(job: Path) -> tuple[int, int | None]:
     return sum(p.numel() for p in model.parameters()), getattr(model, "width", None)
 
 
-def read_job(row: dict) -> dict | None:
-    """A finished job of the sweep (a row of lnn.runs.collect_jobs) as core, seed, size, time, success."""
+def evaluate_at_dt_scale(job: Path, dt_scale: float, episodes: int) -> Path:
+    """The job's policy on its own tasks' test seeds with the timing families' dts × dt_scale (python -m lnn.agent
+    dt_scale=...) -> the evaluation's directory, <job>/eval_dt<scale> (a killed evaluation resumes there)."""
+    from lnn.agent.cli import run
+
+    out = job / f"eval_dt{dt_scale:g}"
+    with contextlib.redirect_stdout(io.StringIO()):
+        run([f"ckpt={job}", f"episodes={episodes}", "trace=0", f"dt_scale={dt_scale}", f"out={out}"])
+    return out
+
+
+def read_job(row: dict, dt_scale: float | None = None, episodes: int = 100) -> dict | None:
+    """A finished job of the sweep (a row of lnn.runs.collect_jobs) as core, seed, size, time, success (its own
+    test evaluation, or with dt_scale a new one at that time scale)."""
     job = Path(row["dir"])
     if row["status"] != "finished" or not (job / "eval" / "success.csv").exists():
         return None
     cfg = read_yaml(job / "config.yaml")
-    families, kinds = read_success(job)
+    families, kinds = read_success(evaluate_at_dt_scale(job, dt_scale, episodes) if dt_scale else job / "eval")
     params, width = model_size(job)
     return {"job": row["job"], "dir": str(job), "core": str(select(cfg, "model.core", "liquid")),
             "seed": int(select(cfg, "seed")), "solver": select(cfg, "model.solver"), "params": params,
@@ -198,7 +212,8 @@ def pm(s: dict, scale: float = 100, digits: int = 1) -> str:
     return f"{scale * s['mean']:.{digits}f}{std}"
 
 
-def write_report(sweep: str, jobs: list[dict], cores: dict, step_ms: dict, out: Path) -> dict:
+def write_report(sweep: str, jobs: list[dict], cores: dict, step_ms: dict, out: Path,
+                 evaluation: str = "eval/success.csv of each job") -> dict:
     kinds = ordered((k for c in cores.values() for k in c["kinds"]), kind_order())
     families = ordered((f for c in cores.values() for f in c["families"]), family_order())
     kind_of = {f: k for k, fs in families_by_kind().items() for f in fs}
@@ -210,7 +225,7 @@ def write_report(sweep: str, jobs: list[dict], cores: dict, step_ms: dict, out: 
     header = ["core", "params", "width", "train s (mean ± std)", *step_col,
               *(f"{k} % (mean ± std)" for k in kinds), "n seeds"]  # fmt: skip
     lines = [f"# Cores compared — sweeps {sweep}", "",
-             f"{len(jobs)} finished jobs. Closed-loop success on the held-out test seeds (eval/success.csv of each job), "
+             f"{len(jobs)} finished jobs. Closed-loop success on the held-out test seeds ({evaluation}), "
              "in %: mean ± sample std (ddof=1) over seeds; a kind pools its families' episodes, `all` every episode. "
              "train s: fit wall time (results.json fit_seconds).", "",
              "| " + " | ".join(header) + " |", "|---|" + "---:|" * (len(header) - 1)]  # fmt: skip
@@ -272,15 +287,22 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--step-time", action="store_true", help="also export one job per core and time it in Chromium")
     p.add_argument("--steps", type=int, default=200, help="measured browser steps per core and round")
     p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--dt-scale", type=float, help="evaluate every job again with the timing families' dts × this "
+                   "(2: time twice as slow as in training; python -m lnn.agent dt_scale=...) instead of reading its eval/")
+    p.add_argument("--episodes", type=int, default=100, help="with --dt-scale: test episodes per family")
     args = p.parse_args(argv)
     sweeps = [Path(s) for s in args.sweeps]
-    jobs = [j for sweep in sweeps for j in map(read_job, collect_jobs(sweep)) if j is not None]
+    rows = [row for sweep in sweeps for row in collect_jobs(sweep)]
+    jobs = [j for j in (read_job(row, args.dt_scale, args.episodes) for row in tqdm(rows, desc="jobs", disable=not args.dt_scale))
+            if j is not None]  # fmt: skip
     if not jobs:
         raise SystemExit(f"{', '.join(args.sweeps)}: no finished job with eval/success.csv (train.py -m sweep directories?)")
     sweep = ", ".join(f"`{s}`" for s in args.sweeps)
     cores = aggregate(jobs)
     step_ms = browser_step_ms(jobs, args.steps, args.rounds) if args.step_time else {}
-    results = write_report(sweep, jobs, cores, step_ms, Path(args.out))
+    evaluation = f"python -m lnn.agent dt_scale={args.dt_scale:g}: the timing families' dts × {args.dt_scale:g}, " \
+                 f"{args.episodes} episodes per family, in <job>/eval_dt{args.dt_scale:g}" if args.dt_scale else "eval/success.csv of each job"
+    results = write_report(sweep, jobs, cores, step_ms, Path(args.out), evaluation)
     print((Path(args.out) / "results.md").read_text())
     print(f"written: {Path(args.out) / 'results.md'}, results.png, results.json")
     return results

@@ -82,3 +82,18 @@ def test_core_comparison_sweep_and_report(tmp_path):
     assert f"{100 * memory['mean']:.1f} ± {100 * memory['std']:.1f}" in table["gru"]
     assert table["liquid"].rstrip(" |").endswith("2") and table["gru"].rstrip(" |").endswith("2")  # n seeds
     assert "**gru**: against gru, liquid" in md and report["verdicts"]["gru"]["memory"] in ("wins", "ties", "loses")
+
+    # --dt-scale: every job evaluated again by the agent at that time scale, the report read from those evaluations
+    slow = tmp_path / "report_dt2"
+    result = run_cli(str(ROOT / "experiments" / "cores" / "compare.py"), str(sweep), "--out", str(slow), "--dt-scale", "2",
+                     "--episodes", "2", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((slow / "results.json").read_text())
+    for job in jobs:
+        plan = json.loads((job / "eval_dt2" / "plan.json").read_text())
+        assert plan["env_kwargs"]["dt_scale"] == 2.0 and plan["episodes_per_task"] == 2
+        with open(job / "eval_dt2" / "success.csv") as f:
+            rows = {row["task"]: float(row["success"]) for row in csv.DictReader(f)}
+        (mine,) = [j for j in report["jobs"] if Path(j["dir"]) == job]
+        assert mine["kinds"]["all"] == rows["[all]"] and set(mine["families"]) >= {"wait-green", "longest-light"}
+    assert "dt_scale=2" in (slow / "results.md").read_text()

@@ -29,7 +29,7 @@ def fake_run(root: Path, env: str = "gui", tasks=("click-color", "remember-targe
     run = root / "run"
     (run / "checkpoints").mkdir(parents=True)
     cfg = {"model": {"_target_": "lnn.models.VisionLNNLite", **TINY, **overrides},
-           "data": {"env": env, "tasks": list(tasks), "image_size": TINY["image_size"], "env_kwargs": {}}}  # fmt: skip
+           "data": {"env": env, "tasks": None if tasks is None else list(tasks), "image_size": TINY["image_size"], "env_kwargs": {}}}  # fmt: skip
     OmegaConf.save(OmegaConf.create(cfg), run / "config.yaml")
     state = {f"model.{k}": v for k, v in model.state_dict().items()}
     torch.save({"state_dict": state, "global_step": 1}, run / "checkpoints" / "best.ckpt")

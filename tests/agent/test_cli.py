@@ -99,6 +99,15 @@ def test_dt_scale_runs_the_timing_families_slower_than_training(tmp_path):
     assert info.value.key == "dt_scale"
 
 
+def test_a_run_trained_on_every_task_is_evaluated_on_every_task(tmp_path):
+    """data.tasks: null (experiment=core_comparison) means every family of the run's env, not "name the tasks"."""
+    from lnn.envs.registry import env_tasks
+
+    run_dir, _ = fake_run(tmp_path, tasks=None)
+    out = run([f"ckpt={run_dir}", "episodes=1", "trace=0", f"out={tmp_path / 'out'}"])
+    assert json.loads((out / "plan.json").read_text())["tasks"] == list(env_tasks("gui"))
+
+
 def test_unknown_task_from_the_command_line(tmp_path):
     run_dir, _ = fake_run(tmp_path)
     result = run_cli("-m", "lnn.agent", f"ckpt={run_dir}", "task=click-buton", "env=miniwob", cwd=tmp_path)

@@ -263,6 +263,10 @@ def run(argv: list[str]) -> Path:
 
     env_name = opts.env or select(run_cfg, "data.env") or "miniwob"
     default_tasks = select(run_cfg, "data.tasks")
+    if default_tasks is None and run_cfg is not None and select(run_cfg, "data.env") == env_name:
+        from lnn.envs.registry import env_tasks
+
+        default_tasks = env_tasks(env_name)  # the run trained on every task of its env (data.tasks: null)
     tasks = resolve_tasks(env_name, opts.task, list(default_tasks) if default_tasks is not None else None)
     first, jobs, traced = plan_episodes(opts, tasks)
     env_kwargs = env_settings(run_cfg, env_name, image_size, headless, opts)

@@ -104,6 +104,13 @@ def _int(args: dict, key: str, default: int | None, low: int = 0) -> int | None:
     return value
 
 
+def _float(args: dict, key: str) -> float | None:
+    try:
+        return float(args[key]) if key in args else None
+    except ValueError:
+        raise ConfigError(key, f"must be a number, got {args[key]!r}") from None
+
+
 def _bool(args: dict, key: str, default: bool) -> bool:
     value = str(args.get(key, default)).lower()
     if value not in ("true", "false", "1", "0", "yes", "no"):
@@ -142,14 +149,7 @@ class AgentOptions:
             args = {k: str(v) for k, v in PROTOCOLS[args["protocol"]].items()} | args
         if "ckpt" not in args:
             raise ConfigError("ckpt", "is required: a training run directory, a .ckpt file or an ONNX export directory")
-        try:
-            step_timeout_s = float(args["step_timeout_s"]) if "step_timeout_s" in args else None
-        except ValueError:
-            raise ConfigError("step_timeout_s", f"must be a number, got {args['step_timeout_s']!r}") from None
-        try:
-            dt_scale = float(args["dt_scale"]) if "dt_scale" in args else None
-        except ValueError:
-            raise ConfigError("dt_scale", f"must be a number, got {args['dt_scale']!r}") from None
+        step_timeout_s, dt_scale = _float(args, "step_timeout_s"), _float(args, "dt_scale")
         return cls(
             ckpt=args["ckpt"], task=args.get("task"), episodes=_int(args, "episodes", 50, 1),
             split=args.get("split", "test"), seed=_int(args, "seed", None), env=args.get("env"),

@@ -4,6 +4,7 @@ mean ± std over seeds, parameters, train time, and (optionally) the browser ste
     python train.py -m experiment=core_comparison
     python experiments/cores/compare.py logs/multiruns/<time> [<time> ...] [--out experiments/cores] [--step-time]
     python experiments/cores/compare.py <sweeps> --dt-scale 2 --out <dir>   # timing: time twice as slow as in training
+    python experiments/cores/compare.py <sweeps> --dt-scale 2 --unfolds 2 --out <dir>   # liquid / ltc: 2 solver steps a frame
 
 Several sweep directories pool their jobs (e.g. one sweep per seed, run side by side).
 
@@ -34,6 +35,7 @@ from lnn.runs import collect_jobs, read_yaml, select
 
 REFERENCE = "liquid"
 CORE_ORDER = ("liquid", "cfc", "ltc", "lstm", "gru", "feedforward")  # conf/core/; others follow by name
+ODE_CORES = ("liquid", "ltc")  # the cores an ODE solver integrates (--unfolds applies to them)
 ALL = "all"  # the pooled [all] row of eval/success.csv
 
 
@@ -60,28 +62,32 @@ def model_size(job: Path) -> tuple[int, int | None]:
     return sum(p.numel() for p in model.parameters()), getattr(model, "width", None)
 
 
-def evaluate_at_dt_scale(job: Path, dt_scale: float, episodes: int) -> Path:
-    """The job's policy on its own tasks' test seeds with the timing families' dts × dt_scale (python -m lnn.agent
-    dt_scale=...) -> the evaluation's directory, <job>/eval_dt<scale> (a killed evaluation resumes there)."""
+def evaluate_again(job: Path, dt_scale: float, unfolds: int | None, episodes: int) -> Path:
+    """The job's policy on its own tasks' test seeds with the timing families' dts × dt_scale and, for a core with
+    ODE cells, `unfolds` solver sub-steps per frame (python -m lnn.agent dt_scale=... unfolds=...) -> the
+    evaluation's directory, <job>/eval_dt<scale>[_unfolds<n>] (a killed evaluation resumes there)."""
     from lnn.agent.cli import run
 
-    out = job / f"eval_dt{dt_scale:g}"
+    out = job / (f"eval_dt{dt_scale:g}" + (f"_unfolds{unfolds}" if unfolds else ""))
+    options = [f"ckpt={job}", f"episodes={episodes}", "trace=0", f"dt_scale={dt_scale}", f"out={out}"]
     with contextlib.redirect_stdout(io.StringIO()):
-        run([f"ckpt={job}", f"episodes={episodes}", "trace=0", f"dt_scale={dt_scale}", f"out={out}"])
+        run(options + ([f"unfolds={unfolds}"] if unfolds else []))
     return out
 
 
-def read_job(row: dict, dt_scale: float | None = None, episodes: int = 100) -> dict | None:
+def read_job(row: dict, dt_scale: float | None = None, unfolds: int | None = None, episodes: int = 100) -> dict | None:
     """A finished job of the sweep (a row of lnn.runs.collect_jobs) as core, seed, size, time, success (its own
-    test evaluation, or with dt_scale a new one at that time scale)."""
+    test evaluation, or with dt_scale a new one at that time scale, with `unfolds` sub-steps for ODE cores)."""
     job = Path(row["dir"])
     if row["status"] != "finished" or not (job / "eval" / "success.csv").exists():
         return None
     cfg = read_yaml(job / "config.yaml")
-    families, kinds = read_success(evaluate_at_dt_scale(job, dt_scale, episodes) if dt_scale else job / "eval")
+    core = str(select(cfg, "model.core", "liquid"))
+    unfolds = unfolds if core in ODE_CORES else None
+    families, kinds = read_success(evaluate_again(job, dt_scale, unfolds, episodes) if dt_scale else job / "eval")
     params, width = model_size(job)
-    return {"job": row["job"], "dir": str(job), "core": str(select(cfg, "model.core", "liquid")),
-            "seed": int(select(cfg, "seed")), "solver": select(cfg, "model.solver"), "params": params,
+    return {"job": row["job"], "dir": str(job), "core": core, "seed": int(select(cfg, "seed")),
+            "solver": select(cfg, "model.solver"), "unfolds": unfolds or select(cfg, "model.unfolds"), "params": params,
             "width": width, "fit_seconds": row.get("fit_seconds"), "families": families, "kinds": kinds}  # fmt: skip
 
 
@@ -246,7 +252,8 @@ def write_report(sweep: str, jobs: list[dict], cores: dict, step_ms: dict, out: 
               "|---|---|---:|---|---:|" + "---:|" * len(kinds)]  # fmt: skip
     for j in sorted(jobs, key=lambda j: (list(cores).index(j["core"]), j["seed"])):
         rates = " | ".join(f"{100 * j['kinds'][k]:.1f}" if k in j["kinds"] else "—" for k in kinds)
-        lines.append(f"| {j['job']} | {j['core']} | {j['seed']} | {j['solver']} | {j['fit_seconds']} | {rates} |")
+        solver = j["solver"] + (f" × {j['unfolds']}" if j["core"] in ODE_CORES and (j["unfolds"] or 1) > 1 else "")
+        lines.append(f"| {j['job']} | {j['core']} | {j['seed']} | {solver} | {j['fit_seconds']} | {rates} |")
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.md").write_text("\n".join(lines) + "\n")
     plot(cores, kinds, out / "results.png")
@@ -289,19 +296,26 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--dt-scale", type=float, help="evaluate every job again with the timing families' dts × this "
                    "(2: time twice as slow as in training; python -m lnn.agent dt_scale=...) instead of reading its eval/")
-    p.add_argument("--episodes", type=int, default=100, help="with --dt-scale: test episodes per family")
+    p.add_argument("--unfolds", type=int, help="evaluate every job again with this many solver sub-steps per frame in "
+                   "its ODE cells (liquid, ltc; python -m lnn.agent unfolds=...), at --dt-scale or 1")
+    p.add_argument("--episodes", type=int, default=100, help="with --dt-scale / --unfolds: test episodes per family")
     args = p.parse_args(argv)
+    if args.unfolds is not None and args.unfolds < 1:
+        p.error(f"--unfolds must be >= 1, got {args.unfolds}")
+    dt_scale = args.dt_scale or (1.0 if args.unfolds else None)
     sweeps = [Path(s) for s in args.sweeps]
     rows = [row for sweep in sweeps for row in collect_jobs(sweep)]
-    jobs = [j for j in (read_job(row, args.dt_scale, args.episodes) for row in tqdm(rows, desc="jobs", disable=not args.dt_scale))
+    jobs = [j for j in (read_job(row, dt_scale, args.unfolds, args.episodes) for row in tqdm(rows, desc="jobs", disable=not dt_scale))
             if j is not None]  # fmt: skip
     if not jobs:
         raise SystemExit(f"{', '.join(args.sweeps)}: no finished job with eval/success.csv (train.py -m sweep directories?)")
     sweep = ", ".join(f"`{s}`" for s in args.sweeps)
     cores = aggregate(jobs)
     step_ms = browser_step_ms(jobs, args.steps, args.rounds) if args.step_time else {}
-    evaluation = f"python -m lnn.agent dt_scale={args.dt_scale:g}: the timing families' dts × {args.dt_scale:g}, " \
-                 f"{args.episodes} episodes per family, in <job>/eval_dt{args.dt_scale:g}" if args.dt_scale else "eval/success.csv of each job"
+    unfolds = f" unfolds={args.unfolds} (liquid, ltc)" if args.unfolds else ""
+    evaluation = f"python -m lnn.agent dt_scale={dt_scale:g}{unfolds}: the timing families' dts × {dt_scale:g}, " \
+                 f"{args.episodes} episodes per family, in <job>/eval_dt{dt_scale:g}{f'_unfolds{args.unfolds}' if args.unfolds else ''}" \
+        if dt_scale else "eval/success.csv of each job"
     results = write_report(sweep, jobs, cores, step_ms, Path(args.out), evaluation)
     print((Path(args.out) / "results.md").read_text())
     print(f"written: {Path(args.out) / 'results.md'}, results.png, results.json")

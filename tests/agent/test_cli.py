@@ -99,6 +99,39 @@ def test_dt_scale_runs_the_timing_families_slower_than_training(tmp_path):
     assert info.value.key == "dt_scale"
 
 
+def test_solver_and_unfolds_integrate_a_checkpoint_otherwise_than_trained(tmp_path):
+    """unfolds=3 / solver=rk4: the loaded copy's ODE cells step so (the state moves differently over a long dt),
+    the rest as trained; the plan's backend says so (a resume with other sub-steps is refused); bad values and a
+    core without ODE cells are one line naming the key."""
+    from lnn.agent.cli import open_policy
+
+    run_dir, model = fake_run(tmp_path)  # trained: euler, 1 sub-step
+    image, tokens = torch.rand(2, 3, 32, 32), model.tokenize(["click-color"] * 2, ["Click the red square"] * 2)
+    dt = torch.full((2,), 3.0)
+    trained = model.step(image, tokens, model.initial_state(2), dt=dt)["state"]
+    policy, _, backend = open_policy(str(run_dir), unfolds=3)
+    cells = policy.model.solver_cells()
+    assert [(c.solver, c.unfolds) for c in cells] == [("euler", 3)] * len(cells) and "euler x 3" in backend
+    assert [c.unfolds for c in model.solver_cells()] == [1] * len(cells)  # a copy: the checkpoint's model untouched
+    again = policy.model.step(image, tokens, policy.model.initial_state(2), dt=dt)["state"]
+    assert not torch.allclose(again[0], trained[0])
+    policy, _, backend = open_policy(str(run_dir), solver="rk4")
+    assert [(c.solver, c.unfolds) for c in policy.model.solver_cells()][0] == ("rk4", 1) and "rk4 x 1" in backend
+
+    out = run([f"ckpt={run_dir}", "task=longest-light", "episodes=1", "trace=0", "unfolds=2", f"out={tmp_path / 'out'}"])
+    assert "euler x 2" in json.loads((out / "plan.json").read_text())["backend"]
+    with pytest.raises(ConfigError, match="backend"):
+        run([f"ckpt={run_dir}", "task=longest-light", "episodes=1", "trace=0", f"out={out}"])
+    for bad, key in (("unfolds=0", "unfolds"), ("unfolds=two", "unfolds"), ("solver=leapfrog", "solver")):
+        with pytest.raises(ConfigError) as info:
+            run([f"ckpt={run_dir}", "task=click-color", bad, f"out={tmp_path / 'bad'}"])
+        assert info.value.key == key, bad
+    gru_dir, _ = fake_run(tmp_path / "gru", core="gru")
+    with pytest.raises(ConfigError, match="no ODE cells") as info:
+        run([f"ckpt={gru_dir}", "task=click-color", "unfolds=2", f"out={tmp_path / 'gru_out'}"])
+    assert info.value.key == "unfolds"
+
+
 def test_a_run_trained_on_every_task_is_evaluated_on_every_task(tmp_path):
     """data.tasks: null (experiment=core_comparison) means every family of the run's env, not "name the tasks"."""
     from lnn.envs.registry import env_tasks

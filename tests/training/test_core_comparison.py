@@ -97,3 +97,16 @@ def test_core_comparison_sweep_and_report(tmp_path):
         (mine,) = [j for j in report["jobs"] if Path(j["dir"]) == job]
         assert mine["kinds"]["all"] == rows["[all]"] and set(mine["families"]) >= {"wait-green", "longest-light"}
     assert "dt_scale=2" in (slow / "results.md").read_text()
+
+    # --unfolds: the liquid jobs evaluated again with 2 solver sub-steps per frame; the gru jobs (no ODE cells) as
+    # they are, which is the evaluation just made (resumed from <job>/eval_dt2, nothing run again)
+    sub = tmp_path / "report_dt2_unfolds2"
+    result = run_cli(str(ROOT / "experiments" / "cores" / "compare.py"), str(sweep), "--out", str(sub), "--dt-scale", "2",
+                     "--unfolds", "2", "--episodes", "2", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    for job in jobs:
+        reported = json.loads((sub / "results.json").read_text())["jobs"]
+        (mine,) = [j for j in reported if Path(j["dir"]) == job]
+        folder = job / ("eval_dt2_unfolds2" if mine["core"] == "liquid" else "eval_dt2")
+        assert ("x 2 sub-steps" in json.loads((folder / "plan.json").read_text())["backend"]) == (mine["core"] == "liquid")
+    assert "unfolds=2" in (sub / "results.md").read_text()

@@ -50,6 +50,10 @@ OPTIONS = {  # name: what it is (the --help text)
     "viewport": "with --url: the page's WIDTHxHEIGHT (default 1280x720)",
     "dt_scale": "gui env: the timing families' frames come dt_scale times as far apart as in DT_RANGE (default: the "
                 "run's, 1; 2: time twice as slow as in training, a test beyond the training range)",
+    "solver": "integrate the checkpoint's ODE cells (liquid, ltc) with this solver instead of the one it trained "
+              "with (euler, midpoint, rk4, semi_implicit, dopri5; PyTorch checkpoints)",
+    "unfolds": "ODE sub-steps per frame instead of the trained number (e.g. 2: rk4 stays stable for frames twice as "
+               "far apart; PyTorch checkpoints)",
     "protocol": "pix2act: Pix2Act's evaluation (100 seeds per task from seed 1201539860, at most 28 actions): "
                 "the defaults of episodes, seed and max_steps",
 }  # fmt: skip
@@ -139,6 +143,8 @@ class AgentOptions:
     viewport: str = "1280x720"
     protocol: str | None = None
     dt_scale: float | None = None
+    solver: str | None = None
+    unfolds: int | None = None
 
     @classmethod
     def parse(cls, argv: list[str]) -> AgentOptions:
@@ -157,15 +163,19 @@ class AgentOptions:
             trace=_int(args, "trace", 3), out=Path(args["out"]) if "out" in args else None,
             headless=_bool(args, "headless", True), device=args.get("device", "cpu"), step_timeout_s=step_timeout_s,
             url=args.get("url"), viewport=args.get("viewport", "1280x720"), protocol=args.get("protocol"),
-            dt_scale=dt_scale,
+            dt_scale=dt_scale, solver=args.get("solver"), unfolds=_int(args, "unfolds", None, 1),
         )  # fmt: skip
 
 
-def open_policy(ckpt: str, device: str = "cpu"):
-    """(policy, run config or None, backend) for a run directory / .ckpt (PyTorch) or an ONNX export dir."""
+def open_policy(ckpt: str, device: str = "cpu", solver: str | None = None, unfolds: int | None = None):
+    """(policy, run config or None, backend) for a run directory / .ckpt (PyTorch) or an ONNX export dir;
+    `solver` / `unfolds`: its ODE cells integrate with these instead of the trained ones (PyTorch only)."""
     from lnn.agent.onnx_policy import OnnxPolicy, is_onnx_export
 
     if is_onnx_export(ckpt):
+        if solver or unfolds:
+            raise ConfigError("solver" if solver else "unfolds", "an ONNX export integrates as it was exported; give "
+                              "the run directory or its .ckpt, or export again (python export.py solver=... unfolds=...)")  # fmt: skip
         return OnnxPolicy(ckpt), None, "onnxruntime"
     from lnn.rollout import TorchPolicy
     from lnn.runs import load_policy, read_yaml
@@ -173,7 +183,25 @@ def open_policy(ckpt: str, device: str = "cpu"):
     model = load_policy(ckpt)
     found = model.lnn_checkpoint
     run_cfg = read_yaml(found.config) if found.config is not None else None
-    return TorchPolicy(model, device), run_cfg, f"pytorch ({found.checkpoint})"
+    backend = f"pytorch ({found.checkpoint})"
+    if solver or unfolds:
+        model, integration = reintegrated(model, solver, unfolds)
+        backend += f", {integration}"
+    return TorchPolicy(model, device), run_cfg, backend
+
+
+def reintegrated(model, solver: str | None, unfolds: int | None):
+    """(a copy of the model whose ODE cells use `solver` / `unfolds`, the others as trained; "<solver> x <unfolds>")."""
+    from lnn.liquid.solvers import SOLVER_NAMES
+
+    cells = model.solver_cells()
+    if not cells:
+        raise ConfigError("solver" if solver else "unfolds", "this checkpoint's core has no ODE cells to integrate "
+                          "(only liquid and ltc have); leave it out")  # fmt: skip
+    if solver is not None and solver not in SOLVER_NAMES:
+        raise ConfigError("solver", f"unknown solver {solver!r}; choose one of {', '.join(SOLVER_NAMES)}")
+    solver, unfolds = solver or cells[0].solver, unfolds or cells[0].unfolds
+    return model.with_solver(solver, unfolds), f"{solver} x {unfolds} sub-steps per frame"
 
 
 def resolve_tasks(env: str, spec: str | None, default) -> tuple[str, ...]:
@@ -251,7 +279,7 @@ def headless_or_why_not(headless: bool) -> bool:
 def run(argv: list[str]) -> Path:
     opts = AgentOptions.parse(argv)
     headless = headless_or_why_not(opts.headless)
-    policy, run_cfg, backend = open_policy(opts.ckpt, opts.device)
+    policy, run_cfg, backend = open_policy(opts.ckpt, opts.device, opts.solver, opts.unfolds)
     image_size = getattr(policy, "image_size", None) or policy.model.image_size
     out = opts.out or default_out()
     out.mkdir(parents=True, exist_ok=True)

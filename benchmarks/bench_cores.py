@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import io
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -23,7 +24,10 @@ import torch
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from lnn.training.module import PolicyModule, images_to_float
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from turns import training_steps_in_turn  # noqa: E402
+
+from lnn.training.module import PolicyModule, images_to_float  # noqa: E402
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -56,19 +60,7 @@ def main():
     dm.prepare_data()
     dm.setup()
     batches = list(dm.train_dataloader())
-    train_s = {core: [] for core in cores}
-    frames = {core: 0 for core in cores}
-    for i in range(args.steps + 2):
-        batch = batches[i % len(batches)]
-        for core, (module, opt, _) in setups.items():
-            start = time.perf_counter()
-            loss = module._step(batch, "train")
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if i >= 2:  # warm-up
-                train_s[core].append(time.perf_counter() - start)
-                frames[core] += int(batch["mask"].sum())
+    train_s, frames = training_steps_in_turn({core: setup[:2] for core, setup in setups.items()}, batches, args.steps)
     # the agent's step: one frame of one episode, the state carried
     first = batches[0]
     image = images_to_float(first["images"][:1, :1])[:, 0]

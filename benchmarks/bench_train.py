@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import sys
 import tempfile
-import time
 from functools import partial
+from pathlib import Path
 
 import torch
 
-from lnn.data import EpisodeDataModule
-from lnn.models import VisionLNNLite
-from lnn.training.module import PolicyModule
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from turns import training_steps_in_turn  # noqa: E402
+
+from lnn.data import EpisodeDataModule  # noqa: E402
+from lnn.models import VisionLNNLite  # noqa: E402
+from lnn.training.module import PolicyModule  # noqa: E402
 
 
 def main():
@@ -44,20 +48,8 @@ def main():
         module = PolicyModule(model, partial(torch.optim.AdamW, lr=1e-3))
         module.log = lambda *a, **k: None
         setups[impl] = (module, torch.optim.AdamW(module.parameters(), lr=1e-3))
-    times = {impl: [] for impl in setups}
-    frames = {impl: [] for impl in setups}
-    for i in range(args.steps + 2):
-        batch = batches[i % len(batches)]
-        for impl, (module, opt) in setups.items():
-            start = time.perf_counter()
-            loss = module._step(batch, "train")
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            if i >= 2:  # warm-up
-                times[impl].append(time.perf_counter() - start)
-                frames[impl].append(int(batch["mask"].sum()))
-    rate = {impl: sum(frames[impl]) / sum(times[impl]) for impl in setups}
+    times, frames = training_steps_in_turn(setups, batches, args.steps)
+    rate = {impl: frames[impl] / sum(times[impl]) for impl in setups}
     print(f"default Lite training step, {args.size} px, batch {args.batch} episodes, {args.solver}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")  # fmt: skip
     for impl in setups:

@@ -111,7 +111,7 @@ def test_dopri5_cannot_be_the_exported_solver(tiny_run, tmp_path):
 def test_failed_parity_fails_the_export_and_leaves_no_files(tiny_run, tmp_path):
     out = tmp_path / "nested" / "export"
     options = ExportOptions(out=str(out), fp16_atol=1e-9, plots=False, web=False, streams_per_task=1)
-    with pytest.raises(ParityError, match="parity failed for fp16"):
+    with pytest.raises(ParityError, match=r"parity failed for fp16: .* \(its bounds: parity\.fp16_\* in conf/export\.yaml\)"):
         export(resolve_source(run=str(tiny_run)), options, log=lambda line: None)
     assert list(tmp_path.iterdir()) == []  # not even the parent it created
 

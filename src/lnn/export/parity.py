@@ -140,7 +140,7 @@ def check(name: str, figure: dict, atol: float | None = None, min_agreement: flo
     figure["passed"] = not problems
     if problems:
         raise ParityError(f"parity failed for {name}: {'; '.join(problems)} (over {figure['steps_compared']} "
-                          "steps); nothing was written")  # fmt: skip
+                          f"steps); nothing was written (its bounds: parity.{name}_* in conf/export.yaml)")  # fmt: skip
     return figure
 
 

@@ -118,8 +118,10 @@ def main() -> None:
     run = Path(args.run) if args.run else default_lite_run(work, args.model)
     source = resolve_source(run=str(run))
     random_weights = not args.run
-    floor = 0.0 if random_weights else 0.95  # a random model's agreement says nothing: report it, require none
-    options = ExportOptions(out=str(work / "export"), int8_min_agreement=floor, int8_min_click_agreement=floor)
+    floors = {}  # a random model's agreement says nothing: report it, require none
+    if random_weights:
+        floors = {f"{p}_{what}": 0.0 for p in ("fp16", "int8") for what in ("min_agreement", "min_click_agreement")}
+    options = ExportOptions(out=str(work / "export"), **floors)
     t0 = time.time()
     out = export(source, options, log=lambda line: print("  " + line))
     export_seconds = time.time() - t0

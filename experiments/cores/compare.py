@@ -184,8 +184,8 @@ def browser_step_ms(jobs: list[dict], steps: int, rounds: int) -> dict[str, floa
     work = Path(tempfile.mkdtemp(prefix="lnn-cores-"))
     bundles = {}
     for core, job in first.items():  # no fp16 / int8 parity bounds: only fp32 is timed (and debug weights agree poorly)
-        options = ExportOptions(out=str(work / core), plots=False, fp16_atol=1.0, int8_min_agreement=0.0,
-                                int8_min_click_agreement=0.0)  # fmt: skip
+        options = ExportOptions(out=str(work / core), plots=False, fp16_atol=1.0, fp16_min_agreement=0.0,
+                                fp16_min_click_agreement=0.0, int8_min_agreement=0.0, int8_min_click_agreement=0.0)  # fmt: skip
         bundles[core] = export(resolve_source(run=job["dir"]), options, log=lambda line: None)
         print(f"exported {core} (job {job['job']})", flush=True)
     times = {core: [] for core in bundles}

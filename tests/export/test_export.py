@@ -55,6 +55,8 @@ def test_manifest_describes_the_model(tiny_export, tiny_run):
     for precision in ("fp32", "fp16", "int8"):  # where the click lands, judged for every precision
         assert set(p[precision]["click"]) >= {"same_spot", "same_target", "tie", "tie_ratio"}
     assert p["int8"]["min_click_agreement"] == 0.95 and p["fp32"]["click_agreement"] == 1.0
+    assert p["fp32"]["tau_tolerance"] == 1e-4 and "tau_tolerance" not in p["fp16"]  # fp16's τ: reported only
+    assert p["fp16"]["min_action_agreement"] == 0.99 and p["fp16"]["min_click_agreement"] == 0.99
 
 
 def test_onnx_step_streams_state_with_any_batch(tiny_export, tiny_run):

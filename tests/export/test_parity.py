@@ -103,3 +103,28 @@ def test_a_map_of_another_aspect_is_judged_by_its_own_cells():
     assert clicks(0.875, 0.45)["spot"].all()  # 0.2 down: within half a cell's height
     assert not clicks(0.675, 0.25)["same"].any()  # 0.2 left: more than half a cell's width, a cell of p ≈ 0
     assert clicks(0.125, 0.75)["tie"].all() and not clicks(0.125, 0.25)["tie"].any()  # the likely cell, not its row 0
+
+
+def test_tau_has_its_own_bound_and_fp16_is_judged_by_what_the_policy_does():
+    # a trained model's fp16 step: τ 5% of its scale off (a neuron on its sigmoid's slope), nothing else moved
+    ref, drifted = trace(cell_centre(3, 3), peaked_at(3, 3)), trace(cell_centre(3, 3))
+    ref.tau[0][:] = 100.0
+    drifted.tau[0][:] = 95.0
+    figure = compare(ref, drifted)
+    assert figure["max_rel_diff"]["tau"] == pytest.approx(0.05)
+    with pytest.raises(ParityError, match="on tau"):  # fp32 bounds τ as tightly as the rest: a wrong graph shows
+        check("fp32", compare(ref, drifted), atol=1e-4, tau_atol=1e-4)
+    with pytest.raises(ParityError, match="on tau"):
+        check("fp16", compare(ref, drifted), atol=1e-2, tau_atol=1e-2)
+    passed = check("fp16", figure, atol=1e-2, min_agreement=0.99, min_click_agreement=0.99)  # τ reported only
+    assert passed["passed"] and "tau_tolerance" not in passed and passed["min_action_agreement"] == 0.99
+
+
+def test_fp16_fails_when_it_picks_another_action_however_small_the_logits_gap():
+    ref, other = trace(cell_centre(3, 3), peaked_at(3, 3)), trace(cell_centre(3, 3))
+    ref.action_logits[..., 0] = 1e-3  # a near tie that rounding flips: |Δ| is tiny, the action differs
+    other.action_logits[..., 1] = 1e-3
+    figure = compare(ref, other)
+    check("fp16", compare(ref, other), atol=1e-2)  # the |Δ| bound alone lets it through ...
+    with pytest.raises(ParityError, match="same action on 0.0% of steps < 99%"):  # ... the agreement floor does not
+        check("fp16", figure, atol=1e-2, min_agreement=0.99, min_click_agreement=0.99)

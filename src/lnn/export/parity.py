@@ -23,6 +23,13 @@ The optional heads' outputs, where the model has them: a drag's release point is
 is (its own map), the key and text logits are bounded as the action logits are (max |Δ| over their scale),
 and the typed text must agree as often as the actions must (`text_agreement`: the share of steps where
 every text slot makes the same choice, or one PyTorch's scores call a tie, as for clicks).
+
+τ has its own bound (`tau_atol`), because reduced precision moves it more than anything the policy does:
+a trained model's τ is a sigmoid of the carried state, and a neuron whose sigmoid sits on its slope turns
+fp16's rounding of the state (~2e-2 after 16 steps) into τ changes of 1–5% of τ_max while the actions,
+clicks and logits stay the same. So fp16 is judged, as int8 is, by what the policy does (the same action
+and click on nearly every step) plus its logits' and point's |Δ|, and its τ is reported; fp32 bounds τ
+as tightly as everything else, which is what catches a wrong graph.
 """
 
 from __future__ import annotations
@@ -119,14 +126,18 @@ def compare(ref: Trace, other: Trace, boxes: np.ndarray | None = None, tie_ratio
 
 
 def check(name: str, figure: dict, atol: float | None = None, min_agreement: float | None = None,
-          min_click_agreement: float | None = None) -> dict:  # fmt: skip
-    # atol bounds max |Δ| / max(1, max |reference|) per output (see the module docstring)
+          min_click_agreement: float | None = None, tau_atol: float | None = None) -> dict:  # fmt: skip
+    # atol bounds max |Δ| / max(1, max |reference|) per output but τ, tau_atol τ's (see the module docstring)
     """Record the bounds and the verdict in `figure`; raise ParityError when a bound is not met."""
     problems = []
+    bounds = {k: atol for k in figure["max_rel_diff"] if k != "tau"} | {"tau": tau_atol}
+    bounds = {k: bound for k, bound in bounds.items() if bound is not None and k in figure["max_rel_diff"]}
     if atol is not None:
         figure["tolerance"] = atol
-        problems += [f"max |Δ| / scale on {k} = {figure['max_rel_diff'][k]:.3g} > {atol:g}"
-                     for k in figure["max_rel_diff"] if not figure["max_rel_diff"][k] <= atol]  # fmt: skip  (NaN fails too)
+    if tau_atol is not None:
+        figure["tau_tolerance"] = tau_atol
+    problems += [f"max |Δ| / scale on {k} = {figure['max_rel_diff'][k]:.3g} > {bound:g}"
+                 for k, bound in bounds.items() if not figure["max_rel_diff"][k] <= bound]  # fmt: skip  (NaN fails too)
     if min_agreement is not None:
         figure["min_action_agreement"] = min_agreement
         for what, share in (("action", figure["action_agreement"]), ("text", figure.get("text_agreement", 1.0))):

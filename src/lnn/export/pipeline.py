@@ -64,7 +64,10 @@ class ExportOptions:
     steps: int = 16  # steps per parity stream
     streams_per_task: int = 2
     fp32_atol: float = 1e-4
-    fp16_atol: float = 1e-2
+    fp16_atol: float = 1e-2  # logits, coords (τ: fp16_tau_atol)
+    fp16_tau_atol: float | None = None  # None: fp16's τ is reported, not bounded (see parity.py)
+    fp16_min_agreement: float = 0.99  # share of steps where fp16 picks the same action (and text)
+    fp16_min_click_agreement: float = 0.99
     int8_min_agreement: float = 0.95
     int8_min_click_agreement: float = 0.95  # share of steps clicking the same place (see parity.py)
     click_tie_ratio: float = 0.5
@@ -390,7 +393,9 @@ def _check_parity(paths: dict[str, Path], carry: Trace, inputs, boxes, layers: i
     """Each precision's graph in onnxruntime against PyTorch (state carried), clicks judged against the episodes'
     target `boxes`; raises ParityError out of bounds."""
     images, text, dt = inputs
-    bounds = {"fp32": {"atol": opts.fp32_atol}, "fp16": {"atol": opts.fp16_atol},
+    bounds = {"fp32": {"atol": opts.fp32_atol, "tau_atol": opts.fp32_atol},
+              "fp16": {"atol": opts.fp16_atol, "tau_atol": opts.fp16_tau_atol, "min_agreement": opts.fp16_min_agreement,
+                       "min_click_agreement": opts.fp16_min_click_agreement},
               "int8": {"min_agreement": opts.int8_min_agreement,
                        "min_click_agreement": opts.int8_min_click_agreement}}  # fmt: skip
     parity = {}

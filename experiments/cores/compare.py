@@ -62,13 +62,18 @@ def model_size(job: Path) -> tuple[int, int | None]:
     return sum(p.numel() for p in model.parameters()), getattr(model, "width", None)
 
 
+def evaluation_dir(dt_scale: float, unfolds: int | None) -> str:
+    """The name of a job's folder for an evaluation at dt × dt_scale with `unfolds` sub-steps per frame."""
+    return f"eval_dt{dt_scale:g}" + (f"_unfolds{unfolds}" if unfolds else "")
+
+
 def evaluate_again(job: Path, dt_scale: float, unfolds: int | None, episodes: int) -> Path:
     """The job's policy on its own tasks' test seeds with the timing families' dts × dt_scale and, for a core with
     ODE cells, `unfolds` solver sub-steps per frame (python -m lnn.agent dt_scale=... unfolds=...) -> the
     evaluation's directory, <job>/eval_dt<scale>[_unfolds<n>] (a killed evaluation resumes there)."""
     from lnn.agent.cli import run
 
-    out = job / (f"eval_dt{dt_scale:g}" + (f"_unfolds{unfolds}" if unfolds else ""))
+    out = job / evaluation_dir(dt_scale, unfolds)
     options = [f"ckpt={job}", f"episodes={episodes}", "trace=0", f"dt_scale={dt_scale}", f"out={out}"]
     with contextlib.redirect_stdout(io.StringIO()):
         run(options + ([f"unfolds={unfolds}"] if unfolds else []))
@@ -314,7 +319,7 @@ def main(argv: list[str] | None = None) -> dict:
     step_ms = browser_step_ms(jobs, args.steps, args.rounds) if args.step_time else {}
     unfolds = f" unfolds={args.unfolds} (liquid, ltc)" if args.unfolds else ""
     evaluation = f"python -m lnn.agent dt_scale={dt_scale:g}{unfolds}: the timing families' dts × {dt_scale:g}, " \
-                 f"{args.episodes} episodes per family, in <job>/eval_dt{dt_scale:g}{f'_unfolds{args.unfolds}' if args.unfolds else ''}" \
+                 f"{args.episodes} episodes per family, in <job>/{evaluation_dir(dt_scale, args.unfolds)}" \
         if dt_scale else "eval/success.csv of each job"
     results = write_report(sweep, jobs, cores, step_ms, Path(args.out), evaluation)
     print((Path(args.out) / "results.md").read_text())

@@ -85,7 +85,22 @@ def test_dt_scale_stretches_time_and_the_answers_follow_it(task):
     assert [s.dt for s in TASKS[task](Difficulty(dt_scale=1)).episode(0)] == [s.dt for s in TASKS[task]().episode(0)]
 
 
-@pytest.mark.parametrize("value", [0.1, 5, "slow", True])
+@pytest.mark.parametrize("task", TIMING_TASKS)
+def test_a_dt_scale_range_draws_one_scale_per_episode(task):
+    """dt_scale=[0.5, 2] (training across time scales): each episode's dts share one scale drawn in the range, the
+    scales spread over it, episodes stay deterministic per seed, and the oracle solves every one in the env."""
+    family = TASKS[task](Difficulty(dt_scale=[0.5, 2]))  # a list, as from the command line
+    assert family.difficulty.dt_scale == (0.5, 2)
+    episodes = [[s.dt for s in family.episode(seed)] for seed in range(60)]
+    assert episodes[:5] == [[s.dt for s in TASKS[task](Difficulty(dt_scale=(0.5, 2))).episode(seed)] for seed in range(5)]
+    assert all(0.5 * DT_RANGE[0] <= dt <= 2 * DT_RANGE[1] for dts in episodes for dt in dts)
+    every = [dt for dts in episodes for dt in dts]
+    assert min(every) < DT_RANGE[0] and max(every) > DT_RANGE[1]  # faster and slower than scale 1 can draw
+    envs = [GuiEnv(image_size=32, dt_scale=[0.5, 2]) for _ in range(4)]
+    assert success(OraclePolicy(envs), envs, task, seeds=range(40)) == 1.0
+
+
+@pytest.mark.parametrize("value", [0.1, 5, "slow", True, [2, 1], [0.5, 5], [1, 2, 3]])
 def test_a_dt_scale_out_of_range_is_one_line_naming_it(value):
     with pytest.raises(ConfigError) as info:
         GuiEnv(dt_scale=value)

@@ -16,6 +16,7 @@ the script, and their answer depends on elapsed time, not on the number of frame
 
 from __future__ import annotations
 
+import math
 import random
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -60,15 +61,23 @@ class Difficulty:
     max_candidates: int = 6  # ... from [min_candidates, max_candidates]
     sequence_length: int = 3  # click-sequence: squares that light up one after another
     memory_delay: int = 0  # memory families: "Wait" frames (key Enter) between the cue and the recall
-    dt_scale: float = 1.0  # timing families: frames come dt_scale times as far apart (DT_RANGE × dt_scale); 2 tests
-    # a policy on time slower than it was trained on (the answers are in seconds, so they change with it)
+    dt_scale: float | tuple[float, float] = 1.0  # timing families: frames come dt_scale times as far apart
+    # (DT_RANGE × dt_scale); 2 tests a policy on time slower than it was trained on (the answers are in seconds, so
+    # they change with it). [low, high]: each episode draws its own scale, log-uniformly (training across time scales)
 
     def __post_init__(self):
         for f in fields(self):
             if f.name != "dt_scale" and not isinstance(getattr(self, f.name), int):
                 raise ConfigError(f.name, f"must be an integer, got {getattr(self, f.name)!r}")
-        if isinstance(self.dt_scale, bool) or not isinstance(self.dt_scale, (int, float)) or not 0.5 <= self.dt_scale <= 4:
-            raise ConfigError("dt_scale", f"must be a number in [0.5, 4] (1: the training range), got {self.dt_scale!r}")
+        scale = self.dt_scale
+        if not isinstance(scale, (str, int, float)):
+            scale = tuple(scale)  # a list from the command line: [0.5, 2]
+            object.__setattr__(self, "dt_scale", scale)
+        numbers = scale if isinstance(scale, tuple) else (scale,)
+        if (len(numbers) not in (1, 2) or any(isinstance(x, bool) or not isinstance(x, (int, float)) for x in numbers)
+                or not all(0.5 <= x <= 4 for x in numbers) or (len(numbers) == 2 and not numbers[0] < numbers[1])):  # fmt: skip
+            raise ConfigError("dt_scale", f"must be a number in [0.5, 4] (1: the training range) or a range [low, high] "
+                                          f"within it (one scale per episode), got {self.dt_scale!r}")  # fmt: skip
         if not 2 <= self.min_candidates <= MAX_CANDIDATES:
             raise ConfigError(
                 "min_candidates", f"must be in [2, {MAX_CANDIDATES}], got {self.min_candidates}"
@@ -449,7 +458,10 @@ class ClickSequence(MemoryFamily):
 DT_RANGE = (0.25, 2.5)  # seconds between two frames of a timing family, uniform
 
 
-def draw_dts(rng: random.Random, frames: int, scale: float = 1.0) -> list[float]:
+def draw_dts(rng: random.Random, frames: int, scale: float | tuple[float, float] = 1.0) -> list[float]:
+    """Each frame's dt in DT_RANGE × scale; a (low, high) scale is drawn for the episode first, log-uniformly."""
+    if isinstance(scale, tuple):
+        scale = math.exp(rng.uniform(math.log(scale[0]), math.log(scale[1])))
     return [round(scale * rng.uniform(*DT_RANGE), 3) for _ in range(frames)]  # ms: readable in datasets
 
 

@@ -261,15 +261,16 @@ def test_a_match_text_model_exports_its_strip_input_with_parity(tmp_path):
     np.testing.assert_allclose(onnx_policy.act(observations)[1]["coords"], torch_policy.act(observations)[1]["coords"], atol=1e-4)
 
 
-@pytest.mark.parametrize("hold_input, map_memory", [(False, 0), (True, 2)])
-def test_a_feedback_model_exports_its_previous_action_as_state_with_parity(tmp_path, hold_input, map_memory):
+@pytest.mark.parametrize("hold_input, map_memory, hold_flag", [(False, 0, False), (True, 2, False), (True, 2, True)])
+def test_a_feedback_model_exports_its_previous_action_as_state_with_parity(tmp_path, hold_input, map_memory, hold_flag):
     """model.feedback: the previous action travels as one more state tensor (A + 3 wide), after the held input
     with hold_input; parity at every precision, and the ONNX policy's state after a step holds the action it took.
-    The τ plots draw the liquid layers' states alone (the extra state tensors have other sizes)."""
+    The τ plots draw the liquid layers' states alone (the extra state tensors have other sizes). With hold_flag the
+    flag's column of input_proj folds into the first layer as every other column does."""
     from lnn.agent.onnx_policy import OnnxPolicy
     from lnn.envs import ACTIONS, GuiEnv
 
-    run = make_run(tmp_path / "run", feedback=True, hold_input=hold_input, map_memory=map_memory)
+    run = make_run(tmp_path / "run", feedback=True, hold_input=hold_input, map_memory=map_memory, hold_flag=hold_flag)
     options = ExportOptions(out=str(tmp_path / "export"), plots=hold_input, web=False, streams_per_task=1)
     out = export(resolve_source(run=str(run)), options, log=lambda line: None)
     m = json.loads((out / "manifest.json").read_text())

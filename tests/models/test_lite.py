@@ -165,7 +165,7 @@ def test_pixels_only_gets_a_blank_strip_and_a_zero_match_channel():
     assert feats.shape[1] == 128 + 1 + len(model.cell_position) and not feats[:, 128].any()
 
 
-@pytest.mark.parametrize("flag", ["match_text", "feedback", "hold_input", "look_input"])
+@pytest.mark.parametrize("flag", ["match_text", "feedback", "hold_input", "hold_flag", "look_input"])
 def test_switches_must_be_bools(flag):
     with pytest.raises(ConfigError) as info:
         VisionLNNLite(image_size=64, **{flag: "yes"})
@@ -241,6 +241,27 @@ def test_held_input_integrates_each_dt_with_the_frame_that_was_on_screen():
     torch.testing.assert_close(x[:, 2::2], x[:, 1:-1:2])  # each dt: the frame before, held
     assert not torch.allclose(x[:, 1], x[:, 3])  # the frames themselves
     assert seen["dt"].tolist() == [[1.0, 1.0, 0.4, 1.0, 2.5, 1.0]]
+
+
+def test_the_hold_flag_tells_the_core_which_sub_step_is_the_hold():
+    """hold_flag: the core's input carries 1 on each held sub-step and 0 on each read, the only difference between
+    the two when the frame does not change; the flag's weights change the outputs; it needs hold_input."""
+    model = VisionLNNLite(image_size=64, solver="euler", hold_input=True, hold_flag=True).double().eval()
+    assert model.input_proj.in_features == model.core_input + 1
+    images, tokens = inputs(batch=1, steps=3)
+    images, tokens = images[:, :1].expand(-1, 3, -1, -1, -1), tokens[:, :1].expand(-1, 3, -1)  # one frame, three times
+    seen = {}
+    model.input_proj.register_forward_hook(lambda m, i, o: seen.update(inputs=i[0]))
+    out = model(images.double(), tokens)
+    x = seen["inputs"]  # (1, 2T, D + 1)
+    assert x[0, :, -1].tolist() == [1.0, 0.0] * 3
+    torch.testing.assert_close(x[:, 2::2, :-1], x[:, 3::2, :-1])  # held and read: the same frame, told apart by the flag
+    with torch.no_grad():
+        model.input_proj.weight[:, -1] += 1.0
+    assert not torch.allclose(model(images.double(), tokens)["action_logits"], out["action_logits"])
+    with pytest.raises(ConfigError) as info:
+        VisionLNNLite(image_size=64, hold_flag=True)
+    assert info.value.key == "hold_flag"
 
 
 def test_the_optional_heads_serve_lnn_envs_actions_and_keys():

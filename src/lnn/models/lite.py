@@ -177,6 +177,7 @@ class VisionLNNLite(Described, nn.Module):
         look_input: bool = False,
         feedback: bool = False,
         hold_input: bool = False,
+        hold_flag: bool = False,
         map_memory: int = 0,
         click_offset: bool = False,
         match_text: bool = False,
@@ -225,7 +226,7 @@ class VisionLNNLite(Described, nn.Module):
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(key, f"must be a positive integer, got {value!r}")
         flags = {"match_text": match_text, "drag_head": drag_head, "key_head": key_head, "text_head": text_head,
-                 "look_input": look_input, "feedback": feedback, "hold_input": hold_input}  # fmt: skip
+                 "look_input": look_input, "feedback": feedback, "hold_input": hold_input, "hold_flag": hold_flag}  # fmt: skip
         for key, value in flags.items():
             if not isinstance(value, bool):
                 raise ConfigError(key, f"must be true or false, got {value!r}")
@@ -276,9 +277,15 @@ class VisionLNNLite(Described, nn.Module):
         self.feedback = feedback
         self.feedback_size = num_actions + len(self.cell_position) if feedback else 0
         core_input = self.core_input = feature_size + instruction_dim + self.looked_size + self.feedback_size
-        shell = dict(input_size=core_input, head_size=head_size, num_layers=num_layers, **cell_kwargs)
+        if hold_flag and not hold_input:
+            raise ConfigError("hold_flag", "marks the held sub-step of model.hold_input, which is off; set "
+                                           "model.hold_input=true too, or hold_flag=false")  # fmt: skip
+        # hold_flag: one more input, 1 on the held sub-step and 0 on the read, so the core can tell the two apart
+        # (with equal inputs only its state can): a neuron may then count reads (frames) and ignore the holds' time
+        self.hold_flag = hold_flag
+        shell = dict(input_size=core_input + hold_flag, head_size=head_size, num_layers=num_layers, **cell_kwargs)
         width = self.width = core_width_for(core, core_width, hidden_size, shell)
-        self.input_proj = nn.Linear(core_input, width)
+        self.input_proj = nn.Linear(core_input + hold_flag, width)
         # hold_input: over a frame's dt (the time since the previous frame came) the screen showed the previous
         # frame, so the core integrates that time with the previous frame's input held, then reads the new frame
         # in one more unit step. Without it the new frame is integrated over the time before it came: how long
@@ -536,6 +543,9 @@ class VisionLNNLite(Described, nn.Module):
         dt = self.step_dts(dt, x)
         read = mask.to(x.dtype) if mask is not None else torch.ones_like(dt)
         before = torch.cat([held.unsqueeze(1), x[:, :-1]], 1)
+        if self.hold_flag:
+            flag = torch.ones_like(x[..., :1])
+            before, x = torch.cat([before, flag], -1), torch.cat([x, 0 * flag], -1)
         sequence = self.input_proj(torch.stack([before, x], 2).flatten(1, 2))
         out, state, taus = self.core(sequence, state, torch.stack([dt, read], 2).flatten(1, 2))
         return out[:, 1::2], state, [tau[:, 1::2] for tau in taus]

@@ -43,11 +43,13 @@ def test_lstm_export_plays_in_the_page_like_pytorch(tmp_path):
     with open_page(out) as tab:
         records = tab.evaluate("window.lnnPage.runEpisode(0, {precision: 'fp32', reset: false})")
         info = tab.locator("#model-info").inner_text()
+        parity = tab.locator("#parity-info").inner_text()
         plots = tab.locator("#tau canvas").count()
     assert len(records) == len(frames) and all(r["tau"] == [] for r in records)
     np.testing.assert_allclose(np.array([r["logits"] for r in records]), ref.action_logits[:, 0], atol=1e-4)
     np.testing.assert_allclose(np.array([r["coords"] for r in records]), ref.coords[:, 0], atol=1e-4)
     assert "core lstm" in info and "no τ" in info and plots == 0
+    assert "fp16 same action on 100.0% of steps" in parity  # fp16 is judged by its actions (its τ is reported)
 
 
 def test_frames_of_another_aspect_with_click_offsets_play_in_the_page_like_pytorch(tmp_path):

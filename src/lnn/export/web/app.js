@@ -367,7 +367,8 @@ function describeModel() {
   const p = m.parity;
   $("parity-info").textContent =
     `export parity over ${p.episodes} × ${p.steps} steps: fp32 max |Δ| ${p.fp32.max_abs_diff.tau.toExponential(1)} (τ), ` +
-    `fp16 ${p.fp16.max_abs_diff.tau.toExponential(1)} (τ), int8 same action on ${(100 * p.int8.action_agreement).toFixed(1)}% of steps`;
+    `fp16 same action on ${(100 * p.fp16.action_agreement).toFixed(1)}% of steps (τ ${p.fp16.max_abs_diff.tau.toExponential(1)}), ` +
+    `int8 on ${(100 * p.int8.action_agreement).toFixed(1)}%`;
   $("precision").innerHTML = Object.entries(m.files)
     .map(([name, f]) => `<option value="${f.precision}">${f.precision} — ${name}, ${(f.bytes / 1e6).toFixed(2)} MB</option>`)
     .join("");

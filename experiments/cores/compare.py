@@ -6,7 +6,8 @@ mean ± std over seeds, parameters, train time, and (optionally) the browser ste
     python experiments/cores/compare.py <sweeps> --dt-scale 2 --out <dir>   # timing: time twice as slow as in training
     python experiments/cores/compare.py <sweeps> --dt-scale 2 --unfolds 2 --out <dir>   # liquid / ltc: 2 solver steps a frame
 
-Several sweep directories pool their jobs (e.g. one sweep per seed, run side by side).
+Several sweep directories pool their jobs (e.g. one sweep per seed, run side by side); single runs
+(`python train.py core=gru seed=1`, logs/runs/<time>) can be given too, alone or with sweeps.
 
 Writes results.md (tables and a computed sentence per core on where liquid wins, ties or loses),
 results.png (success per kind, bars = mean over seeds, error bars = std) and results.json (every job and
@@ -31,7 +32,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lnn.envs.gui import families_by_kind
-from lnn.runs import collect_jobs, read_yaml, select
+from lnn.runs import collect_jobs, job_row, read_yaml, select
 
 REFERENCE = "liquid"
 CORE_ORDER = ("liquid", "cfc", "ltc", "lstm", "gru", "feedforward")  # conf/core/; others follow by name
@@ -294,7 +295,8 @@ def plot(cores: dict, kinds: list[str], path: Path) -> None:
 
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("sweeps", nargs="+", help="sweep directories of experiment=core_comparison (logs/multiruns/<time>)")
+    p.add_argument("sweeps", nargs="+", help="sweep directories of experiment=core_comparison (logs/multiruns/<time>), "
+                   "or single runs (logs/runs/<time>), or both")
     p.add_argument("--out", default=str(Path(__file__).parent), help="where results.md / .png / .json go")
     p.add_argument("--step-time", action="store_true", help="also export one job per core and time it in Chromium")
     p.add_argument("--steps", type=int, default=200, help="measured browser steps per core and round")
@@ -309,7 +311,10 @@ def main(argv: list[str] | None = None) -> dict:
         p.error(f"--unfolds must be >= 1, got {args.unfolds}")
     dt_scale = args.dt_scale or (1.0 if args.unfolds else None)
     sweeps = [Path(s) for s in args.sweeps]
-    rows = [row for sweep in sweeps for row in collect_jobs(sweep)]
+    rows = []
+    for path in sweeps:
+        row = job_row(path)
+        rows += [row] if row else collect_jobs(path)
     jobs = [j for j in (read_job(row, dt_scale, args.unfolds, args.episodes) for row in tqdm(rows, desc="jobs", disable=not dt_scale))
             if j is not None]  # fmt: skip
     if not jobs:

@@ -108,25 +108,29 @@ def read_results(run: Path) -> dict:
 
 
 def collect_jobs(sweep_dir: Path) -> list[dict]:
-    """A row per job directory: job, dir, overrides, status, τ bounds and solver (resolved), results."""
-    rows = []
-    for job in sorted((p for p in sweep_dir.iterdir() if p.is_dir()), key=lambda p: (len(p.name), p.name)):
-        overrides_file = job / ".hydra" / "overrides.yaml"
-        if not overrides_file.exists():
-            continue
-        overrides = [str(o) for o in read_yaml(overrides_file) or []]
-        cfg_file = job / CONFIG if (job / CONFIG).exists() else job / ".hydra" / CONFIG
-        cfg = read_yaml(cfg_file)
-        results = read_results(job)
-        monitor, mode = monitor_of(cfg)
-        row = {"job": job.name, "dir": str(job), "overrides": " ".join(overrides)}
-        for key in PARAMS:
-            row[key] = select(cfg, key)
-        row |= {"status": "finished" if results else "failed", "monitor": monitor, "mode": mode,
-                "score": job_score(results, monitor), "error": "" if results else _job_error(job)}  # fmt: skip
-        row |= {k: v for k, v in results.items() if k not in row}
-        rows.append(row)
-    return rows
+    """A row per job directory of a sweep (see job_row)."""
+    jobs = sorted((p for p in sweep_dir.iterdir() if p.is_dir()), key=lambda p: (len(p.name), p.name))
+    return [row for row in map(job_row, jobs) if row is not None]
+
+
+def job_row(job: Path) -> dict | None:
+    """A train.py run's row: job, dir, overrides, status, τ bounds and solver (resolved), results; None for a
+    directory that is not a run (no .hydra/overrides.yaml)."""
+    overrides_file = job / ".hydra" / "overrides.yaml"
+    if not overrides_file.exists():
+        return None
+    overrides = [str(o) for o in read_yaml(overrides_file) or []]
+    cfg_file = job / CONFIG if (job / CONFIG).exists() else job / ".hydra" / CONFIG
+    cfg = read_yaml(cfg_file)
+    results = read_results(job)
+    monitor, mode = monitor_of(cfg)
+    row = {"job": job.name, "dir": str(job), "overrides": " ".join(overrides)}
+    for key in PARAMS:
+        row[key] = select(cfg, key)
+    row |= {"status": "finished" if results else "failed", "monitor": monitor, "mode": mode,
+            "score": job_score(results, monitor), "error": "" if results else _job_error(job)}  # fmt: skip
+    row |= {k: v for k, v in results.items() if k not in row}
+    return row
 
 
 @dataclass

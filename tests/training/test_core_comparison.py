@@ -83,6 +83,13 @@ def test_core_comparison_sweep_and_report(tmp_path):
     assert table["liquid"].rstrip(" |").endswith("2") and table["gru"].rstrip(" |").endswith("2")  # n seeds
     assert "**gru**: against gru, liquid" in md and report["verdicts"]["gru"]["memory"] in ("wins", "ties", "loses")
 
+    # single runs given one by one (as `python train.py core=gru seed=1` leaves them) pool as the sweep's jobs do
+    singles = tmp_path / "singles"
+    one_by_one = [str(by_key[key]) for key in sorted(by_key)]
+    result = run_cli(str(ROOT / "experiments" / "cores" / "compare.py"), *one_by_one, "--out", str(singles), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads((singles / "results.json").read_text())["cores"] == report["cores"]
+
     # --dt-scale: every job evaluated again by the agent at that time scale, the report read from those evaluations
     slow = tmp_path / "report_dt2"
     result = run_cli(str(ROOT / "experiments" / "cores" / "compare.py"), str(sweep), "--out", str(slow), "--dt-scale", "2",

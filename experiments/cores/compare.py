@@ -313,6 +313,8 @@ def main(argv: list[str] | None = None) -> dict:
     sweeps = [Path(s) for s in args.sweeps]
     rows = []
     for path in sweeps:
+        if not path.is_dir():
+            p.error(f"{path}: no such directory (a sweep of train.py -m, or a run of train.py)")
         row = job_row(path)
         rows += [row] if row else collect_jobs(path)
     jobs = [j for j in (read_job(row, dt_scale, args.unfolds, args.episodes) for row in tqdm(rows, desc="jobs", disable=not dt_scale))

@@ -128,3 +128,14 @@ def test_fp16_fails_when_it_picks_another_action_however_small_the_logits_gap():
     check("fp16", compare(ref, other), atol=1e-2)  # the |Δ| bound alone lets it through ...
     with pytest.raises(ParityError, match="same action on 0.0% of steps < 99%"):  # ... the agreement floor does not
         check("fp16", figure, atol=1e-2, min_agreement=0.99, min_click_agreement=0.99)
+
+
+@pytest.mark.parametrize("key, value", [("fp16_min_agreement", 1.5), ("int8_min_click_agreement", -0.1)])
+def test_an_agreement_floor_outside_0_1_stops_before_any_work(tiny_run, tmp_path, key, value):
+    from lnn.errors import ConfigError
+    from lnn.export.pipeline import ExportOptions, export
+    from lnn.export.source import resolve_source
+
+    with pytest.raises(ConfigError) as info:
+        export(resolve_source(run=str(tiny_run)), ExportOptions(out=str(tmp_path / "e"), web=False, **{key: value}))
+    assert info.value.key == f"parity.{key}" and not (tmp_path / "e").exists()

@@ -129,15 +129,13 @@ def check(name: str, figure: dict, atol: float | None = None, min_agreement: flo
           min_click_agreement: float | None = None, tau_atol: float | None = None) -> dict:  # fmt: skip
     # atol bounds max |Δ| / max(1, max |reference|) per output but τ, tau_atol τ's (see the module docstring)
     """Record the bounds and the verdict in `figure`; raise ParityError when a bound is not met."""
-    problems = []
-    bounds = {k: atol for k in figure["max_rel_diff"] if k != "tau"} | {"tau": tau_atol}
-    bounds = {k: bound for k, bound in bounds.items() if bound is not None and k in figure["max_rel_diff"]}
     if atol is not None:
         figure["tolerance"] = atol
     if tau_atol is not None:
         figure["tau_tolerance"] = tau_atol
-    problems += [f"max |Δ| / scale on {k} = {figure['max_rel_diff'][k]:.3g} > {bound:g}"
-                 for k, bound in bounds.items() if not figure["max_rel_diff"][k] <= bound]  # fmt: skip  (NaN fails too)
+    bounds = {k: tau_atol if k == "tau" else atol for k in figure["max_rel_diff"]}
+    problems = [f"max |Δ| / scale on {k} = {figure['max_rel_diff'][k]:.3g} > {bound:g}"
+                for k, bound in bounds.items() if bound is not None and not figure["max_rel_diff"][k] <= bound]  # fmt: skip  (NaN fails too)
     if min_agreement is not None:
         figure["min_action_agreement"] = min_agreement
         for what, share in (("action", figure["action_agreement"]), ("text", figure.get("text_agreement", 1.0))):

@@ -248,6 +248,11 @@ def export(source: Source, opts: ExportOptions | None = None, log=print) -> Path
         raise ConfigError("parity.steps" if opts.steps < 1 else "parity.streams_per_task", "must be >= 1")
     if not 0 < opts.click_tie_ratio <= 1:  # 0 would call every click a tie
         raise ConfigError("parity.click_tie_ratio", f"must be in (0, 1], got {opts.click_tie_ratio}")
+    for precision in ("fp16", "int8"):  # a floor above 1 would fail every export, one below 0 none
+        for what in ("min_agreement", "min_click_agreement"):
+            floor = getattr(opts, f"{precision}_{what}")
+            if not 0 <= floor <= 1:
+                raise ConfigError(f"parity.{precision}_{what}", f"must be a share of steps in [0, 1], got {floor}")
     if opts.fp16 not in onnx_step.FP16_SCHEMES:
         raise ConfigError("fp16", f"unknown scheme {opts.fp16!r}; choose one of {', '.join(onnx_step.FP16_SCHEMES)}")
     if opts.int8 not in onnx_step.INT8_SCHEMES:

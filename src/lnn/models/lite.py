@@ -544,8 +544,8 @@ class VisionLNNLite(Described, nn.Module):
         read = mask.to(x.dtype) if mask is not None else torch.ones_like(dt)
         before = torch.cat([held.unsqueeze(1), x[:, :-1]], 1)
         if self.hold_flag:
-            flag = torch.ones_like(x[..., :1])
-            before, x = torch.cat([before, flag], -1), torch.cat([x, 0 * flag], -1)
+            held_flag = torch.ones_like(x[..., :1])
+            before, x = torch.cat([before, held_flag], -1), torch.cat([x, torch.zeros_like(held_flag)], -1)
         sequence = self.input_proj(torch.stack([before, x], 2).flatten(1, 2))
         out, state, taus = self.core(sequence, state, torch.stack([dt, read], 2).flatten(1, 2))
         return out[:, 1::2], state, [tau[:, 1::2] for tau in taus]

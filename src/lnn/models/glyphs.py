@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lnn.errors import ConfigError
+from lnn.liquid.cell import tracing
 
 FONT_DIRS = ("/usr/share/fonts/truetype/liberation", "/usr/share/fonts/liberation-sans", "/usr/share/fonts/liberation")
 STRIP = (18, 66)  # (height, width) in screen pixels: odd after the stride-2 CNN (9 x 33), so the match is centred
@@ -100,10 +101,26 @@ def correlate(f: Tensor, k: Tensor) -> Tensor:
     """Each sample's map slid over by its own kernel: f (N, C, h, w), k (N, C, kh, kw) (odd sides) ->
     (N, h, w), zero-padded to keep the size (a cross-correlation, as conv2d computes).
 
-    A batched matmul, not a conv with groups = N: the groups would fix the batch size in an ONNX graph,
-    and on a CPU this is ~3x faster. Each of the kernel's rows, slid along the width, is a banded
-    (Toeplitz) matrix; the map's rows, shifted once per kernel row, multiply them. Both are laid out for
-    one plain batched matmul (no transposes inside an einsum: half the time in onnxruntime)."""
+    Through FFTs in PyTorch: 4.5x faster than the banded matmul below for a training batch (32 frames of
+    210 x 160, forward and backward), and a third of a match_text step's time before. An ONNX graph gets
+    the banded matmul (`banded_correlate`; onnxruntime-web has no FFT), equal up to float rounding."""
+    if tracing():
+        return banded_correlate(f, k)
+    h, w = f.shape[-2:]
+    kh, kw = k.shape[-2:]
+    size = (h + kh - 1, w + kw - 1)  # no wrap-around: the full linear correlation fits
+    spectrum = torch.fft.rfft2(f, size) * torch.fft.rfft2(k.flip(-2, -1), size)  # a product of spectra: a convolution
+    full = torch.fft.irfft2(spectrum.sum(1), size)  # (N, h + kh - 1, w + kw - 1)
+    return full[:, kh // 2 : kh // 2 + h, kw // 2 : kw // 2 + w]
+
+
+def banded_correlate(f: Tensor, k: Tensor) -> Tensor:
+    """`correlate` as one plain batched matmul, for ONNX graphs.
+
+    Not a conv with groups = N: the groups would fix the batch size in an ONNX graph, and on a CPU this is
+    ~3x faster. Each of the kernel's rows, slid along the width, is a banded (Toeplitz) matrix; the map's
+    rows, shifted once per kernel row, multiply them. Both are laid out for one plain batched matmul (no
+    transposes inside an einsum: half the time in onnxruntime)."""
     n, _, h, w = f.shape
     kh, kw = k.shape[-2:]
     padded = F.pad(f, (kw // 2, kw // 2, kh // 2, kh // 2)).transpose(1, 2)  # (N, h + kh - 1, C, w + kw - 1)

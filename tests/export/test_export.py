@@ -225,14 +225,16 @@ def test_a_model_of_native_aspect_with_click_offsets_exports_with_parity(tmp_pat
 
 def test_a_match_text_model_exports_its_strip_input_with_parity(tmp_path):
     """model.match_text: the graph takes the named text's strip; parity at every precision; any batch size
-    (the per-sample correlation keeps the batch axis dynamic) with strips of different words; the manifest
+    (the per-sample correlation keeps the batch axis dynamic) with strips of different words, the instruction box
+    masked; the manifest
     says how to draw the strip, and OnnxPolicy draws it as the model does."""
     pytest.importorskip("PIL")
     from lnn.agent.onnx_policy import OnnxPolicy
     from lnn.envs import Observation
     from lnn.rollout import TorchPolicy
 
-    run = make_run(tmp_path / "run", image_size=[48, 64], match_text=True, page_size=[96, 128])
+    run = make_run(tmp_path / "run", image_size=[48, 64], match_text=True, page_size=[96, 128],
+                   instruction_box=[0, 0, 24, 128])  # a query box: a constant mask in the graph
     options = ExportOptions(out=str(tmp_path / "export"), plots=False, web=False, streams_per_task=1)
     out = export(resolve_source(run=str(run)), options, log=lambda line: None)
     m = json.loads((out / "manifest.json").read_text())

@@ -143,3 +143,33 @@ def test_a_word_never_seen_in_training_is_found_by_its_look():
           f"(~{100 / WORDS_PER_FRAME:.0f}% picks a word at random)")
     assert with_match >= 0.8
     assert without <= 0.45
+
+
+def test_the_instruction_box_hides_the_named_texts_own_quote():
+    # MiniWoB shows the instruction in its query box (the top 50 px), so the named word always matches there too
+    from lnn.errors import ConfigError
+    from lnn.models.lite import VisionLNNLite
+
+    torch.manual_seed(0)
+    word = torch.from_numpy(render_strip("ipsum").copy())  # (18, 66), ink as the page draws it
+    screen = torch.ones(1, 3, 210, 160)
+    for top in (10, 120):  # the quote in the query box, the link in the body
+        screen[0, :, top : top + 18, 40:106] = 1 - word
+    made = dict(image_size=[210, 160], page_size=[210, 160], match_text=True, hidden_size=16, num_layers=1)
+    best = {}
+    for box in (None, [0, 0, 50, 160]):
+        torch.manual_seed(0)  # the same weights
+        model = VisionLNNLite(**made, instruction_box=box).eval()
+        strip = model.text_inputs(["click-link"], ['Click on the link "ipsum".'])["strip"]
+        with torch.no_grad():
+            match = model.text_match(ink(screen), strip, model.map_stride, model.match_keep)[0, 0]  # (27, 20) cells
+        quote, link = match[: 50 // 8].max(), match[120 // 8 : 140 // 8].max()
+        best[str(box)] = (quote.item(), link.item())
+    quote, link = best["None"]
+    assert link > 0.5 and quote == pytest.approx(link, abs=1e-4)  # two equal copies: the quote competes
+    quote, link = best["[0, 0, 50, 160]"]
+    assert quote == 0 and link == pytest.approx(best["None"][1])  # the box hides the quote only
+    with pytest.raises(ConfigError, match="instruction_box"):
+        VisionLNNLite(**made, instruction_box=[50, 0, 0, 160])
+    with pytest.raises(ConfigError, match="instruction_box"):
+        VisionLNNLite(**{**made, "match_text": False}, instruction_box=[0, 0, 50, 160])

@@ -150,7 +150,8 @@ class TextMatch(nn.Module):
         self.features = nn.Sequential(nn.Conv2d(1, channels, 3, stride=2, padding=1), nn.ReLU(),
                                       nn.Conv2d(channels, channels, 3, padding=1))  # fmt: skip
 
-    def forward(self, screen: Tensor, strip: Tensor, cell: int) -> Tensor:
+    def forward(self, screen: Tensor, strip: Tensor, cell: int, keep: Tensor | None = None) -> Tensor:
+        """keep (1, 1, h, w) at stride 2: 0 where no match may count (the page's own copy of the instruction)."""
         n = screen.shape[0]
         f, k = self.features(screen), self.features(strip)  # (N, C, h, w) at stride 2, (N, C, kh, kw)
         kh, kw = k.shape[-2:]
@@ -163,4 +164,6 @@ class TextMatch(nn.Module):
         norm_k = k.pow(2).sum((1, 2, 3)).sqrt().view(n, 1, 1, 1)
         named = (strip.flatten(1).amax(1) > 0).to(f.dtype).view(n, 1, 1, 1)  # a blank strip: no match anywhere
         score = named * dot / (norm_k * (spread + 1e-6).sqrt() + 1e-3)  # + 1e-6: sqrt's gradient at 0 is infinite
+        if keep is not None:
+            score = score * keep
         return F.max_pool2d(score, cell // 2, cell // 2, ceil_mode=True)

@@ -27,6 +27,7 @@ from tests.conftest import ROOT, run_cli
         ("data.oversample={memory: 0}", "data.oversample.memory"),
         ("model.map_memory=-1", "model.map_memory"),
         ("model.feedback=maybe", "model.feedback"),
+        ("model.instruction_box=[50,0,0,160]", "model.instruction_box"),
     ],
 )
 def test_bad_value_names_its_key(make_cfg, tmp_path, override, key):
@@ -40,7 +41,8 @@ def test_bad_value_names_its_key(make_cfg, tmp_path, override, key):
 
 def test_every_option_of_every_group_builds(make_cfg):
     for overrides in (["model=lite_ff"], ["solver=dopri5"], ["solver=semi_implicit"], ["logger=tensorboard"],
-                      ["logger=wandb"], ["trainer=cpu"], ["debug=fast"], ["experiment=memory_ablation"]):  # fmt: skip
+                      ["logger=wandb"], ["trainer=cpu"], ["debug=fast"], ["experiment=memory_ablation"],
+                      ["experiment=miniwob_single_click"], ["experiment=miniwob_pix2act59"]):  # fmt: skip
         build(make_cfg(*overrides))
 
 

@@ -32,6 +32,8 @@ the agent and the ONNX export use.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor, nn
 
@@ -90,8 +92,8 @@ def position_features(xy: Tensor, frequencies: int) -> Tensor:
 def outside_box(box, frame: tuple[int, int], scale: tuple[float, float]) -> Tensor:
     """[top, left, bottom, right] in page px -> (1, 1, h, w) at TextMatch's stride 2 over a frame of (height,
     width) shown at scale (x, y) of the page: 1 where a place's centre lies outside the box, 0 inside."""
-    if not (isinstance(box, (list, tuple)) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)
-            and box[0] < box[2] and box[1] < box[3]):  # fmt: skip
+    if not (isinstance(box, Sequence) and not isinstance(box, str) and len(box) == 4  # a list, or Hydra's ListConfig
+            and all(isinstance(v, (int, float)) for v in box) and box[0] < box[2] and box[1] < box[3]):  # fmt: skip
         raise ConfigError("instruction_box", f"must be [top, left, bottom, right] in page px with top < bottom and "
                                              f"left < right (MiniWoB's query box: [0, 0, 50, 160]), got {box!r}")  # fmt: skip
     top, left, bottom, right = box

@@ -20,6 +20,7 @@ from tests.export.test_browser import max_diffs, open_page
 pytestmark = pytest.mark.browser
 WORDS = ['Click on the link "ipsum".', "Find the email by Marlena and reply", 'Click "Q".', 'Click "q".',
          "Select Ann-Marie", 'Click on the link "consectetur adipiscing".', "Click the button."]  # fmt: skip
+STYLES = [{"font_px": 10, "bold": False}, {"font_px": 11, "bold": True}]  # MiniWoB's body text, email-inbox's names
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +32,7 @@ def matched(tmp_path_factory):
     if find_ort_dist() is None:
         pytest.skip("onnxruntime-web is not installed: run `npm ci` in the repository root")
     root = tmp_path_factory.mktemp("match")
-    run = make_run(root / "run", image_size=[48, 64], match_text=True, page_size=[96, 128])
+    run = make_run(root / "run", image_size=[48, 64], match_text=True, page_size=[96, 128], match_styles=STYLES)
     out = export(resolve_source(run=str(run)), ExportOptions(out=str(root / "export"), plots=False), log=lambda line: None)
     return run, out
 
@@ -48,14 +49,16 @@ def test_the_pages_strips_are_pillows_and_its_steps_pytorchs(matched):
         for scale in ((1.0, 1.0), (0.5, 0.5)):  # MiniWoB's native frames, and this model's half-size ones
             page.evaluate(f"window.lnnPage.app.manifest.preprocessing.strip.scale = {list(scale)}")
             for instruction in WORDS:
-                ours = np.array(page.evaluate(f"window.lnnPage.strip({json.dumps(instruction)})")).reshape(18, 66)
-                pillow = render_strip(named_text(instruction), scale=scale)
-                if not pillow.any():
-                    assert not ours.any(), instruction
-                    continue
-                r, diff = correlation(ours, pillow), np.abs(ours - pillow).mean()
-                print(f"{instruction!r} at {scale}: correlation {r:.3f}, mean |diff| {diff:.3f}")
-                assert r >= 0.85 and diff <= 0.03, (instruction, scale, r, diff)  # measured: 0.88-0.998, <= 0.026
+                drawn = np.array(page.evaluate(f"window.lnnPage.strip({json.dumps(instruction)})")).reshape(-1, 18, 66)
+                assert len(drawn) == len(STYLES)
+                for ours, style in zip(drawn, STYLES):
+                    pillow = render_strip(named_text(instruction), style["font_px"], scale, style["bold"])
+                    if not pillow.any():
+                        assert not ours.any(), instruction
+                        continue
+                    r, diff = correlation(ours, pillow), np.abs(ours - pillow).mean()
+                    print(f"{instruction!r} {style} at {scale}: correlation {r:.3f}, mean |diff| {diff:.3f}")
+                    assert r >= 0.85 and diff <= 0.03, (instruction, style, scale, r, diff)  # measured: 0.88-0.998, <= 0.026
         page.evaluate("window.lnnPage.app.manifest.preprocessing.strip.scale = [0.5, 0.5]")
         index = json.loads((out / "episodes" / "index.json").read_text())["episodes"]
         for i, ep in enumerate(index):

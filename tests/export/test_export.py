@@ -225,21 +225,23 @@ def test_a_model_of_native_aspect_with_click_offsets_exports_with_parity(tmp_pat
 
 def test_a_match_text_model_exports_its_strip_input_with_parity(tmp_path):
     """model.match_text: the graph takes the named text's strip; parity at every precision; any batch size
-    (the per-sample correlation keeps the batch axis dynamic) with strips of different words, the instruction box
-    masked; the manifest
+    (the per-sample correlation keeps the batch axis dynamic) with strips of different words in two styles, the
+    instruction box masked, the match's rows and columns; the manifest
     says how to draw the strip, and OnnxPolicy draws it as the model does."""
     pytest.importorskip("PIL")
     from lnn.agent.onnx_policy import OnnxPolicy
     from lnn.envs import Observation
     from lnn.rollout import TorchPolicy
 
+    styles = [{"font_px": 10, "bold": False}, {"font_px": 11, "bold": True}]
     run = make_run(tmp_path / "run", image_size=[48, 64], match_text=True, page_size=[96, 128],
-                   instruction_box=[0, 0, 24, 128])  # a query box: a constant mask in the graph
+                   instruction_box=[0, 0, 24, 128], match_styles=styles, match_lines=True)  # fmt: skip
     options = ExportOptions(out=str(tmp_path / "export"), plots=False, web=False, streams_per_task=1)
     out = export(resolve_source(run=str(run)), options, log=lambda line: None)
     m = json.loads((out / "manifest.json").read_text())
     assert [i["name"] for i in m["inputs"][:4]] == ["image", "tokens", "strip", "dt"]
-    assert m["inputs"][2]["shape"] == ["batch", 1, 18, 66] and m["preprocessing"]["strip"]["scale"] == [0.5, 0.5]
+    assert m["inputs"][2]["shape"] == ["batch", 2, 18, 66] and m["preprocessing"]["strip"]["scale"] == [0.5, 0.5]
+    assert m["preprocessing"]["strip"]["styles"] == styles
     for precision in ("fp32", "fp16", "int8"):
         assert m["parity"][precision]["passed"], (precision, m["parity"][precision])
     model = build_model(resolve_source(run=str(run)))

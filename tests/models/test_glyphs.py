@@ -173,3 +173,35 @@ def test_the_instruction_box_hides_the_named_texts_own_quote():
         VisionLNNLite(**made, instruction_box=[50, 0, 0, 160])
     with pytest.raises(ConfigError, match="instruction_box"):
         VisionLNNLite(**{**made, "match_text": False}, instruction_box=[0, 0, 50, 160])
+
+
+def test_match_styles_find_a_name_drawn_bold_and_match_lines_mark_its_row():
+    # email-inbox draws sender names bold at 11 px: the body style matches them poorly, their own style exactly
+    from lnn.errors import ConfigError
+    from lnn.models.lite import VisionLNNLite
+
+    name = torch.from_numpy(render_strip("Marlena", 11, bold=True).copy())
+    screen = torch.ones(1, 3, 210, 160)
+    screen[0, :, 120:138, 20:86] = 1 - name
+    bold = {"font_px": 11, "bold": True}
+    made = dict(image_size=[210, 160], page_size=[210, 160], match_text=True, hidden_size=16, num_layers=1)
+    found = {}
+    for styles in (None, [{"font_px": 10, "bold": False}, bold]):
+        torch.manual_seed(0)  # the same weights
+        model = VisionLNNLite(**made, match_styles=styles, match_lines=True).eval()
+        text = model.text_inputs(["email-inbox-delete"], ["Find the email by Marlena and click the trash icon to delete it."])
+        assert text["strip"].shape == (1, 1 if styles is None else 2, 18, 66)
+        with torch.no_grad():
+            feats = model.encode_frames(screen, text["strip"])  # (1, C + 3 + P, cells): match, its row's, its column's
+        c = model.cnn[-2].out_channels
+        match, row, column = (feats[0, c + i].view(model.map_hw) for i in range(3))
+        found[styles is None] = match.max().item()
+        peak_row, peak_col = divmod(int(match.flatten().argmax()), model.map_hw[1])
+        torch.testing.assert_close(row[peak_row], match.max().expand(model.map_hw[1]))  # every cell of its row knows
+        torch.testing.assert_close(column[:, peak_col], match.max().expand(model.map_hw[0]))
+        assert (row.amax(1) <= match.max()).all() and row[peak_row + 3].max() < match.max()
+    assert found[False] > 0.9 and found[False] > found[True] + 0.1  # its own style: an exact copy
+    with pytest.raises(ConfigError, match="match_styles"):
+        VisionLNNLite(**made, match_styles=[{"font_px": 10}])
+    with pytest.raises(ConfigError, match="match_lines"):
+        VisionLNNLite(**{**made, "match_text": False}, match_lines=True)

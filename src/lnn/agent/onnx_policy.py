@@ -11,11 +11,12 @@ The export directory holds `model.onnx` and `manifest.json`. What OnnxPolicy rea
                     "max_words": 32,                 an export with hashed words is refused); max_words and
                     "word_bytes": 12},               word_bytes default to lnn.models.text's
       "instruction": "text",                       optional: "pixels" feeds all-padding tokens (screenshot only)
-      "preprocessing": {"strip": {"scale": [1, 1], "font_px": 10}},   with a `strip` input (a match_text Lite):
-                                                   the instruction's named text drawn (lnn.models.glyphs)
+      "preprocessing": {"strip": {"scale": [1, 1], "styles": [{"font_px": 10, "bold": false}]}},   with a `strip`
+                                                   input (a match_text Lite): the instruction's named text drawn
+                                                   in each style (lnn.models.glyphs; older exports: "font_px")
       "inputs":  {"image": "image", "tokens": "tokens", "state": ["state_0", "state_1", ...],
                   "dt": "dt", "strip": "strip"},   optional: seconds since the previous frame, (B,) or (B, 1);
-                                                   the named text's strip (B, 1, 18, 66)
+                                                   the named text's strips (B, S, 18, 66)
       "outputs": {"action_logits": "action_logits", "coords": "coords",
                   "release": "release", "key_logits": "key_logits", "text_bytes": "text_bytes",
                   "tau": ["tau_0", ...], "state": ["new_state_0", ...]},
@@ -182,8 +183,8 @@ class OnnxPolicy:
         feeds |= dict(zip(self.inputs["state"], self.state))
         if self.strip is not None:  # blank with instruction=pixels, as the model's own text_inputs
             named = [o.instruction if self.instruction == "text" else "" for o in observations]
-            feeds[self.inputs["strip"][0]] = strips(named, font_px=self.strip.get("font_px", PAGE_FONT_PX),
-                                                    scale=tuple(self.strip["scale"])).numpy()  # fmt: skip
+            styles = self.strip.get("styles") or [{"font_px": self.strip.get("font_px", PAGE_FONT_PX), "bold": False}]
+            feeds[self.inputs["strip"][0]] = strips(named, styles, scale=tuple(self.strip["scale"])).numpy()
         dt = np.array([o.dt for o in observations], dtype=np.float32)
         if self.dt_rank is not None:
             feeds[self.inputs["dt"][0]] = dt.reshape(-1, *([1] * (self.dt_rank - 1)))

@@ -127,7 +127,7 @@ def _truth(oracle) -> dict | None:
 
 def stream_inputs(model, streams: list[Stream]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """images (T, B, 3, H, W) float32 in [0, 1] and the model's text inputs by name (`model.text_inputs`):
-    tokens (T, B, L) int64, and a match_text model's strip (T, B, 1, *STRIP) float32, for a batch of
+    tokens (T, B, L) int64, and a match_text model's strip (T, B, S, *STRIP) float32, for a batch of
     equal-length streams."""
     steps = len(streams[0])
     images = np.stack([s.frames for s in streams], 1).transpose(0, 1, 4, 2, 3).astype(np.float32) / 255

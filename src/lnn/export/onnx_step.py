@@ -3,8 +3,8 @@ action_logits, coords, τ of every liquid layer, new state out; dynamic batch ax
 
     image      (batch, 3, H, W) float32 in [0, 1]   RGB; the model normalises inside the graph
     tokens     (batch, L) int64                    the bytes of the words of "<task> <instruction>" (lnn.models.text)
-    strip      (batch, 1, 18, 66) float32          only with model.match_text: the instruction's named text
-                                                   drawn (lnn.models.glyphs; the manifest's preprocessing.strip)
+    strip      (batch, S, 18, 66) float32          only with model.match_text: the instruction's named text
+                                                   drawn in S styles (lnn.models.glyphs; preprocessing.strip)
     dt         (batch,) float32                    seconds since the previous frame, as the env reports it
                                                    (Observation.dt; 1.0 where unknown, e.g. a browser's first
                                                    frame): the ODE cores integrate over it, the others read it
@@ -187,9 +187,9 @@ def io_spec(model: nn.Module) -> dict:
         {"name": "tokens", "shape": ["batch", model.max_tokens], "dtype": "int64",
          "description": "byte ids of the words of '<task> <instruction>', in word slots (see "
                         "preprocessing.tokens); 0 pads"},
-    ] + ([{"name": "strip", "shape": ["batch", 1, *STRIP], "dtype": "float32",
-           "description": "the instruction's named text drawn as ink in [0, 1] (1 = black), see "
-                          "preprocessing.strip; all zero when nothing is named"}] if "strip" in text_names(model) else []) + [
+    ] + ([{"name": "strip", "shape": ["batch", len(model.match_styles), *STRIP], "dtype": "float32",
+           "description": "the instruction's named text drawn as ink in [0, 1] (1 = black), once per style of "
+                          "preprocessing.strip.styles; all zero when nothing is named"}] if "strip" in text_names(model) else []) + [
         {"name": "dt", "shape": ["batch"], "dtype": "float32",
          "description": "seconds since the previous frame, as the env reports it (1.0 where unknown, e.g. an "
                         "episode's first frame in a browser); the state evolves over this elapsed time"},
@@ -301,7 +301,7 @@ def export_fp32(model: nn.Module, path: Path, opset: int = OPSET):
     batch = 2  # >= 2, or the exporter specialises the batch axis to 1
     text = text_names(model)
     args = (torch.rand(batch, 3, *frame_size(model.image_size)), torch.randint(0, 2, (batch, model.max_tokens)))
-    args += (torch.rand(batch, 1, *STRIP),) if "strip" in text else ()
+    args += (torch.rand(batch, len(model.match_styles), *STRIP),) if "strip" in text else ()
     args += (torch.tensor([0.5, 2.0]),)  # dt: not 1, so no path specialises on the default
     args += tuple(torch.zeros(batch, n) for n in sizes)
     inputs, outputs = io_names(tau_layers(model), len(sizes), text, head_names(model))

@@ -465,7 +465,7 @@ def _manifest(source: Source, model, opts: ExportOptions, layers: int, folded: l
                                 "alone (lnn.models.text; the page's lnn.js is the same); case kept",
                        "ids": f"each word in slots of word_bytes ids: UTF-8 byte + 1, 0 pads; a longer word "
                               f"goes on in the next slots, each opened by {CONTINUES}; max_words slots, flattened"},
-            **({"strip": strip_spec(model.strip_scale)} if "strip" in onnx_step.text_names(model) else {}),
+            **({"strip": strip_spec(model.strip_scale, model.match_styles)} if "strip" in onnx_step.text_names(model) else {}),
         },
         "actions": list(ACTIONS[: model.num_actions]),
         # what key_logits' classes press (with a key head; without one a key action presses Enter)

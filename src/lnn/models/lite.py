@@ -32,7 +32,7 @@ the agent and the ONNX export use.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -41,7 +41,7 @@ from lnn.errors import ConfigError
 from lnn.frames import frame_size, plain_size
 from lnn.liquid import CELLS, LiquidStack
 from lnn.liquid.cell import as_step_dt
-from lnn.models.glyphs import TextMatch, font_file, ink, strips
+from lnn.models.glyphs import BODY, TextMatch, font_file, ink, strips
 from lnn.models.policy import Described, records_spec
 from lnn.models.text import (MAX_WORDS, TEXT_SLOTS, WORD_BYTES, InstructionEncoder, TextHead, instruction_text,
                              text_bytes, tokenize_batch)
@@ -87,6 +87,19 @@ def position_features(xy: Tensor, frequencies: int) -> Tensor:
     k = torch.arange(1, frequencies + 1, dtype=xy.dtype).view(-1, 1, 1) * torch.pi
     waves = torch.cat([torch.sin(k * xy), torch.cos(k * xy)]).flatten(0, 1)
     return torch.cat([xy, waves])
+
+
+def text_styles(styles) -> tuple[dict, ...]:
+    """model.match_styles ([{font_px, bold}, ...] or null: body text) -> plain dicts, checked."""
+    if styles is None:
+        return (dict(BODY),)
+    good = isinstance(styles, Sequence) and not isinstance(styles, str) and len(styles) >= 1 and all(
+        isinstance(s, Mapping) and set(s) == {"font_px", "bold"} and isinstance(s["bold"], bool)
+        and isinstance(s["font_px"], (int, float)) and 4 <= s["font_px"] <= 40 for s in styles)  # fmt: skip
+    if not good:
+        raise ConfigError("match_styles", f"must be a list of {{font_px: 4..40, bold: true|false}} (MiniWoB: "
+                                          f"[{{font_px: 10, bold: false}}, {{font_px: 11, bold: true}}]), got {styles!r}")  # fmt: skip
+    return tuple({"font_px": float(s["font_px"]), "bold": bool(s["bold"])} for s in styles)
 
 
 def outside_box(box, frame: tuple[int, int], scale: tuple[float, float]) -> Tensor:
@@ -199,6 +212,8 @@ class VisionLNNLite(Described, nn.Module):
         match_text: bool = False,
         page_size: int | list[int] | None = None,
         instruction_box: list[int] | None = None,
+        match_styles: list[dict] | None = None,
+        match_lines: bool = False,
         core: str = "liquid",
         core_width: int | None = None,
         tau_min: float = 1.0,
@@ -242,7 +257,7 @@ class VisionLNNLite(Described, nn.Module):
         for key, value in sizes.items():
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(key, f"must be a positive integer, got {value!r}")
-        flags = {"match_text": match_text, "drag_head": drag_head, "key_head": key_head, "text_head": text_head,
+        flags = {"match_text": match_text, "match_lines": match_lines, "drag_head": drag_head, "key_head": key_head, "text_head": text_head,
                  "look_input": look_input, "feedback": feedback, "hold_input": hold_input, "hold_flag": hold_flag}  # fmt: skip
         for key, value in flags.items():
             if not isinstance(value, bool):
@@ -287,7 +302,15 @@ class VisionLNNLite(Described, nn.Module):
                                  persistent=False)  # fmt: skip
         else:
             self.match_keep = None
-        c_map = c_in + int(match_text) + len(self.cell_position)  # CNN features (+ the named text's match) + where
+        if (match_styles is not None or match_lines) and not match_text:
+            raise ConfigError("match_styles" if match_styles is not None else "match_lines",
+                              "shapes model.match_text's map, which is off; set model.match_text=true")  # fmt: skip
+        # match_styles: the named text drawn in each style the page uses, the best match kept; match_lines: the
+        # match's best in each cell's row and column too, so a cell knows it is in the named text's row (a list
+        # row's delete icon, a label's box). Together: email-inbox-delete 28 -> 100% (experiments/miniwob/README.md)
+        self.match_styles = text_styles(match_styles)
+        self.match_lines = match_lines
+        c_map = c_in + int(match_text) * (1 + 2 * match_lines) + len(self.cell_position)  # CNN (+ match) + where
 
         self.instruction_encoder = InstructionEncoder(instruction_dim)
         self.pool_scorer = CellScorer(c_map, instruction_dim, scorer_size)  # what the instruction looks at
@@ -375,12 +398,12 @@ class VisionLNNLite(Described, nn.Module):
 
     def text_inputs(self, tasks: list[str], instructions: list[str]) -> dict[str, Tensor]:
         """What the model is told of each instruction, by input name (forward's and step's keywords, the ONNX
-        step's inputs): `tokens`, and with match_text the `strip` (N, 1, *glyphs.STRIP) of its named text —
+        step's inputs): `tokens`, and with match_text the `strip` (N, S, *glyphs.STRIP) (S: match_styles) of its named text —
         blank with `instruction="pixels"`, where the match channel is zero."""
         inputs = {"tokens": self.tokenize(tasks, instructions)}
         if self.text_match is not None:
             named = instructions if self.instruction == "text" else [""] * len(instructions)
-            inputs["strip"] = strips(named, scale=self.strip_scale)
+            inputs["strip"] = strips(named, self.match_styles, scale=self.strip_scale)
         return inputs
 
     def encode_instruction(self, tokens: Tensor) -> Tensor:
@@ -392,19 +415,23 @@ class VisionLNNLite(Described, nn.Module):
         return self.instruction_encoder(distinct)[where]
 
     def encode_frames(self, images: Tensor, strip: Tensor | None = None) -> Tensor:
-        """(N, 3, H, W) in [0, 1] (and with match_text the strips (N, 1, *STRIP)) -> (N, C (+ 1) + P, cells):
+        """(N, 3, H, W) in [0, 1] (and with match_text the strips (N, S, *STRIP)) -> (N, C (+ 1) + P, cells):
         CNN features (and where the named text matches) with each cell's position (last: `looked` reads it)."""
         parts = [self.cnn((images - 0.5) * 4).flatten(2)]
         if self.text_match is not None:
             keep = None if self.match_keep is None else self.match_keep.to(images.dtype)
-            parts.append(self.text_match(ink(images), strip.to(images.dtype), self.map_stride, keep).flatten(2))
+            match = self.text_match(ink(images), strip.to(images.dtype), self.map_stride, keep)
+            parts.append(match.flatten(2))
+            if self.match_lines:
+                parts += [match.amax(3, keepdim=True).expand_as(match).flatten(2),
+                          match.amax(2, keepdim=True).expand_as(match).flatten(2)]  # fmt: skip
         parts.append(self.cell_position.to(images.dtype).expand(images.shape[0], -1, -1))
         return torch.cat(parts, 1)
 
     # --- the policy -----------------------------------------------------------------------------
     def forward(self, images: Tensor, tokens: Tensor, state: list[Tensor] | None = None, dt=None,
                 mask: Tensor | None = None, strip: Tensor | None = None, previous: Tensor | None = None) -> dict:  # fmt: skip
-        """images (B, T, 3, H, W) in [0, 1], tokens (B, T, L) (and with match_text strip (B, T, 1, *STRIP):
+        """images (B, T, 3, H, W) in [0, 1], tokens (B, T, L) (and with match_text strip (B, T, S, *STRIP):
         `text_inputs` gives both) -> outputs per step (B, T, ...).
 
         `mask` (B, T) marks real steps of padded episodes: frames are only encoded where it is true
@@ -601,7 +628,7 @@ class VisionLNNLite(Described, nn.Module):
 
     def step(self, image: Tensor, tokens: Tensor, state: list[Tensor] | None = None, dt=None,
              strip: Tensor | None = None) -> dict:  # fmt: skip
-        """One frame: image (B, 3, H, W), tokens (B, L) (strip (B, 1, *STRIP)), state per layer -> outputs without T."""
+        """One frame: image (B, 3, H, W), tokens (B, L) (strip (B, S, *STRIP)), state per layer -> outputs without T."""
         out = self(image.unsqueeze(1), tokens.unsqueeze(1), state, dt, strip=strip.unsqueeze(1) if strip is not None else None)
         for key in [k for k in out if k not in ("tau_values", "state")]:
             out[key] = out[key][:, 0]

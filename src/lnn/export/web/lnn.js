@@ -58,25 +58,35 @@ const strips = new Map(); // a strip per (spec, text): episodes repeat one instr
 
 /**
  * The named text of `instruction` drawn as the export drew it (manifest.preprocessing.strip, a match_text
- * model's `strip` input) -> Float32Array(height * width) of ink in [0, 1]; null for a model without one.
- * Black text on a transparent canvas, its alpha the ink: no subpixel (LCD) text on a transparent canvas,
- * so the coverage is Pillow's. Centred as Pillow's anchor "mm": the advance width's middle, and the
- * middle between the font's ascender and descender. All zero for a pixels-only model or nothing named.
+ * model's `strip` input), once per style -> Float32Array(styles * height * width) of ink in [0, 1]; null for
+ * a model without one. Black text on a transparent canvas, its alpha the ink: no subpixel (LCD) text on a
+ * transparent canvas, so the coverage is Pillow's. Centred as Pillow's anchor "mm": the advance width's
+ * middle, and the middle between the font's ascender and descender. All zero for a pixels-only model or
+ * nothing named. Older manifests give one style as `font_px`.
  */
 export function stripFor(manifest, instruction) {
   const spec = manifest.preprocessing.strip;
   if (!spec) return null;
   const text = manifest.instruction === "pixels" ? "" : namedText(instruction);
-  const key = `${spec.font_px}|${spec.scale}|${text}`;
+  const styles = spec.styles ?? [{ font_px: spec.font_px, bold: false }];
+  const key = `${JSON.stringify(styles)}|${spec.scale}|${text}`;
   if (strips.has(key)) return strips.get(key);
   const [height, width] = spec.size;
-  const pageWidth = Math.max(1, Math.round(width / spec.scale[0]));
-  const pageHeight = Math.max(1, Math.round(height / spec.scale[1]));
+  const ink = new Float32Array(styles.length * height * width);
+  styles.forEach((style, i) => ink.set(drawStrip(text, style, spec.scale, height, width), i * height * width));
+  strips.set(key, ink);
+  return ink;
+}
+
+/** `text` in one style ({font_px, bold}) on a strip of height x width at scale (x, y) -> its ink. */
+function drawStrip(text, style, scale, height, width) {
+  const pageWidth = Math.max(1, Math.round(width / scale[0]));
+  const pageHeight = Math.max(1, Math.round(height / scale[1]));
   const canvas = (w, h) => (typeof OffscreenCanvas !== "undefined" ? new OffscreenCanvas(w, h) : Object.assign(document.createElement("canvas"), { width: w, height: h }));
   const page = canvas(pageWidth, pageHeight);
   const ctx = page.getContext("2d", { willReadFrequently: true });
   if (text) {
-    ctx.font = `${Math.max(1, Math.round(spec.font_px))}px "Liberation Sans", Arial, sans-serif`;
+    ctx.font = `${style.bold ? "bold " : ""}${Math.max(1, Math.round(style.font_px))}px "Liberation Sans", Arial, sans-serif`;
     ctx.textAlign = "center";
     ctx.textBaseline = "alphabetic";
     const m = ctx.measureText(text);
@@ -92,9 +102,7 @@ export function stripFor(manifest, instruction) {
     small.drawImage(page, 0, 0, width, height);
   }
   const rgba = out.getContext("2d", { willReadFrequently: true }).getImageData(0, 0, width, height).data;
-  const ink = Float32Array.from({ length: width * height }, (_, i) => rgba[4 * i + 3] / 255);
-  strips.set(key, ink);
-  return ink;
+  return Float32Array.from({ length: width * height }, (_, i) => rgba[4 * i + 3] / 255);
 }
 
 /** The model's image size as the manifest gives it — N (N × N) or [height, width] — as [height, width]. */

@@ -75,10 +75,7 @@ def render_strip(text: str, font_px: float = PAGE_FONT_PX, scale: tuple[float, f
     return strip
 
 
-BODY = {"font_px": PAGE_FONT_PX, "bold": False}  # the default style: body text
-# MiniWoB's styles: body text, and a list's names (email-inbox's senders: bold 11 px) — a bold name matched by the
-# body style was found in its row on 22% of frames, 44% drawn as the page draws it
-PAGE_STYLES = (BODY, {"font_px": 11, "bold": True})
+BODY = {"font_px": PAGE_FONT_PX, "bold": False}  # the default style (model.match_styles): body text
 
 
 def strips(instructions: list[str], styles=(BODY,), scale: tuple[float, float] = (1.0, 1.0)) -> Tensor:

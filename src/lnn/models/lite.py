@@ -257,8 +257,8 @@ class VisionLNNLite(Described, nn.Module):
         for key, value in sizes.items():
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(key, f"must be a positive integer, got {value!r}")
-        flags = {"match_text": match_text, "match_lines": match_lines, "drag_head": drag_head, "key_head": key_head, "text_head": text_head,
-                 "look_input": look_input, "feedback": feedback, "hold_input": hold_input, "hold_flag": hold_flag}  # fmt: skip
+        flags = {"match_text": match_text, "match_lines": match_lines, "drag_head": drag_head, "key_head": key_head,
+                 "text_head": text_head, "look_input": look_input, "feedback": feedback, "hold_input": hold_input, "hold_flag": hold_flag}  # fmt: skip
         for key, value in flags.items():
             if not isinstance(value, bool):
                 raise ConfigError(key, f"must be true or false, got {value!r}")
@@ -294,17 +294,16 @@ class VisionLNNLite(Described, nn.Module):
         # instruction_box: where the page shows the instruction itself (MiniWoB's query box); the named text always
         # matches its own quote there, so the match is zeroed in it (MiniWoB click-link: the match's best cell was the
         # link's on 25% of frames, 58% with the box left out)
+        shaping = {"instruction_box": instruction_box is not None, "match_styles": match_styles is not None,
+                   "match_lines": match_lines}  # fmt: skip
+        for key, used in shaping.items():
+            if used and not match_text:
+                raise ConfigError(key, "shapes model.match_text's map, which is off; set model.match_text=true")
         if instruction_box is not None:
-            if not match_text:
-                raise ConfigError("instruction_box", "only masks model.match_text's map, which is off; set "
-                                                     "model.match_text=true, or instruction_box=null")  # fmt: skip
             self.register_buffer("match_keep", outside_box(instruction_box, frame_size(image_size), self.strip_scale),
                                  persistent=False)  # fmt: skip
         else:
             self.match_keep = None
-        if (match_styles is not None or match_lines) and not match_text:
-            raise ConfigError("match_styles" if match_styles is not None else "match_lines",
-                              "shapes model.match_text's map, which is off; set model.match_text=true")  # fmt: skip
         # match_styles: the named text drawn in each style the page uses, the best match kept; match_lines: the
         # match's best in each cell's row and column too, so a cell knows it is in the named text's row (a list
         # row's delete icon, a label's box). Together: email-inbox-delete 28 -> 100% (experiments/miniwob/README.md)
@@ -415,8 +414,9 @@ class VisionLNNLite(Described, nn.Module):
         return self.instruction_encoder(distinct)[where]
 
     def encode_frames(self, images: Tensor, strip: Tensor | None = None) -> Tensor:
-        """(N, 3, H, W) in [0, 1] (and with match_text the strips (N, S, *STRIP)) -> (N, C (+ 1) + P, cells):
-        CNN features (and where the named text matches) with each cell's position (last: `looked` reads it)."""
+        """(N, 3, H, W) in [0, 1] (and with match_text the strips (N, S, *STRIP)) -> (N, C (+ 1 or 3) + P,
+        cells): CNN features (and where the named text matches, with match_lines its row's and column's best) with
+        each cell's position (last: `looked` reads it)."""
         parts = [self.cnn((images - 0.5) * 4).flatten(2)]
         if self.text_match is not None:
             keep = None if self.match_keep is None else self.match_keep.to(images.dtype)

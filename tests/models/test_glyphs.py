@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from lnn.models.glyphs import TextMatch, banded_correlate, correlate, ink, named_text, render_strip, strips
+from lnn.models.glyphs import TextMatch, correlate, ink, named_text, render_strip, rows_correlate, strips
 from lnn.models.lite import CellScorer
 from lnn.models.text import InstructionEncoder, tokenize_batch
 
@@ -99,10 +99,10 @@ def test_the_correlation_is_each_samples_own_conv_at_any_batch_size():
     torch.manual_seed(0)
     f, k = torch.randn(3, 4, 21, 16, dtype=torch.float64), torch.randn(3, 4, 9, 33, dtype=torch.float64)
     by_conv = torch.cat([torch.nn.functional.conv2d(f[i : i + 1], k[i : i + 1], padding=(4, 16)) for i in range(3)])
-    torch.testing.assert_close(banded_correlate(f, k), by_conv.squeeze(1))  # one matmul (ONNX graphs)
-    two = torch.stack([k, k.flip(0)], 1)  # two kernels per sample (styles): FFTs (PyTorch)
+    two = torch.stack([k, k.flip(0)], 1)  # two kernels per sample (styles)
     flipped = torch.cat([torch.nn.functional.conv2d(f[i : i + 1], k[2 - i : 3 - i], padding=(4, 16)) for i in range(3)])
-    torch.testing.assert_close(correlate(f, two), torch.cat([by_conv, flipped], 1))
+    torch.testing.assert_close(correlate(f, two), torch.cat([by_conv, flipped], 1))  # FFTs (PyTorch)
+    torch.testing.assert_close(rows_correlate(f, two), torch.cat([by_conv, flipped], 1))  # a matmul (ONNX graphs)
     match, screen = TextMatch().double(), torch.rand(3, 1, 210, 160, dtype=torch.float64)
     strip = strips(['Click "alpha".', "Find Bob's email", "Click the button."]).double()
     together = match(screen, strip, 8)

@@ -157,6 +157,7 @@ def test_the_instruction_box_hides_the_named_texts_own_quote():
     screen = torch.ones(1, 3, 210, 160)
     for top in (10, 120):  # the quote in the query box, the link in the body
         screen[0, :, top : top + 18, 40:106] = 1 - word
+    screen[0, :, 52:70, 0:66] = 1 - word  # a third copy just below the box, where the rows left out are read
     made = dict(image_size=[210, 160], page_size=[210, 160], match_text=True, hidden_size=16, num_layers=1)
     best = {}
     for box in (None, [0, 0, 50, 160]):
@@ -164,7 +165,15 @@ def test_the_instruction_box_hides_the_named_texts_own_quote():
         model = VisionLNNLite(**made, instruction_box=box).eval()
         strip = model.text_inputs(["click-link"], ['Click on the link "ipsum".'])["strip"]
         with torch.no_grad():
-            match = model.text_match(ink(screen), strip, model.map_stride, model.match_keep)[0, 0]  # (27, 20) cells
+            match = model.text_match(ink(screen), strip, model.map_stride, model.match_keep, model.match_top)[0, 0]
+            every_row = model.text_match(ink(screen), strip, model.map_stride, model.match_keep)[0, 0]  # (27, 20) cells
+        torch.testing.assert_close(match, every_row, atol=1e-4, rtol=0)  # rows above the box's bottom left out, not changed
+        with torch.no_grad():  # in float64, where the FFTs of two sizes round alike: the same up to 1e-12
+            exact = [model.double().text_match(ink(screen).double(), strip.double(), model.map_stride,
+                                               model.match_keep, top) for top in (model.match_top, 0)]  # fmt: skip
+        torch.testing.assert_close(*exact, atol=1e-12, rtol=0)
+        model.float()
+        assert model.match_top == (25 if box else 0)  # stride-2 rows whose centres lie in the box: 0..48 px
         quote, link = match[: 50 // 8].max(), match[120 // 8 : 140 // 8].max()
         best[str(box)] = (quote.item(), link.item())
     quote, link = best["None"]

@@ -156,23 +156,26 @@ class TextMatch(nn.Module):
         self.features = nn.Sequential(nn.Conv2d(1, channels, 3, stride=2, padding=1), nn.ReLU(),
                                       nn.Conv2d(channels, channels, 3, padding=1))  # fmt: skip
 
-    def forward(self, screen: Tensor, strip: Tensor, cell: int, keep: Tensor | None = None) -> Tensor:
+    def forward(self, screen: Tensor, strip: Tensor, cell: int, keep: Tensor | None = None, top: int = 0) -> Tensor:
         """strip (N, S, *STRIP): the named text in S styles, the best style's match kept at each place.
-        keep (1, 1, h, w) at stride 2: 0 where no match may count (the page's own copy of the instruction)."""
+        keep (1, 1, h, w) at stride 2: 0 where no match may count (the page's own copy of the instruction);
+        top: its rows above which keep is all 0, not computed (MiniWoB's query box: a fifth of the map)."""
         n, styles = strip.shape[:2]
         f = self.features(screen)  # (N, C, h, w) at stride 2
         k = self.features(strip.reshape(n * styles, 1, *strip.shape[2:]))  # (N·S, C, kh, kw)
         kh, kw = k.shape[-2:]
+        margin = min(top, kh // 2)  # the rows above `top` that its windows read
+        f = f[:, :, top - margin :]
         k = k - k.mean((2, 3), keepdim=True)  # zero-mean per channel: <k, f> = <k, f - its local mean>
         size = kh * kw
-        dot = correlate(f, k.view(n, styles, *k.shape[1:]))  # (N, S, h, w)
+        dot = correlate(f, k.view(n, styles, *k.shape[1:]))  # (N, S, h - top + margin, w)
         local_sum = box_sum(f, (kh, kw))  # per channel
         sum_f2 = box_sum(f.pow(2).sum(1, keepdim=True), (kh, kw))
         spread = (sum_f2 - local_sum.pow(2).sum(1, keepdim=True) / size).clamp(min=0)  # Σ (f - local mean)²
         norm_k = k.pow(2).sum((1, 2, 3)).sqrt().view(n, styles, 1, 1)
         named = (strip.flatten(1).amax(1) > 0).to(f.dtype).view(n, 1, 1, 1)  # a blank strip: no match anywhere
         score = named * dot / (norm_k * (spread + 1e-6).sqrt() + 1e-3)  # + 1e-6: sqrt's gradient at 0 is infinite
-        score = score.amax(1, keepdim=True)  # the best style at each place
+        score = F.pad(score.amax(1, keepdim=True)[..., margin:, :], (0, 0, top, 0))  # the best style at each place
         if keep is not None:
             score = score * keep
         return F.max_pool2d(score, cell // 2, cell // 2, ceil_mode=True)

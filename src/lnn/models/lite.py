@@ -302,8 +302,9 @@ class VisionLNNLite(Described, nn.Module):
         if instruction_box is not None:
             self.register_buffer("match_keep", outside_box(instruction_box, frame_size(image_size), self.strip_scale),
                                  persistent=False)  # fmt: skip
+            self.match_top = int(self.match_keep[0, 0].amax(1).eq(0).cumprod(0).sum())  # rows it covers whole
         else:
-            self.match_keep = None
+            self.match_keep, self.match_top = None, 0
         # match_styles: the named text drawn in each style the page uses, the best match kept; match_lines: the
         # match's best in each cell's row and column too, so a cell knows it is in the named text's row (a list
         # row's delete icon, a label's box). Together: email-inbox-delete 28 -> 100% (experiments/miniwob/README.md)
@@ -420,7 +421,7 @@ class VisionLNNLite(Described, nn.Module):
         parts = [self.cnn((images - 0.5) * 4).flatten(2)]
         if self.text_match is not None:
             keep = None if self.match_keep is None else self.match_keep.to(images.dtype)
-            match = self.text_match(ink(images), strip.to(images.dtype), self.map_stride, keep)
+            match = self.text_match(ink(images), strip.to(images.dtype), self.map_stride, keep, self.match_top)
             parts.append(match.flatten(2))
             if self.match_lines:
                 parts += [match.amax(3, keepdim=True).expand_as(match).flatten(2),

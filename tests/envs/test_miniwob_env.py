@@ -148,6 +148,21 @@ def test_oracle_drag_and_type_steps(env):
 
 @pytest.mark.browser
 @needs_miniwob_browser
+def test_a_click_can_focus_what_its_answer_is_read_from(env):
+    # count-sides: the click goes to a numbered button, the look to the polygon's canvas above them
+    env.reset(0, "count-sides")
+    step = env.oracle()
+    assert step.action.type == "click" and step.focus_box != step.target_box
+    (fx0, fy0, fx1, fy1), (tx0, ty0, tx1, ty1) = step.focus_box, step.target_box
+    assert fx1 - fx0 > 0.8 and fy1 < ty0  # the 150 px canvas across the task area, over the buttons
+    assert tx0 <= step.action.x <= tx1 and ty0 <= step.action.y <= ty1
+    env.reset(0, "click-button")
+    plain = env.oracle()
+    assert plain.focus == plain.target_box  # an oracle that names no look: the focus is the target
+
+
+@pytest.mark.browser
+@needs_miniwob_browser
 def test_wrong_clicks_do_not_succeed(env):
     # a click on the instruction does nothing; "done" then ends the episode without success
     env.reset(0, "click-button")

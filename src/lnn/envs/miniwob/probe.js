@@ -433,8 +433,9 @@
       return grid.shapes.find((s) => shapes.shapeMatchesText(s, wanted)).svg_shape.node();
     },
     'count-shape': () => byText('#count-buttons button', String(state.chooseShape.gtshapes.length)),
-    'count-sides': () => q(`#form button[data-sides="${state.drawShape}"]`),
-    'identify-shape': () => q(`#area-buttons button[data-type="${state.drawShapes}"]`),
+    // `look`: what the answer is read from (the look is trained there; the click goes to the button)
+    'count-sides': () => ({ click: q(`#form button[data-sides="${state.drawShape}"]`), look: q('#c') }),
+    'identify-shape': () => ({ click: q(`#area-buttons button[data-type="${state.drawShapes}"]`), look: q('#area_svg') }),
 
     // several steps: the target when it is reachable, else what reveals it
     'navigate-tree': () => {
@@ -516,15 +517,18 @@
   // The next step of task's oracle. An oracle returns an element (click it), {click: el or [x, y]} (with
   // `at: [x, y]`: at that point of el),
   // {drag: [from, to]} (press at from, release at to), {type: text, field} or {key: name, field}
-  // (the field already has the focus: an oracle clicks it first). Returned as {kind, point, box, ...} in
-  // task-area coordinates.
+  // (the field already has the focus: an oracle clicks it first); a click's `look` is the element its
+  // answer is read from (not the one clicked). Returned as {kind, point, box, ...} in task-area coordinates.
   function oracle(task) {
     const oracleFn = oracles[task];
     if (!oracleFn) throw new Error(`no oracle for task ${task}`);
     let step = oracleFn();
     if (!step) throw new Error(`the ${task} oracle found no target`);
     if (step instanceof Element || Array.isArray(step)) step = { click: step };
-    if (step.click) return { kind: 'click', ...spot(step.click), ...(step.at ? { point: norm(step.at) } : {}) };
+    if (step.click) {
+      return { kind: 'click', ...spot(step.click), ...(step.at ? { point: norm(step.at) } : {}),
+               ...(step.look ? { look: box(step.look) } : {}) };
+    }
     if (step.drag) {
       const [from, to] = step.drag.map(spot);
       return { kind: 'drag', point: from.point, box: from.box, to: to.point };

@@ -27,7 +27,7 @@ from lnn.envs.miniwob import (  # noqa: E402
 from tests.conftest import needs_miniwob_browser  # noqa: E402
 
 TASKS = ["click-button", "click-test-2", "grid-coordinate", "count-sides", "click-option", "navigate-tree", "click-tab",
-         "enter-text", "drag-box", "drag-items", "enter-text-2"]
+         "enter-text", "drag-box", "drag-items", "enter-text-2", "count-shape"]
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +156,9 @@ def test_a_click_can_focus_what_its_answer_is_read_from(env):
     (fx0, fy0, fx1, fy1), (tx0, ty0, tx1, ty1) = step.focus_box, step.target_box
     assert fx1 - fx0 > 0.8 and fy1 < ty0  # the 150 px canvas across the task area, over the buttons
     assert tx0 <= step.action.x <= tx1 and ty0 <= step.action.y <= ty1
+    env.reset(0, "count-shape")  # the count is read from the shapes' svg, above the count buttons
+    step = env.oracle()
+    assert step.focus_box != step.target_box and step.focus_box[3] <= step.target_box[1]
     env.reset(0, "click-button")
     plain = env.oracle()
     assert plain.focus == plain.target_box  # an oracle that names no look: the focus is the target

@@ -432,8 +432,9 @@
       const grid = state.createShapes, wanted = state.chooseShape;
       return grid.shapes.find((s) => shapes.shapeMatchesText(s, wanted)).svg_shape.node();
     },
-    'count-shape': () => byText('#count-buttons button', String(state.chooseShape.gtshapes.length)),
     // `look`: what the answer is read from (the look is trained there; the click goes to the button)
+    'count-shape': () => ({ click: byText('#count-buttons button', String(state.chooseShape.gtshapes.length)),
+                            look: q('#area_svg') }),
     'count-sides': () => ({ click: q(`#form button[data-sides="${state.drawShape}"]`), look: q('#c') }),
     'identify-shape': () => ({ click: q(`#area-buttons button[data-type="${state.drawShapes}"]`), look: q('#area_svg') }),
 
@@ -523,7 +524,7 @@
     const oracleFn = oracles[task];
     if (!oracleFn) throw new Error(`no oracle for task ${task}`);
     let step = oracleFn();
-    if (!step) throw new Error(`the ${task} oracle found no target`);
+    if (!step || ('click' in step && !step.click)) throw new Error(`the ${task} oracle found no target`);
     if (step instanceof Element || Array.isArray(step)) step = { click: step };
     if (step.click) {
       return { kind: 'click', ...spot(step.click), ...(step.at ? { point: norm(step.at) } : {}),

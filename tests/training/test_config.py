@@ -46,6 +46,15 @@ def test_every_option_of_every_group_builds(make_cfg):
         build(make_cfg(*overrides))
 
 
+def test_the_pixels_only_experiment_is_the_single_click_one_without_text(make_cfg):
+    # Pix2Act's setting in one switch: no utterance as text, so nothing named to match on the screen
+    text, pixels = make_cfg("experiment=miniwob_single_click"), make_cfg("experiment=miniwob_single_click_pixels")
+    model, *_ = build(pixels)
+    assert pixels.model.instruction == "pixels" and model.text_match is None
+    assert text.model.instruction == "text" and text.model.match_text
+    assert pixels.data == text.data and pixels.trainer == text.trainer  # the same episodes, the same schedule
+
+
 def test_cli_prints_one_line_and_exits_2(tmp_path):
     result = run_cli(str(ROOT / "train.py"), "model.tau_min=-1", "solver=euler", cwd=tmp_path, timeout=120)
     assert result.returncode == 2

@@ -295,7 +295,8 @@ def test_a_model_with_drag_key_and_text_heads_exports_them_with_parity(tmp_path)
     from lnn.envs import ACTIONS, KEYS, GuiEnv
     from lnn.rollout import TorchPolicy
 
-    run = make_run(tmp_path / "run", num_actions=7, drag_head=True, key_head=True, text_head=True, click_offset=True)
+    run = make_run(tmp_path / "run", num_actions=7, drag_head=True, key_head=True, text_head=True, click_offset=True,
+                   look_to_heads=True)  # the heads read the look directly too
     for name in ("best.ckpt", "last.ckpt"):  # a model that drags: what the agent must decode
         ckpt = torch.load(run / "checkpoints" / name, weights_only=False)
         ckpt["state_dict"]["model.action_head.2.bias"][ACTIONS.index("drag")] = 50.0

@@ -165,7 +165,7 @@ def test_pixels_only_gets_a_blank_strip_and_a_zero_match_channel():
     assert feats.shape[1] == 128 + 1 + len(model.cell_position) and not feats[:, 128].any()
 
 
-@pytest.mark.parametrize("flag", ["match_text", "feedback", "hold_input", "hold_flag", "look_input"])
+@pytest.mark.parametrize("flag", ["match_text", "feedback", "hold_input", "hold_flag", "look_input", "look_to_heads"])
 def test_switches_must_be_bools(flag):
     with pytest.raises(ConfigError) as info:
         VisionLNNLite(image_size=64, **{flag: "yes"})
@@ -374,3 +374,24 @@ def test_with_held_input_a_trace_integrates_what_was_looked_at_over_each_dt():
     torch.testing.assert_close(traces[0, 1], writes[0] * (1 - keep[1]))
     torch.testing.assert_close(traces[0, 2], traces[0, 1] * keep[2] + writes[1] * (1 - keep[2]))
     torch.testing.assert_close(last, torch.stack([traces[0, 2], writes[2]]).flatten()[None])
+
+
+@pytest.mark.parametrize("look_to_heads", [False, True])
+def test_look_to_heads_lets_the_pointers_read_the_look_past_the_core(look_to_heads):
+    # a core fed nothing (input projection zeroed): only look_to_heads carries what is seen to the click map
+    model = VisionLNNLite(image_size=64, num_actions=7, drag_head=True, key_head=True, text_head=True, text_slots=4,
+                          look_to_heads=look_to_heads)  # fmt: skip
+    with torch.no_grad():
+        model.input_proj.weight.zero_()
+    images, tokens = inputs()
+    model(images, tokens)["click_logits"].sum().backward()
+    reached = model.image_proj.weight.grad is not None and model.image_proj.weight.grad.abs().sum() > 0
+    assert reached == look_to_heads
+    state = None  # and step by step (the ONNX step's path) as over the episode
+    model.eval()
+    with torch.no_grad():
+        whole = model(images, tokens)
+        for t in range(3):
+            step = model.step(images[:, t], tokens[:, t], state)
+            state = step["state"]
+            torch.testing.assert_close(step["click_logits"], whole["click_logits"][:, t])

@@ -365,8 +365,9 @@ class VisionLNNLite(Described, nn.Module):
             self.trace_gate = nn.Linear(core_input, map_memory)
         c_point = c_map + map_memory  # what the pointers read per cell: features (+ traces)
         # look_to_heads: what the look sees this frame also goes to the heads directly, not only through the core.
-        # The answer of count-sides / identify-shape is in it (a linear probe reads it on 90% of held-out frames)
-        # while the 21-task policy, reading it only through the core, clicked one button on every page
+        # The answer of count-sides / identify-shape is in it (a linear probe reads it on 90% of held-out frames,
+        # experiments/miniwob/look_probe.py) while the 21-task policy, reading it only through the core, clicked one
+        # button on every page
         self.look_to_heads = look_to_heads
         query_size = head_size + instruction_dim + feature_size * look_to_heads  # the heads' query
         self.click_scorer = CellScorer(c_point, query_size, scorer_size, 3 if click_offset else 1)

@@ -139,3 +139,19 @@ def test_an_agreement_floor_outside_0_1_stops_before_any_work(tiny_run, tmp_path
     with pytest.raises(ConfigError) as info:
         export(resolve_source(run=str(tiny_run)), ExportOptions(out=str(tmp_path / "e"), web=False, **{key: value}))
     assert info.value.key == f"parity.{key}" and not (tmp_path / "e").exists()
+
+
+def test_with_sub_cell_offsets_a_tie_is_judged_at_the_cell_the_point_came_from():
+    # a flat top: cells (2, 6) and (5, 6) nearly as likely; (5, 6)'s offset moves its point into (4, 6), a cell of p ≈ 0
+    logits = np.full(SIDE * SIDE, -20.0)
+    logits[6 * SIDE + 2], logits[6 * SIDE + 5] = 1.0, 0.9
+    points = np.tile(np.array([cell_centre(c % SIDE, c // SIDE) for c in range(SIDE * SIDE)]), (1, 1, 1, 1))
+    points[0, 0, 6 * SIDE + 5] = cell_centre(5, 6)[0] - 0.8 / SIDE, cell_centre(5, 6)[1]
+    ref = Trace(np.zeros((1, 1, 6), np.float32), np.array([[cell_centre(2, 6)]], np.float32), [], [],
+                logits.reshape(1, 1, -1).astype(np.float32), None, {"click_points": points})  # fmt: skip
+    moved = trace(points[0, 0, 6 * SIDE + 5] + [0.02 / SIDE, 0])  # the other engine's peak flipped to (5, 6)
+    assert same_click(ref, moved)["tie"].all()
+    without_points = Trace(ref.action_logits, ref.coords, [], [], ref.click_logits)
+    assert not same_click(without_points, moved)["tie"].any()  # judged at the cell under the point, (4, 6): p ≈ 0
+    assert not same_click(ref, trace(cell_centre(4, 6)))["tie"].any()  # no likely cell's point is there
+    assert not same_click(ref, trace(cell_centre(0, 0)))["same"].any()

@@ -164,7 +164,8 @@ class Trace:
     state: list[np.ndarray]
     click_logits: np.ndarray | None = None
     map_hw: tuple[int, int] | None = None
-    # the optional heads' outputs (T, B, ...) by name (onnx_step.HEADS; PyTorch's also the release map, release_logits)
+    # the optional heads' outputs (T, B, ...) by name (onnx_step.HEADS; PyTorch's also the release map, release_logits,
+    # and with click_offset each map's point per peak cell, click_points / release_points (T, B, cells, 2))
     heads: dict[str, np.ndarray] = field(default_factory=dict)
 
     def taus(self) -> np.ndarray:
@@ -200,7 +201,7 @@ def run_torch(model, images: np.ndarray, text: np.ndarray | dict[str, np.ndarray
         np.stack([o["click_logits"].numpy() for o in out_steps]) if "click_logits" in out_steps[0] else None,
         getattr(model, "map_hw", None),
         {name: np.stack([o[name].numpy() for o in out_steps])
-         for name in (*HEADS, "release_logits") if name in out_steps[0]},
+         for name in (*HEADS, "release_logits", "click_points", "release_points") if name in out_steps[0]},
     )
 
 

@@ -12,9 +12,11 @@ where it lands, as a user sees it. A step clicks the same place when the two poi
 
 * within half a map cell of each other (the same spot), or
 * both inside the step's target box, when the episode has one (the same target), or
-* a tie under PyTorch's click map: the cell of the other point has at least `tie_ratio` of the
+* a tie under PyTorch's click map: the cell the other's peak was in has at least `tie_ratio` of the
   probability of the map's peak (a flat, untrained map, or two near-equal candidates: which one wins
-  is rounding, not an error).
+  is rounding, not an error). Without sub-cell offsets that is the cell under the other's point; with
+  them the point can lie up to a cell away from its peak, so it is the cell whose PyTorch point (its
+  centre plus PyTorch's offset there) lies within half a cell of the other's point.
 
 The bound on coords then applies to every step but those where the peak moved to another cell of the
 same target or to an equally likely one, which no |Δ| bound on the point judges fairly.
@@ -69,10 +71,22 @@ def same_click(ref: Trace, other: Trace, boxes: np.ndarray | None = None,
         target = inside(ref.coords) & inside(other.coords)
     logits = ref.click_logits - ref.click_logits.max(-1, keepdims=True)
     p = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
-    column, row = np.clip((other.coords * cells).astype(int), 0, cells - 1).transpose(2, 0, 1)
-    p_other = np.take_along_axis(p, (row * columns + column)[..., None], -1)[..., 0]
-    tie = p_other >= tie_ratio * p.max(-1)
+    tie = p_of_other_peak(p, other.coords, cells, ref.heads.get("click_points")) >= tie_ratio * p.max(-1)
     return {"spot": spot, "target": target, "tie": tie, "same": spot | target | tie}
+
+
+def p_of_other_peak(p: np.ndarray, coords: np.ndarray, cells: np.ndarray, points: np.ndarray | None) -> np.ndarray:
+    """(T, B) PyTorch's probability `p` (T, B, cells) of the cell the other engine's peak was in, from its point
+    `coords` (T, B, 2). Without sub-cell offsets that is the cell under the point. With them (`points`, PyTorch's
+    point per peak cell, (T, B, cells, 2)) the point can lie in a neighbouring cell, so the peak is the cell whose
+    point lies nearest; farther than half a cell from every one, no cell gives it (probability 0)."""
+    if points is None:
+        column, row = np.clip((coords * cells).astype(int), 0, cells - 1).transpose(2, 0, 1)
+        return np.take_along_axis(p, (row * cells[0] + column)[..., None], -1)[..., 0]
+    distance = (np.abs(points - coords[..., None, :]) * cells).max(-1)  # (T, B, cells), in cells
+    nearest = distance.argmin(-1)[..., None]
+    return np.where(np.take_along_axis(distance, nearest, -1)[..., 0] <= 0.5,
+                    np.take_along_axis(p, nearest, -1)[..., 0], 0.0)  # fmt: skip
 
 
 def compare(ref: Trace, other: Trace, boxes: np.ndarray | None = None, tie_ratio: float = TIE_RATIO) -> dict:
@@ -99,7 +113,8 @@ def compare(ref: Trace, other: Trace, boxes: np.ndarray | None = None, tie_ratio
     figure = {"max_abs_diff": diff, "max_rel_diff": relative, "action_agreement": float(same.mean()),
               "steps_compared": int(same.size)}  # fmt: skip
     if "release_logits" in ref.heads and "release" in other.heads:  # judged by where it lands, as the click is
-        drops = [Trace(t.action_logits, t.heads["release"], [], [], t.heads.get("release_logits"), t.map_hw)
+        drops = [Trace(t.action_logits, t.heads["release"], [], [], t.heads.get("release_logits"), t.map_hw,
+                       {"click_points": t.heads["release_points"]} if "release_points" in t.heads else {})
                  for t in (ref, other)]  # fmt: skip
         moved = same_click(*drops, None, tie_ratio)
         bounded = moved["spot"] | ~moved["same"]

@@ -490,11 +490,16 @@ class VisionLNNLite(Described, nn.Module):
         z = self.head(out).flatten(0, 1)
         z_real = z if real is None else z[real]
         query = torch.cat([self.state_norm(z_real), words] + [sees] * self.look_to_heads, -1)
-        click_logits, coords = self.point(self.click_scorer(point_feats, query))
+        click_logits, coords, click_points = self.point(self.click_scorer(point_feats, query))
         heads = {"action_logits": self.action_head(z_real), "coords": coords, "click_logits": click_logits,
                  "look_logits": pool_logits}  # fmt: skip
+        if click_points is not None:
+            heads["click_points"] = click_points
         if self.release_scorer is not None:
-            heads["release_logits"], heads["release"] = self.point(self.release_scorer(point_feats, query))
+            heads["release_logits"], heads["release"], release_points = self.point(
+                self.release_scorer(point_feats, query))
+            if release_points is not None:
+                heads["release_points"] = release_points
         if self.key_head is not None:
             heads["key_logits"] = self.key_head(query)
         if self.text_head is not None:
@@ -510,10 +515,19 @@ class VisionLNNLite(Described, nn.Module):
                                                 unflatten(coords, real, batch, steps)[:, -1])]  # fmt: skip
         return {**{name: unflatten(x, real, batch, steps) for name, x in heads.items()}, "tau_values": taus, "state": state}
 
-    def point(self, scores: Tensor) -> tuple[Tensor, Tensor]:
-        """A scorer's output (N, cells), or (N, 3, cells) with click_offset -> its map (N, cells) and point (N, 2)."""
-        logits, offsets = (scores[:, 0], scores[:, 1:]) if self.click_offset else (scores, None)
-        return logits, self.click_point(logits, offsets)
+    def point(self, scores: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """A scorer's output (N, cells), or (N, 3, cells) with click_offset -> its map (N, cells), point (N, 2) and,
+        with click_offset, the point it would give were each cell the peak (N, cells, 2): an offset can move the point
+        into a neighbouring cell, so export parity needs these to tell which cell another engine's point came from."""
+        if not self.click_offset:
+            return scores, self.click_point(scores), None
+        logits, offsets = scores[:, 0], scores[:, 1:]
+        return logits, self.click_point(logits, offsets), self.cell_points(offsets)
+
+    def cell_points(self, offsets: Tensor) -> Tensor:
+        """(N, 2, cells) offsets -> (N, cells, 2): each cell's centre plus its offset, tanh-bounded to ± one cell."""
+        xy, cell = self.cell_xy.T.to(offsets.dtype), self.cell_wh.to(offsets.dtype)
+        return (xy + torch.tanh(offsets.transpose(1, 2)) * cell).clamp(0, 1)
 
     def click_point(self, click_logits: Tensor, offsets: Tensor | None = None) -> Tensor:
         """Where to click, in [0, 1]: the map's peak cell, placed within it by `offsets` (N, 2, cells).
@@ -525,13 +539,12 @@ class VisionLNNLite(Described, nn.Module):
         map would land between two candidates the model hesitates over — on neither; around the peak
         it lands on the likelier one, with some sub-cell precision.
         """
+        best = click_logits.argmax(-1)
+        if offsets is not None:
+            return self.cell_points(offsets).gather(1, best.view(-1, 1, 1).expand(-1, 1, 2)).squeeze(1)
         xy = self.cell_xy.T.to(click_logits.dtype)  # (cells, 2)
         cell = self.cell_wh.to(click_logits.dtype)
-        best = click_logits.argmax(-1)
         peak = xy[best]  # (N, 2)
-        if offsets is not None:
-            offset = offsets.gather(2, best.view(-1, 1, 1).expand(-1, 2, 1)).squeeze(2)  # (N, 2)
-            return (peak + torch.tanh(offset) * cell).clamp(0, 1)
         p = torch.softmax(click_logits, -1)
         near = ((xy.unsqueeze(0) - peak.unsqueeze(1)).abs() <= 1.01 * cell).all(-1)
         weights = p * near

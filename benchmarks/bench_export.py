@@ -1,13 +1,15 @@
 """Export benchmark: file sizes of the default Lite's ONNX models, and the step latency (batch 1, one
 thread) in Chromium (onnxruntime-web, wasm), in onnxruntime (Python) and in PyTorch, in the same run.
 
-    python benchmarks/bench_export.py [--run <run or sweep dir>] [--steps 300] [--rounds 3]
+    python benchmarks/bench_export.py [--run <run or sweep dir>] [--steps 300] [--rounds 3] [--threads 2 ...]
                                       [--model key=value ...]   e.g. image_size=[210,160] click_offset=true
 
 Without --run it exports the default Lite (conf/model/lite.yaml + solver rk4) with random weights: sizes
 and latency do not depend on the weights' values (the parity figures do; pass a trained run for those).
 Engines are measured in interleaved rounds on the same frames (a recorded episode, state carried);
-each figure is the median over all measured steps. Writes experiments/export/results.{json,md}.
+each figure is the median over all measured steps. The page's figures are one wasm thread (as onnxruntime and
+PyTorch run here); --threads adds rows for the page at more threads (its `?threads=N`). Writes
+experiments/export/results.{json,md}.
 Goals (issue 3): fp16 <= 1.6 MB, int8 <= 0.9 MB, browser median step <= 5 ms.
 """
 
@@ -98,6 +100,8 @@ def main() -> None:
     parser.add_argument("--run", help="a run or sweep directory to export (default: the default Lite, random weights)")
     parser.add_argument("--steps", type=int, default=300, help="measured steps per engine and round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, nargs="*", default=[2],
+                        help="wasm thread counts to measure the page at besides 1 (a tab each)")
     parser.add_argument("--out", default=str(ROOT / "experiments" / "export"))
     parser.add_argument("--model", nargs="*", default=[], metavar="KEY=VALUE",
                         help="without --run: change the default Lite's config, e.g. image_size=[210,160] click_offset=true")
@@ -161,14 +165,19 @@ def main() -> None:
     sessions = {p: ort.InferenceSession(str(out / name), options_ort, providers=["CPUExecutionProvider"])
                 for p, name in files.items()}  # fmt: skip
 
-    times = {"torch": []} | {f"ort_{p}": [] for p in sessions} | {f"browser_{p}": [] for p in sessions}
-    browser_detail = {p: [] for p in sessions}
+    threads = [1] + [n for n in args.threads if n > 1]
+    tab_key = {n: "browser" if n == 1 else f"browser_{n}threads" for n in threads}  # "browser_fp32": 1 thread
+    times = ({"torch": []} | {f"ort_{p}": [] for p in sessions}
+             | {f"{tab_key[n]}_{p}": [] for n in threads for p in sessions})  # fmt: skip
+    browser_detail = {f"{tab_key[n]}_{p}": [] for n in threads for p in sessions}
     server, url = serve_in_thread(out)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-        page = browser.new_page()
-        page.goto(url)
-        page.evaluate("window.lnnPage.ready")
+        tabs = {}
+        for n in threads:
+            tabs[n] = browser.new_page()
+            tabs[n].goto(f"{url}?threads={n}")
+            tabs[n].evaluate("window.lnnPage.ready")
         version = browser.version
         loads = []
         for r in range(args.rounds):
@@ -177,11 +186,15 @@ def main() -> None:
             times["torch"] += torch_round(model, frames, text, args.steps)
             for p, session in sessions.items():
                 times[f"ort_{p}"] += ort_round(session, frames, {k: v.numpy() for k, v in text.items()}, layers, state_sizes, args.steps)
-            for p in sessions:
-                res = page.evaluate(f"window.lnnPage.benchmark('{files[p] if p in others else p}', "
-                                    f"{args.steps}, 20, true)")  # fmt: skip
-                times[f"browser_{p}"] += res.pop("step_ms")
-                browser_detail[p].append(res)
+            for n, tab in tabs.items():
+                for p in sessions:
+                    res = tab.evaluate(f"window.lnnPage.benchmark('{files[p] if p in others else p}', "
+                                       f"{args.steps}, 20, true)")  # fmt: skip
+                    if res["threads"] != n:
+                        raise SystemExit(f"the page ran {res['threads']} wasm threads, asked {n} "
+                                         f"(cross-origin isolated: {res['crossOriginIsolated']})")
+                    times[f"{tab_key[n]}_{p}"] += res.pop("step_ms")
+                    browser_detail[f"{tab_key[n]}_{p}"].append(res)
         browser.close()
     server.shutdown()
 
@@ -207,8 +220,8 @@ def main() -> None:
         f"# Export benchmark — {results['date']}", "",
         f"Default Lite ({manifest['architecture']['parameters']:,} parameters, input {size_text(results['image_size'])} px, "
         f"{manifest['architecture']['liquid_layers']} liquid layers, rk4), weights: {results['weights']}.",
-        f"Machine: {results['machine']}; Chromium {version}, onnxruntime-web {results['onnxruntime_web']} (wasm, 1 thread, "
-        f"no cross-origin isolation), onnxruntime {ort.__version__} (1 thread), torch {torch.__version__} (1 thread).", "",
+        f"Machine: {results['machine']}; Chromium {version}, onnxruntime-web {results['onnxruntime_web']} (wasm, "
+        f"1 thread unless a row says more; the page cross-origin isolated), onnxruntime {ort.__version__} (1 thread), torch {torch.__version__} (1 thread).", "",
         "| file | bytes | MB | without the input-projection fold | goal |", "|---|---:|---:|---:|---|",
     ]  # fmt: skip
     for p, name in (("fp32", "model.onnx"), ("fp16", "model.fp16.onnx"), ("int8", "model.int8.onnx")):
@@ -224,11 +237,14 @@ def main() -> None:
               "|---|---|---:|---:|---:|---:|",
               f"| PyTorch (eager) | fp32 | {torch_ms:.2f} | {stats['torch']['p10_ms']:.2f}–{stats['torch']['p90_ms']:.2f} | 1.00 | |"]  # fmt: skip
     for p in sessions:
-        o, b = stats[f"ort_{p}"], stats[f"browser_{p}"]
+        o = stats[f"ort_{p}"]
         lines.append(f"| onnxruntime (Python) | {p} | {o['median_ms']:.2f} | {o['p10_ms']:.2f}–{o['p90_ms']:.2f} | "
                      f"{o['median_ms'] / torch_ms:.2f} | 1.00 |")  # fmt: skip
-        lines.append(f"| Chromium, onnxruntime-web wasm | {p} | {b['median_ms']:.2f} | {b['p10_ms']:.2f}–{b['p90_ms']:.2f} | "
-                     f"{b['median_ms'] / torch_ms:.2f} | {b['median_ms'] / o['median_ms']:.2f} |")  # fmt: skip
+        for n in threads:
+            b = stats[f"{tab_key[n]}_{p}"]
+            lines.append(f"| Chromium, onnxruntime-web wasm{f', {n} threads' if n > 1 else ''} | {p} | {b['median_ms']:.2f} | "
+                         f"{b['p10_ms']:.2f}–{b['p90_ms']:.2f} | {b['median_ms'] / torch_ms:.2f} | "
+                         f"{b['median_ms'] / o['median_ms']:.2f} |")  # fmt: skip
     par = results["parity"]
     lines += ["", f"Parity at export ({manifest['parity']['episodes']} episodes × {manifest['parity']['steps']} steps, "
               f"state carried): fp32 max |Δ| τ {par['fp32']['max_abs_diff']['tau']:.2g}, logits "

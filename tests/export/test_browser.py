@@ -38,7 +38,7 @@ def _skip_reason() -> str | None:
 
 
 @contextlib.contextmanager
-def open_page(export_dir: Path):
+def open_page(export_dir: Path, query: str = ""):
     """The export's page served and loaded in headless Chromium (skips without one); no page errors allowed."""
     reason = _skip_reason()
     if reason:
@@ -52,7 +52,7 @@ def open_page(export_dir: Path):
             browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
             tab = browser.new_page()
             tab.on("pageerror", lambda e: errors.append(str(e)))
-            tab.goto(url)
+            tab.goto(url + query)
             tab.evaluate("window.lnnPage.ready")
             yield tab
             assert not errors, errors
@@ -83,6 +83,23 @@ def episodes(tiny_export, tiny_run):
         dt = np.array([s["dt"] for s in ep["steps"]], np.float32)[:, None]
         data.append((images, tokens, new, dt))
     return model, data
+
+
+def test_two_wasm_threads_give_the_same_steps(tiny_export, episodes):
+    # the server isolates the page cross-origin, so onnxruntime-web can run ?threads=2 (a user's faster page)
+    model, data = episodes
+    images, tokens, _, dt = data[0]
+    with open_page(tiny_export, "?threads=2") as tab:
+        bench = tab.evaluate("window.lnnPage.benchmark('fp32', 5, 1)")
+        assert bench["crossOriginIsolated"] and bench["threads"] == 2
+        records = tab.evaluate("window.lnnPage.runEpisode(0, {precision: 'fp32', reset: false})")
+    assert max(max_diffs(records, run_torch(model, images, tokens, dt=dt))) <= 1e-4
+
+
+def test_a_bad_thread_count_stops_the_page_with_a_line_naming_it(tiny_export):
+    with pytest.raises(Exception, match=r"\?threads=two: must be a whole number >= 1"):
+        with open_page(tiny_export, "?threads=two"):
+            pass
 
 
 def page_trace(records):

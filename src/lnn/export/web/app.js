@@ -1,4 +1,4 @@
-// The page: loads the exported step model with onnxruntime-web (wasm, one thread), plays the recorded
+// The page: loads the exported step model with onnxruntime-web (wasm; ?threads=N threads, default 1), plays the recorded
 // episodes of the export or screenshots dropped on the page, and shows per step the chosen action, the
 // click point on the frame, the frame's dt (seconds since the previous one, fed to the model), a live τ
 // plot per liquid layer, and the step latency.
@@ -9,7 +9,10 @@ import { StepModel, argmax, frameSize, loadBitmap, pixelsOf, softmax, stripFor, 
 import { linePlot } from "./plot.js";
 
 ort.env.wasm.wasmPaths = new URL("./ort/", import.meta.url).href;
-ort.env.wasm.numThreads = 1; // served without cross-origin isolation: one thread, as the latency goal is measured
+// ?threads=N: wasm threads, which need a cross-origin isolated page (lnn.export.serve sends the headers);
+// default 1, the setting the latency goal is measured in
+const askedThreads = new URLSearchParams(location.search).get("threads") || "1";
+ort.env.wasm.numThreads = self.crossOriginIsolated ? Number(askedThreads) : 1;
 
 const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"];
 const $ = (id) => document.getElementById(id);
@@ -45,7 +48,7 @@ async function getModel(precision) {
     if (!entry) throw new Error(`no ${precision} model in this export`);
     setStatus(`loading ${entry[0]} …`);
     app.models[precision] = await StepModel.load(ort, `../${entry[0]}`, app.manifest);
-    setStatus(`${entry[0]} loaded (onnxruntime-web ${ort.env.versions?.web || ""}, wasm, 1 thread)`);
+    setStatus(`${entry[0]} loaded (onnxruntime-web ${ort.env.versions?.web || ""}, wasm, ${ort.env.wasm.numThreads} thread${ort.env.wasm.numThreads > 1 ? "s" : ""})`);
   }
   return app.models[precision];
 }
@@ -375,6 +378,7 @@ function describeModel() {
 }
 
 async function init() {
+  if (!/^[1-9][0-9]*$/.test(askedThreads)) throw new Error(`?threads=${askedThreads}: must be a whole number >= 1`);
   app.manifest = await fetchJson("../manifest.json");
   app.scratch = document.createElement("canvas");
   describeModel();

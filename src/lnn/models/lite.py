@@ -521,8 +521,13 @@ class VisionLNNLite(Described, nn.Module):
         into a neighbouring cell, so export parity needs these to tell which cell another engine's point came from."""
         if not self.click_offset:
             return scores, self.click_point(scores), None
-        logits, offsets = scores[:, 0], scores[:, 1:]
-        return logits, self.click_point(logits, offsets), self.cell_points(offsets)
+        logits, points = scores[:, 0], self.cell_points(scores[:, 1:])
+        return logits, self.peak_point(logits, points), points
+
+    @staticmethod
+    def peak_point(click_logits: Tensor, points: Tensor) -> Tensor:
+        """The point (N, 2) of the map's peak cell, of each cell's points (N, cells, 2)."""
+        return points.gather(1, click_logits.argmax(-1).view(-1, 1, 1).expand(-1, 1, 2)).squeeze(1)
 
     def cell_points(self, offsets: Tensor) -> Tensor:
         """(N, 2, cells) offsets -> (N, cells, 2): each cell's centre plus its offset, tanh-bounded to ± one cell."""
@@ -539,9 +544,9 @@ class VisionLNNLite(Described, nn.Module):
         map would land between two candidates the model hesitates over — on neither; around the peak
         it lands on the likelier one, with some sub-cell precision.
         """
-        best = click_logits.argmax(-1)
         if offsets is not None:
-            return self.cell_points(offsets).gather(1, best.view(-1, 1, 1).expand(-1, 1, 2)).squeeze(1)
+            return self.peak_point(click_logits, self.cell_points(offsets))
+        best = click_logits.argmax(-1)
         xy = self.cell_xy.T.to(click_logits.dtype)  # (cells, 2)
         cell = self.cell_wh.to(click_logits.dtype)
         peak = xy[best]  # (N, 2)

@@ -118,23 +118,32 @@ def correlate(f: Tensor, k: Tensor) -> Tensor:
 
 
 def rows_correlate(f: Tensor, k: Tensor) -> Tensor:
-    """`correlate` as one plain batched matmul and kw shifted adds, for ONNX graphs (any batch size).
+    """`correlate` as one plain batched matmul, for ONNX graphs (any batch size).
 
     The map's rows, shifted once per kernel row, are stacked (kh copies of the map); every kernel column
     of every style weighs them in one matmul, (S·kw, C·kh) @ (C·kh, h·(w + kw − 1)); the kw column
     results, each shifted by its column, add up. 2.4x faster than a Toeplitz (banded) matmul for the
     match of two styles in onnxruntime: the styles share the map's copies, and no band of zeros is
-    multiplied. (A Conv with the kernels as weights is slower still: two output channels.)"""
+    multiplied. (A Conv with the kernels as weights is slower still: two output channels.) The shifts are
+    `staggered` copies, not kh + kw slices: onnxruntime-web pays for each op."""
     n, styles, channels, kh, kw = k.shape
     h, w = f.shape[-2:]
-    padded = F.pad(f, (kw // 2, kw // 2, kh // 2, kh // 2))  # (N, C, h + kh - 1, w + kw - 1)
-    rows = torch.stack([padded[:, :, i : i + h] for i in range(kh)], 2)  # (N, C, kh, h, w + kw - 1)
+    wide = w + kw - 1
+    padded = F.pad(f, (kw // 2, kw // 2, kh // 2, kh // 2)).flatten(2)  # (N, C, (h + kh - 1)·wide)
+    rows = staggered(padded.unsqueeze(2).expand(-1, -1, kh, -1), wide, h * wide)  # (N, C, kh, h·wide)
     weights = k.permute(0, 1, 4, 2, 3).reshape(n, styles * kw, channels * kh)  # (N, S·kw, C·kh)
-    columns = torch.matmul(weights, rows.reshape(n, channels * kh, -1)).view(n, styles, kw, h, w + kw - 1)
-    out = columns[:, :, 0, :, :w]
-    for j in range(1, kw):
-        out = out + columns[:, :, j, :, j : j + w]
-    return out
+    columns = torch.matmul(weights, rows.reshape(n, channels * kh, h * wide)).view(n, styles, kw, h * wide)
+    # column j's result read j places on: within each row, as j + (a kept place < w) < wide
+    return staggered(columns, 1, h * wide).sum(2).view(n, styles, h, wide)[..., :w]
+
+
+def staggered(x: Tensor, shift: int, length: int) -> Tensor:
+    """x (..., K, L) -> (..., K, length), row i read from i·shift on: x[..., i, i·shift : i·shift + length].
+    One pad and a reshape, where K slices would be K ops. Past a row's end it reads the next row's start
+    (then zeros): the caller keeps those places out of what it uses."""
+    *lead, rows, size = x.shape
+    flat = F.pad(x.reshape(*lead, rows * size), (0, rows * shift))
+    return flat.view(*lead, rows, size + shift)[..., :length]
 
 
 def box_sum(x: Tensor, size: tuple[int, int]) -> Tensor:

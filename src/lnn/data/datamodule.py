@@ -9,6 +9,7 @@ from pathlib import Path
 import lightning.pytorch as pl
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from tqdm.auto import tqdm
@@ -36,6 +37,7 @@ class Episodes:
     text: list[str]  # typed text (key name, url), "" otherwise
     box: torch.Tensor  # (rows, 4)
     focus: torch.Tensor  # (rows, 4)
+    others: torch.Tensor  # (rows, K, 4): other boxes a click is as right in, padded with -1 (K: the most of any row)
     dt: torch.Tensor  # (rows,) time since the previous frame
     starts: np.ndarray  # first row of each episode
     lengths: np.ndarray
@@ -56,6 +58,7 @@ class Episodes:
             text=list(self.text) + list(other.text),
             box=torch.cat([self.box, other.box]),
             focus=torch.cat([self.focus, other.focus]),
+            others=torch.cat(pad_boxes([self.others, other.others])),
             dt=torch.cat([self.dt, other.dt]),
             starts=np.r_[self.starts, other.starts + len(self.action)],
             lengths=np.r_[self.lengths, other.lengths],
@@ -80,6 +83,7 @@ def load_episodes(path: Path, image_size) -> Episodes:
         numeric = ["episode", "step", "action", "click", "release", "key", "target_box", "focus_box", "dt"]
         table = ds.select_columns(numeric).with_format("numpy")[:]
         text = ds.select_columns(["instruction", "task", "text"])[:]
+        others = ds.select_columns(["other_boxes"])[:]["other_boxes"]  # a list per row (numpy cannot stack them)
     except Exception as e:  # arrow / json errors: the files are not a readable dataset
         raise DataError(f"{path}: not a readable dataset ({type(e).__name__}: {e}); delete it to record it again") from e
 
@@ -117,10 +121,27 @@ def load_episodes(path: Path, image_size) -> Episodes:
         text=text["text"],
         box=torch.as_tensor(np.stack(table["target_box"]), dtype=torch.float32),
         focus=torch.as_tensor(np.stack(table["focus_box"]), dtype=torch.float32),
+        others=boxes_tensor(others),
         dt=torch.as_tensor(table["dt"], dtype=torch.float32),
         starts=starts,
         lengths=lengths,
     )
+
+
+def boxes_tensor(rows: list[list]) -> torch.Tensor:
+    """Rows' lists of boxes (x0, y0, x1, y1) -> (rows, K, 4), each padded with -1 boxes to the longest."""
+    most = max(map(len, rows), default=0)
+    out = torch.full((len(rows), most, 4), -1.0)
+    for row, boxes in enumerate(rows):
+        if boxes:
+            out[row, : len(boxes)] = torch.as_tensor(boxes, dtype=torch.float32)
+    return out
+
+
+def pad_boxes(parts: list[torch.Tensor]) -> list[torch.Tensor]:
+    """(rows, K_i, 4) tensors -> each padded with -1 boxes to the largest K."""
+    most = max(part.shape[1] for part in parts)
+    return [F.pad(part, (0, 0, 0, most - part.shape[1]), value=-1.0) for part in parts]
 
 
 class EpisodeDataset(Dataset):
@@ -144,6 +165,7 @@ class EpisodeDataset(Dataset):
             "text": e.text[rows],
             "box": e.box[rows],
             "focus": e.focus[rows],
+            "others": e.others[rows],
             "dt": e.dt[rows],
         }
 
@@ -162,6 +184,7 @@ def collate_episodes(items: list[dict]) -> dict:
         "text": [],  # typed text per step, "" on padding
         "box": torch.full((batch, steps, 4), -1.0),
         "focus": torch.full((batch, steps, 4), -1.0),
+        "others": torch.full((batch, steps, max(item["others"].shape[1] for item in items), 4), -1.0),
         "dt": torch.zeros(batch, steps),  # 0 on padding: padded steps leave the state as it is
         "mask": torch.zeros(batch, steps, dtype=torch.bool),
         "instruction": [],
@@ -171,6 +194,7 @@ def collate_episodes(items: list[dict]) -> dict:
         n = len(item["action"])
         for key in ("images", "action", "click", "release", "key", "box", "focus", "dt"):
             out[key][b, :n] = item[key]
+        out["others"][b, :n, : item["others"].shape[1]] = item["others"]
         out["mask"][b, :n] = True
         out["instruction"].append(list(item["instruction"]) + [""] * (steps - n))
         out["text"].append(list(item["text"]) + [""] * (steps - n))

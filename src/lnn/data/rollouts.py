@@ -44,9 +44,9 @@ log = logging.getLogger("lnn")
 
 # bump when rows change meaning: old caches are then not reused (3: MiniWoB pages as UTF-8; 4: dt is the
 # env's, wall-clock seconds between MiniWoB screenshots; 5: drags (`click` is the press point, `release` where
-# the button is let go) and the `key` column). A dataset without a column of features() is of an older
+# the button is let go) and the `key` column; 6: `other_boxes`, where else a click is as right). A dataset without a column of features() is of an older
 # format and is refused when read (load_episodes), never misread
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 NO_BOX = [-1.0, -1.0, -1.0, -1.0]
 NOTES = "notes.json"  # episodes left out of a dataset, and why
 OUTCOMES = "outcomes.json"  # a shard's [task, outcome] per episode: recording.json counts them per task
@@ -73,6 +73,8 @@ def features():
             "key": hf.Value("int32"),  # a key step's key: its index in lnn.envs.KEYS; -1 otherwise
             "target_box": hf.Sequence(hf.Value("float32"), length=4),  # (x0, y0, x1, y1), -1 when no click
             "focus_box": hf.Sequence(hf.Value("float32"), length=4),  # what the step is about, -1 when nothing
+            # the other boxes a click would be as right in (click-shape: every shape the description fits)
+            "other_boxes": hf.Sequence(hf.Sequence(hf.Value("float32"), length=4)),
             # seconds since the previous frame (the liquid core's dt), as the env reported it: 1 in most GUI
             # families, drawn in the timing ones, wall-clock in a browser
             "dt": hf.Value("float32"),
@@ -184,6 +186,7 @@ def _row(episode: int, seed: int, task: str, step: int, record: dict) -> dict:
         "key": key_index(action.text) if action.type == "key" else -1,
         "target_box": list(oracle.target_box) if oracle.target_box else NO_BOX,
         "focus_box": list(oracle.focus) if oracle.focus else NO_BOX,
+        "other_boxes": [list(box) for box in oracle.other_boxes],
         "dt": float(record["dt"]),
     }
 

@@ -46,11 +46,13 @@ class Observation:
 class OracleStep:
     """The ground-truth next action; for a click, the box a correct click lands in; and the element
     the step is about (`focus_box`: the click target, the field typed into, the square to remember),
-    which a policy can be taught to look at."""
+    which a policy can be taught to look at; and the other boxes a click would be as right in (click-shape:
+    every shape the description fits; unticked checkboxes, in any order)."""
 
     action: Action
     target_box: Box | None = None
     focus_box: Box | None = None
+    other_boxes: tuple[Box, ...] = ()
 
     @property
     def focus(self) -> Box | None:

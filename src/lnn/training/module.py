@@ -35,18 +35,32 @@ def inside(xy: Tensor, box: Tensor) -> Tensor:
 
 
 def click_loss(click_logits: Tensor, cell_xy: Tensor, box: Tensor) -> Tensor:
-    """−log of the probability mass the click map puts inside the target box.
+    """−log of the probability mass the click map puts inside the target box (N, 4), or inside any of
+    the boxes (N, B, 4) that a click would be as right in (boxes of x0 < 0 are padding).
 
     The predicted point is the map's mean, so mass inside a (convex) box pulls the point into it;
     where the box is smaller than a cell, the cell nearest its centre stands for it.
     """
-    cells = cell_xy.T.unsqueeze(0)  # (1, cells, 2)
-    in_box = inside(cells, box.unsqueeze(1))  # (N, cells)
-    centre = torch.stack([(box[:, 0] + box[:, 2]) / 2, (box[:, 1] + box[:, 3]) / 2], -1)
-    nearest = F.one_hot((cells - centre.unsqueeze(1)).norm(dim=-1).argmin(-1), cells.shape[1]).bool()
-    in_box = in_box | nearest
+    boxes = box.unsqueeze(1) if box.dim() == 2 else box  # (N, B, 4)
+    cells = cell_xy.T.unsqueeze(0).unsqueeze(0)  # (1, 1, cells, 2)
+    in_box = inside(cells, boxes.unsqueeze(2))  # (N, B, cells)
+    centre = torch.stack([(boxes[..., 0] + boxes[..., 2]) / 2, (boxes[..., 1] + boxes[..., 3]) / 2], -1)
+    nearest = F.one_hot((cells - centre.unsqueeze(2)).norm(dim=-1).argmin(-1), cells.shape[2]).bool()
+    real = (boxes[..., 0] >= 0).unsqueeze(-1)
+    in_box = ((in_box | nearest) & real).any(1)  # (N, cells)
     log_p = torch.log_softmax(click_logits.float(), -1)
     return -(log_p.masked_fill(~in_box, -math.inf).logsumexp(-1)).mean()
+
+
+def nearest_right_point(coords: Tensor, point: Tensor, others: Tensor) -> Tensor:
+    """The point a click's coordinates are pulled to (N, 2): the oracle's `point`, or where another box
+    that is as right (N, K, 4; x0 < 0: padding) has its centre, whichever is nearer `coords` — a click on
+    another fitting shape is not pulled back to the one the oracle chose."""
+    centres = torch.stack([(others[..., 0] + others[..., 2]) / 2, (others[..., 1] + others[..., 3]) / 2], -1)
+    candidates = torch.cat([point.unsqueeze(1), centres], 1)  # (N, 1 + K, 2)
+    distance = (candidates - coords.detach().unsqueeze(1)).abs().sum(-1)
+    distance[:, 1:] = distance[:, 1:].masked_fill(others[..., 0] < 0, math.inf)
+    return candidates.gather(1, distance.argmin(1).view(-1, 1, 1).expand(-1, 1, 2)).squeeze(1)
 
 
 def text_loss(text_logits: Tensor, options: Tensor, trained: Tensor) -> Tensor:
@@ -111,17 +125,18 @@ class PolicyModule(pl.LightningModule):
         loss = loss_action
         metrics = {"loss_action": loss_action, "action_acc": (logits.argmax(-1) == labels).float().mean()}
         if clicks.any():
-            box, target = batch["box"][clicks], batch["click"][clicks]
+            box, target, others = batch["box"][clicks], batch["click"][clicks], batch["others"][clicks]
             coords = out["coords"][clicks]
             boxed = box[:, 0] >= 0  # recorded clicks always have a target box; a user's folder may not
             # without a box, the click map's mass is pulled to the cell nearest the labelled point
-            loss_box = torch.where(boxed.unsqueeze(-1), box, target.repeat(1, 2))
+            loss_box = torch.cat([torch.where(boxed.unsqueeze(-1), box, target.repeat(1, 2)).unsqueeze(1), others], 1)
             loss_click = click_loss(out["click_logits"][clicks], self.model.cell_xy, loss_box)
+            target = nearest_right_point(coords.float(), target, others)
             loss_coord = F.l1_loss(coords.float(), target)
             loss = loss + self.click_weight * loss_click + self.coord_weight * loss_coord
             metrics |= {"loss_click": loss_click, "click_dist": (coords.float() - target).norm(dim=-1).mean()}
-            if boxed.any():  # the click inside the target box
-                metrics["click_acc"] = inside(coords[boxed], box[boxed]).float().mean()
+            if boxed.any():  # the click inside the target box, or another as right
+                metrics["click_acc"] = inside(coords[boxed].unsqueeze(1), loss_box[boxed]).any(1).float().mean()
         for name, (value, weight) in self._head_losses(out, batch).items():
             if name.startswith("loss_"):
                 loss = loss + weight * value
@@ -129,7 +144,11 @@ class PolicyModule(pl.LightningModule):
         looks = mask & (batch["focus"][..., 0] >= 0)
         if self.look_weight and "look_logits" in out and looks.any():
             # look where the oracle's step is about: the target, the field, the square to remember
-            loss_look = click_loss(out["look_logits"][looks], self.model.cell_xy, batch["focus"][looks])
+            # (where the focus is the click target, as much on any other box a click would be as right in)
+            on_target = (batch["focus"] == batch["box"]).all(-1, keepdim=True).unsqueeze(-1)
+            others = batch["others"].masked_fill(~on_target, -1.0)
+            focus = torch.cat([batch["focus"].unsqueeze(-2), others], -2)[looks]
+            loss_look = click_loss(out["look_logits"][looks], self.model.cell_xy, focus)
             loss = loss + self.look_weight * loss_look
             metrics["loss_look"] = loss_look
         metrics["loss"] = loss

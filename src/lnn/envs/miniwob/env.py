@@ -51,7 +51,8 @@ def _box(values) -> tuple[float, float, float, float] | None:
 def _oracle_step(found: dict) -> OracleStep:
     """The page oracle's step (lnn.oracle in probe.js) as an OracleStep: a click or drag targets the box
     the press lands in (and focuses what its answer is read from, where the oracle names it: count-sides'
-    polygon); a type or key step targets nothing and focuses the field it goes to."""
+    polygon; and the other boxes a click would be as right in: click-shape's other fitting shapes); a type
+    or key step targets nothing and focuses the field it goes to."""
     if found["kind"] == "type":
         return OracleStep(Action("type", text=found["text"]), focus_box=_box(found["field"]))
     if found["kind"] == "key":
@@ -65,7 +66,9 @@ def _oracle_step(found: dict) -> OracleStep:
     if found["kind"] == "drag":
         x2, y2 = found["to"]
         return OracleStep(Action("drag", float(x), float(y), x2=float(x2), y2=float(y2)), target_box=box)
-    return OracleStep(Action("click", float(x), float(y)), target_box=box, focus_box=_box(found.get("look")))
+    others = tuple(_box(other) for other in found.get("others", ()))
+    return OracleStep(Action("click", float(x), float(y)), target_box=box, focus_box=_box(found.get("look")),
+                      other_boxes=others)
 
 
 @dataclass

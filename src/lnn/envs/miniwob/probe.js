@@ -233,10 +233,11 @@
   };
 
   // The first checkbox whose state differs from the task's answer (createCheckboxes' toclick), or Submit.
+  // in any order: the first wrong box is clicked, the other wrong ones are as right
   const checkboxes = () => {
     const { toclick, elems } = state.createCheckboxes;
-    for (let i = 0; i < elems; i++) if (q(`#ch${i}`).checked !== toclick[i]) return q(`#ch${i}`);
-    return q('#subbtn');
+    const [first, ...others] = [...Array(elems).keys()].map((i) => q(`#ch${i}`)).filter((c, i) => c.checked !== toclick[i]);
+    return first ? { click: first, others } : q('#subbtn');
   };
 
   // Tic-tac-toe as X against the page's own opponent (a random free square 55% of the time, else its
@@ -428,9 +429,11 @@
     'use-colorwheel-2': () => hexColour(rgbToHex(getComputedStyle(q('#query .cc')).backgroundColor)),
 
     // answers kept in JS state
+    // every shape the (lossy) description fits wins: the first is clicked, the others are as right
     'click-shape': () => {
       const grid = state.createShapes, wanted = state.chooseShape;
-      return grid.shapes.find((s) => shapes.shapeMatchesText(s, wanted)).svg_shape.node();
+      const [first, ...others] = grid.shapes.filter((s) => shapes.shapeMatchesText(s, wanted)).map((s) => s.svg_shape.node());
+      return { click: first, others };
     },
     // `look`: what the answer is read from (the look is trained there; the click goes to the button)
     'count-shape': () => ({ click: byText('#count-buttons button', String(state.chooseShape.gtshapes.length)),
@@ -519,7 +522,8 @@
   // `at: [x, y]`: at that point of el),
   // {drag: [from, to]} (press at from, release at to), {type: text, field} or {key: name, field}
   // (the field already has the focus: an oracle clicks it first); a click's `look` is the element its
-  // answer is read from (not the one clicked). Returned as {kind, point, box, ...} in task-area coordinates.
+  // answer is read from (not the one clicked), its `others` the elements a click would be as right on.
+  // Returned as {kind, point, box, ...} in task-area coordinates.
   function oracle(task) {
     const oracleFn = oracles[task];
     if (!oracleFn) throw new Error(`no oracle for task ${task}`);
@@ -528,7 +532,7 @@
     if (step instanceof Element || Array.isArray(step)) step = { click: step };
     if (step.click) {
       return { kind: 'click', ...spot(step.click), ...(step.at ? { point: norm(step.at) } : {}),
-               ...(step.look ? { look: box(step.look) } : {}) };
+               ...(step.look ? { look: box(step.look) } : {}), others: (step.others || []).map(box) };
     }
     if (step.drag) {
       const [from, to] = step.drag.map(spot);

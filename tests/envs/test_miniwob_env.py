@@ -27,7 +27,8 @@ from lnn.envs.miniwob import (  # noqa: E402
 from tests.conftest import needs_miniwob_browser  # noqa: E402
 
 TASKS = ["click-button", "click-test-2", "grid-coordinate", "count-sides", "click-option", "navigate-tree", "click-tab",
-         "enter-text", "drag-box", "drag-items", "enter-text-2", "count-shape", "click-shape"]
+         "enter-text", "drag-box", "drag-items", "enter-text-2", "count-shape", "click-shape",
+         "click-widget"]
 
 
 @pytest.fixture(scope="module")
@@ -166,20 +167,22 @@ def test_a_click_can_focus_what_its_answer_is_read_from(env):
 
 @pytest.mark.browser
 @needs_miniwob_browser
-def test_every_other_box_an_oracle_names_is_as_right_to_click(env):
-    # click-shape's descriptions are lossy ("a large item"): every shape they fit wins, and the oracle names
-    # them all, so training does not punish a click on one the oracle happened not to choose
+@pytest.mark.parametrize("task", ["click-shape", "click-widget"])
+def test_every_other_box_an_oracle_names_is_as_right_to_click(env, task):
+    # click-shape's descriptions are lossy ("a large item"), click-widget's 5 widgets repeat types: every
+    # shape or widget that fits wins, and the oracle names them all, so training does not punish a click on
+    # one the oracle happened not to choose
     named = 0
     for seed in range(6):
-        env.reset(seed, "click-shape")
+        env.reset(seed, task)
         step = env.oracle()
         named += len(step.other_boxes)
         for x0, y0, x1, y1 in step.other_boxes:
             assert (x0, y0, x1, y1) != step.target_box
-            env.reset(seed, "click-shape")
+            env.reset(seed, task)
             _, reward, done, info = env.step(Action("click", (x0 + x1) / 2, (y0 + y1) / 2))  # its centre
             assert done and reward > 0 and info["success"], (seed, (x0, y0, x1, y1))
-    assert named >= 3  # most seeds' descriptions fit several shapes
+    assert named >= 3  # most seeds fit several
 
 
 @pytest.mark.browser

@@ -41,6 +41,8 @@
   }
   const firstVisible = (els) => els.find(visible) || null;
   const byText = (selector, wanted) => firstVisible(qa(selector).filter((el) => text(el) === wanted));
+  // every visible one wins: the first is clicked, the others are as right
+  const anyOf = (els) => { const [click, ...others] = els.filter(visible); return { click, others }; };
 
   // The element's box in task-area coordinates, clipped to the task area.
   function box(el) {
@@ -236,8 +238,8 @@
   // in any order: the first wrong box is clicked, the other wrong ones are as right
   const checkboxes = () => {
     const { toclick, elems } = state.createCheckboxes;
-    const [first, ...others] = [...Array(elems).keys()].map((i) => q(`#ch${i}`)).filter((c, i) => c.checked !== toclick[i]);
-    return first ? { click: first, others } : q('#subbtn');
+    const wrong = [...Array(elems).keys()].map((i) => q(`#ch${i}`)).filter((c, i) => c.checked !== toclick[i]);
+    return wrong.length ? { click: wrong[0], others: wrong.slice(1).filter(visible) } : q('#subbtn');
   };
 
   // Tic-tac-toe as X against the page's own opponent (a random free square 55% of the time, else its
@@ -277,12 +279,12 @@
     // the element labelled with the quoted text
     'click-button': () => byText('#area button', quoted()),
     'unicode-test': () => byText('#area button', quoted()),
-    'click-link': () => byText('#area .alink', quoted()),
+    'click-link': () => anyOf(qa('#area .alink').filter((a) => text(a) === quoted())),  // a word twice: either
     'click-tab': () => byText('#area ul a', /Tab #\d/.exec(query())[0]),
     'click-dialog': () => q('.ui-dialog-titlebar button'),  // the "x"
     'click-dialog-2': () => quoted() === 'x' ? q('.ui-dialog-titlebar button')
                                              : byText('.ui-dialog-buttonpane button', quoted()),
-    'click-widget': () => firstVisible(qa(`#area [data-type="${quoted()}"]`)),
+    'click-widget': () => anyOf(qa(`#area [data-type="${quoted()}"]`)),  // any widget of the type
     'grid-coordinate': () => document.getElementById(bold()),  // circles have ids like "(1,-2)"
     'email-inbox-delete': () => {
       const thread = qa('#main .email-thread').find((t) => text(t.querySelector('.email-sender')) === bold());
@@ -429,11 +431,10 @@
     'use-colorwheel-2': () => hexColour(rgbToHex(getComputedStyle(q('#query .cc')).backgroundColor)),
 
     // answers kept in JS state
-    // every shape the (lossy) description fits wins: the first is clicked, the others are as right
+    // every shape the (lossy) description fits wins
     'click-shape': () => {
       const grid = state.createShapes, wanted = state.chooseShape;
-      const [first, ...others] = grid.shapes.filter((s) => shapes.shapeMatchesText(s, wanted)).map((s) => s.svg_shape.node());
-      return { click: first, others };
+      return anyOf(grid.shapes.filter((s) => shapes.shapeMatchesText(s, wanted)).map((s) => s.svg_shape.node()));
     },
     // `look`: what the answer is read from (the look is trained there; the click goes to the button)
     'count-shape': () => ({ click: byText('#count-buttons button', String(state.chooseShape.gtshapes.length)),

@@ -56,6 +56,7 @@ class EpisodeResult:
     trace: list[dict] = field(default_factory=list)  # per step: screenshot, instruction, action, coords, tau
     actions: list[str] = field(default_factory=list)  # each action, as text
     aborted: str = ""  # the env's reason when it gave the episode up (a browser crash or hang)
+    instruction: str = ""  # the episode's first instruction (what a failure was asked)
 
 
 def describe(action) -> str:
@@ -144,10 +145,12 @@ def _run_batch(policy, envs: list[Env], jobs: list[tuple[str, int]], keep, max_s
     traces: list[list[dict]] = [[] for _ in jobs]
     actions_taken: list[list[str]] = [[] for _ in jobs]
     obs: list = [None] * len(jobs)
+    asked = [""] * len(jobs)
     policy.reset(len(jobs))
     for i, (env, (task, seed)) in enumerate(zip(envs, jobs)):
         try:
             obs[i] = env.reset(seed, task)
+            asked[i] = obs[i].instruction
         except EpisodeAborted as e:
             done[i] = EpisodeResult(task, seed, False, 0, f"aborted: {e.reason}", aborted=e.reason)
             ended(done[i])
@@ -174,7 +177,7 @@ def _run_batch(policy, envs: list[Env], jobs: list[tuple[str, int]], keep, max_s
             if finished:
                 success = reward > 0
                 failure = "" if success else str(step_info.get("failure") or step_info.get("reason") or f"reward {reward:g}")
-                done[i] = EpisodeResult(task, seed, success, steps, failure, traces[i], actions_taken[i], aborted)
+                done[i] = EpisodeResult(task, seed, success, steps, failure, traces[i], actions_taken[i], aborted, asked[i])
                 ended(done[i])
             else:
                 still.append(j)

@@ -52,6 +52,8 @@ def test_agent_writes_the_table_the_episodes_and_traces(tmp_path):
     episodes = [json.loads(line) for line in (out / "episodes.jsonl").read_text().splitlines()]
     assert len(episodes) == 16 and {e["seed"] for e in episodes} == set(range(20_000_000, 20_000_004))  # test seeds
     assert all(len(e["actions"]) == e["steps"] for e in episodes)
+    assert all(e["instruction"] for e in episodes)  # what each was asked: a failure can be read
+    assert all(e["instruction"].startswith("Click the ") for e in episodes if e["task"] == "click-color")
     gifs = sorted(p.name for p in (out / "trace").glob("*.gif"))
     assert len(gifs) == 8 and "click-color-seed20000000.gif" in gifs and (out / "trace" / "strip.png").exists()
     gif = Image.open(out / "trace" / gifs[0])

@@ -419,7 +419,7 @@ def resume(out: Path, plan: dict) -> dict:
 
 def episode_record(r) -> dict:
     return {"task": r.task, "seed": r.seed, "success": r.success, "steps": r.steps, "failure": r.failure,
-            "actions": r.actions, "aborted": r.aborted}  # fmt: skip
+            "actions": r.actions, "aborted": r.aborted, "instruction": r.instruction}  # fmt: skip
 
 
 def append_episode(path: Path, r, trace_dir: Path, env_name: str) -> None:

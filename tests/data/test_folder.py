@@ -222,3 +222,7 @@ def test_a_dataset_of_an_older_format_is_refused_not_misread(tmp_path):
     message = str(error.value)
     assert message.startswith(f"{old}: rows of an older dataset format (no release, key column") and "\n" not in message
     assert "record it again" in message and "import the folder again" in message
+    five = tmp_path / "five"  # format 5: no other boxes (where else a click is as right)
+    hf.load_from_disk(str(out / "train")).remove_columns(["other_boxes"]).save_to_disk(str(five))
+    with pytest.raises(DataError, match=r"older dataset format \(no other_boxes column; this version reads format 6\)"):
+        load_episodes(five, SIZE)

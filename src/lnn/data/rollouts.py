@@ -44,8 +44,8 @@ log = logging.getLogger("lnn")
 
 # bump when rows change meaning: old caches are then not reused (3: MiniWoB pages as UTF-8; 4: dt is the
 # env's, wall-clock seconds between MiniWoB screenshots; 5: drags (`click` is the press point, `release` where
-# the button is let go) and the `key` column; 6: `other_boxes`, where else a click is as right). A dataset without a column of features() is of an older
-# format and is refused when read (load_episodes), never misread
+# the button is let go) and the `key` column; 6: `other_boxes`, where else a click is as right). A dataset
+# without a column of features() is of an older format and is refused when read (load_episodes), never misread
 FORMAT_VERSION = 6
 NO_BOX = [-1.0, -1.0, -1.0, -1.0]
 NOTES = "notes.json"  # episodes left out of a dataset, and why

@@ -34,6 +34,11 @@ def inside(xy: Tensor, box: Tensor) -> Tensor:
     return (x >= box[..., 0]) & (x <= box[..., 2]) & (y >= box[..., 1]) & (y <= box[..., 3])
 
 
+def centres(box: Tensor) -> Tensor:
+    """Boxes (..., 4) = (x0, y0, x1, y1) -> their centres (..., 2)."""
+    return (box[..., :2] + box[..., 2:]) / 2
+
+
 def click_loss(click_logits: Tensor, cell_xy: Tensor, box: Tensor) -> Tensor:
     """−log of the probability mass the click map puts inside the target box (N, 4), or inside any of
     the boxes (N, B, 4) that a click would be as right in (boxes of x0 < 0 are padding).
@@ -44,8 +49,7 @@ def click_loss(click_logits: Tensor, cell_xy: Tensor, box: Tensor) -> Tensor:
     boxes = box.unsqueeze(1) if box.dim() == 2 else box  # (N, B, 4)
     cells = cell_xy.T.unsqueeze(0).unsqueeze(0)  # (1, 1, cells, 2)
     in_box = inside(cells, boxes.unsqueeze(2))  # (N, B, cells)
-    centre = torch.stack([(boxes[..., 0] + boxes[..., 2]) / 2, (boxes[..., 1] + boxes[..., 3]) / 2], -1)
-    nearest = F.one_hot((cells - centre.unsqueeze(2)).norm(dim=-1).argmin(-1), cells.shape[2]).bool()
+    nearest = F.one_hot((cells - centres(boxes).unsqueeze(2)).norm(dim=-1).argmin(-1), cells.shape[2]).bool()
     real = (boxes[..., 0] >= 0).unsqueeze(-1)
     in_box = ((in_box | nearest) & real).any(1)  # (N, cells)
     log_p = torch.log_softmax(click_logits.float(), -1)
@@ -56,8 +60,7 @@ def nearest_right_point(coords: Tensor, point: Tensor, others: Tensor) -> Tensor
     """The point a click's coordinates are pulled to (N, 2): the oracle's `point`, or where another box
     that is as right (N, K, 4; x0 < 0: padding) has its centre, whichever is nearer `coords` — a click on
     another fitting shape is not pulled back to the one the oracle chose."""
-    centres = torch.stack([(others[..., 0] + others[..., 2]) / 2, (others[..., 1] + others[..., 3]) / 2], -1)
-    candidates = torch.cat([point.unsqueeze(1), centres], 1)  # (N, 1 + K, 2)
+    candidates = torch.cat([point.unsqueeze(1), centres(others)], 1)  # (N, 1 + K, 2)
     distance = (candidates - coords.detach().unsqueeze(1)).abs().sum(-1)
     distance[:, 1:] = distance[:, 1:].masked_fill(others[..., 0] < 0, math.inf)
     return candidates.gather(1, distance.argmin(1).view(-1, 1, 1).expand(-1, 1, 2)).squeeze(1)

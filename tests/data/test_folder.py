@@ -224,5 +224,9 @@ def test_a_dataset_of_an_older_format_is_refused_not_misread(tmp_path):
     assert "record it again" in message and "import the folder again" in message
     five = tmp_path / "five"  # format 5: no other boxes (where else a click is as right)
     hf.load_from_disk(str(out / "train")).remove_columns(["other_boxes"]).save_to_disk(str(five))
-    with pytest.raises(DataError, match=r"older dataset format \(no other_boxes column; this version reads format 6\)"):
+    with pytest.raises(DataError, match=r"older dataset format \(no other_boxes column; this version reads format 7\)"):
         load_episodes(five, SIZE)
+    six = tmp_path / "six"  # format 6: no parts (what parts of the screen are)
+    hf.load_from_disk(str(out / "train")).remove_columns(["parts"]).save_to_disk(str(six))
+    with pytest.raises(DataError, match=r"older dataset format \(no parts column; this version reads format 7\)"):
+        load_episodes(six, SIZE)

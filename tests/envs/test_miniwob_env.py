@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from lnn.envs.base import Action
+from lnn.envs.base import PART_ATTRIBUTES, Action
 from lnn.errors import ConfigError
 
 pytest.importorskip("miniwob", reason="the MiniWoB++ task pages come from the miniwob package (pip install miniwob)")
@@ -183,6 +183,30 @@ def test_every_other_box_an_oracle_names_is_as_right_to_click(env, task):
             _, reward, done, info = env.step(Action("click", (x0 + x1) / 2, (y0 + y1) / 2))  # its centre
             assert done and reward > 0 and info["success"], (seed, (x0, y0, x1, y1))
     assert named >= 3  # most seeds fit several
+
+
+@pytest.mark.browser
+@needs_miniwob_browser
+@pytest.mark.parametrize("task", ["click-shape", "count-shape"])
+def test_the_shapes_oracles_say_what_every_shape_is(env, task):
+    # `parts`: every shape of the grid with its type, text, colour and size, read from the page's own grid; the
+    # shapes the instruction asks for are among them, with the labels it names
+    for seed in range(4):
+        words = env.reset(seed, task).instruction.rstrip("?").split()
+        step = env.oracle()
+        assert 3 <= len(step.parts) <= 20
+        names = [{name: values[i] for (name, values), i in zip(PART_ATTRIBUTES.items(), part.labels)}
+                 for part in step.parts]  # fmt: skip
+        for part, name in zip(step.parts, names):
+            x0, y0, x1, y1 = part.box
+            assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1 and min(part.labels) >= 0
+            assert (name["type"] == "shape") == (name["text"] in ("circle", "rectangle", "triangle"))
+            assert name["size"] == ("large" if y1 - y0 > 15 / 210 else "small"), (name, part.box)  # 20 px or 10 px
+        if task == "click-shape":  # the clicked shape is a part, and it has what the instruction names
+            clicked = names[[part.box for part in step.parts].index(step.target_box)]
+            for attribute in ("size", "color"):
+                said = set(words) & set(PART_ATTRIBUTES[attribute])
+                assert not said or said == {clicked[attribute]}, (step.action, words, clicked)
 
 
 @pytest.mark.browser

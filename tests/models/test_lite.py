@@ -265,10 +265,11 @@ def test_the_hold_flag_tells_the_core_which_sub_step_is_the_hold():
 
 
 def test_the_optional_heads_serve_lnn_envs_actions_and_keys():
-    from lnn.envs import ACTIONS, KEYS
-    from lnn.models.lite import DRAG_ACTION, NUM_KEYS
+    from lnn.envs import ACTIONS, KEYS, PART_ATTRIBUTES
+    from lnn.models.lite import DRAG_ACTION, NUM_KEYS, PART_CLASSES
 
     assert ACTIONS.index("drag") == DRAG_ACTION and len(KEYS) == NUM_KEYS
+    assert PART_CLASSES == tuple(len(values) for values in PART_ATTRIBUTES.values())
 
 
 def test_heads_are_off_by_default_and_older_weights_load():

@@ -39,5 +39,6 @@ def test_rows_of_boxes_are_padded_when_read_joined_and_batched():
             "click": torch.zeros(2, 2), "release": torch.zeros(2, 2), "key": torch.zeros(2, dtype=torch.long),
             "box": torch.zeros(2, 4), "focus": torch.zeros(2, 4), "dt": torch.ones(2), "instruction": ["a", "a"],
             "text": ["", ""], "task": "t"}  # fmt: skip
-    batch = collate_episodes([item | {"others": rows[1:3]}, item | {"others": torch.full((2, 0, 4), -1.0)}])
+    no_parts = {"parts": torch.full((2, 0, 8), -1.0)}
+    batch = collate_episodes([item | no_parts | {"others": rows[1:3]}, item | no_parts | {"others": torch.full((2, 0, 4), -1.0)}])
     assert batch["others"].shape == (2, 2, 2, 4) and batch["others"][0, 0, 1, 0] == 0.3 and (batch["others"][1] == -1).all()

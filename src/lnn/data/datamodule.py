@@ -14,7 +14,7 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 from tqdm.auto import tqdm
 
-from lnn.data.rollouts import FORMAT_VERSION, RolloutSpec, build_dataset, features
+from lnn.data.rollouts import FORMAT_VERSION, PART_WIDTH, RolloutSpec, build_dataset, features
 from lnn.envs.registry import check_tasks
 from lnn.errors import ConfigError, DataError
 from lnn.frames import frame_size, plain_size
@@ -38,6 +38,7 @@ class Episodes:
     box: torch.Tensor  # (rows, 4)
     focus: torch.Tensor  # (rows, 4)
     others: torch.Tensor  # (rows, K, 4): other boxes a click is as right in, padded with -1 (K: the most of any row)
+    parts: torch.Tensor  # (rows, P, PART_WIDTH): what parts of the screen are (box, class ids), padded with -1
     dt: torch.Tensor  # (rows,) time since the previous frame
     starts: np.ndarray  # first row of each episode
     lengths: np.ndarray
@@ -59,6 +60,7 @@ class Episodes:
             box=torch.cat([self.box, other.box]),
             focus=torch.cat([self.focus, other.focus]),
             others=torch.cat(pad_boxes([self.others, other.others])),
+            parts=torch.cat(pad_boxes([self.parts, other.parts])),
             dt=torch.cat([self.dt, other.dt]),
             starts=np.r_[self.starts, other.starts + len(self.action)],
             lengths=np.r_[self.lengths, other.lengths],
@@ -83,7 +85,7 @@ def load_episodes(path: Path, image_size) -> Episodes:
         numeric = ["episode", "step", "action", "click", "release", "key", "target_box", "focus_box", "dt"]
         table = ds.select_columns(numeric).with_format("numpy")[:]
         text = ds.select_columns(["instruction", "task", "text"])[:]
-        others = ds.select_columns(["other_boxes"])[:]["other_boxes"]  # a list per row (numpy cannot stack them)
+        lists = ds.select_columns(["other_boxes", "parts"])[:]  # a list per row (numpy cannot stack them)
     except Exception as e:  # arrow / json errors: the files are not a readable dataset
         raise DataError(f"{path}: not a readable dataset ({type(e).__name__}: {e}); delete it to record it again") from e
 
@@ -121,17 +123,19 @@ def load_episodes(path: Path, image_size) -> Episodes:
         text=text["text"],
         box=torch.as_tensor(np.stack(table["target_box"]), dtype=torch.float32),
         focus=torch.as_tensor(np.stack(table["focus_box"]), dtype=torch.float32),
-        others=boxes_tensor(others),
+        others=boxes_tensor(lists["other_boxes"]),
+        parts=boxes_tensor(lists["parts"], PART_WIDTH),
         dt=torch.as_tensor(table["dt"], dtype=torch.float32),
         starts=starts,
         lengths=lengths,
     )
 
 
-def boxes_tensor(rows: list[list]) -> torch.Tensor:
-    """Rows' lists of boxes (x0, y0, x1, y1) -> (rows, K, 4), each padded with -1 boxes to the longest."""
+def boxes_tensor(rows: list[list], width: int = 4) -> torch.Tensor:
+    """Rows' lists of boxes (x0, y0, x1, y1, and `width` - 4 more values: a part's class ids) -> (rows, K, width),
+    each padded with -1 boxes to the longest."""
     most = max(map(len, rows), default=0)
-    out = torch.full((len(rows), most, 4), -1.0)
+    out = torch.full((len(rows), most, width), -1.0)
     for row, boxes in enumerate(rows):
         if boxes:
             out[row, : len(boxes)] = torch.as_tensor(boxes, dtype=torch.float32)
@@ -139,7 +143,7 @@ def boxes_tensor(rows: list[list]) -> torch.Tensor:
 
 
 def pad_boxes(parts: list[torch.Tensor]) -> list[torch.Tensor]:
-    """(rows, K_i, 4) tensors -> each padded with -1 boxes to the largest K."""
+    """(rows, K_i, width) tensors -> each padded with -1 boxes to the largest K."""
     most = max(part.shape[1] for part in parts)
     return [F.pad(part, (0, 0, 0, most - part.shape[1]), value=-1.0) for part in parts]
 
@@ -166,6 +170,7 @@ class EpisodeDataset(Dataset):
             "box": e.box[rows],
             "focus": e.focus[rows],
             "others": e.others[rows],
+            "parts": e.parts[rows],
             "dt": e.dt[rows],
         }
 
@@ -184,7 +189,9 @@ def collate_episodes(items: list[dict]) -> dict:
         "text": [],  # typed text per step, "" on padding
         "box": torch.full((batch, steps, 4), -1.0),
         "focus": torch.full((batch, steps, 4), -1.0),
-        "others": torch.full((batch, steps, max(item["others"].shape[1] for item in items), 4), -1.0),
+        # lists per step, padded with -1 rows to the batch's longest
+        **{key: torch.full((batch, steps, max(item[key].shape[1] for item in items), first_list.shape[-1]), -1.0)
+           for key, first_list in (("others", items[0]["others"]), ("parts", items[0]["parts"]))},
         "dt": torch.zeros(batch, steps),  # 0 on padding: padded steps leave the state as it is
         "mask": torch.zeros(batch, steps, dtype=torch.bool),
         "instruction": [],
@@ -194,7 +201,8 @@ def collate_episodes(items: list[dict]) -> dict:
         n = len(item["action"])
         for key in ("images", "action", "click", "release", "key", "box", "focus", "dt"):
             out[key][b, :n] = item[key]
-        out["others"][b, :n, : item["others"].shape[1]] = item["others"]
+        for key in ("others", "parts"):
+            out[key][b, :n, : item[key].shape[1]] = item[key]
         out["mask"][b, :n] = True
         out["instruction"].append(list(item["instruction"]) + [""] * (steps - n))
         out["text"].append(list(item["text"]) + [""] * (steps - n))

@@ -244,6 +244,7 @@ def _write_import(folder: Path, steps: list[Step], splits: dict, image_size: int
             "target_box": [s.box for s, _ in rows],
             "focus_box": [s.box for s, _ in rows],  # what the step is about: its target, where given
             "other_boxes": [[] for _ in rows],
+            "parts": [[] for _ in rows],
             "dt": [s.dt for s, _ in rows],
         }
         save_rows(columns, tmp / split)

@@ -35,7 +35,7 @@ from queue import Empty
 import numpy as np
 from tqdm.auto import tqdm
 
-from lnn.envs import ACTIONS, KEYS, Env, EpisodeAborted, OracleError
+from lnn.envs import ACTIONS, KEYS, PART_ATTRIBUTES, Env, EpisodeAborted, OracleError
 from lnn.envs.registry import make_env, oracle_code
 from lnn.errors import DataError
 from lnn.rollout import OraclePolicy, run_episodes, split_seeds
@@ -44,10 +44,12 @@ log = logging.getLogger("lnn")
 
 # bump when rows change meaning: old caches are then not reused (3: MiniWoB pages as UTF-8; 4: dt is the
 # env's, wall-clock seconds between MiniWoB screenshots; 5: drags (`click` is the press point, `release` where
-# the button is let go) and the `key` column; 6: `other_boxes`, where else a click is as right). A dataset
-# without a column of features() is of an older format and is refused when read (load_episodes), never misread
-FORMAT_VERSION = 6
+# the button is let go) and the `key` column; 6: `other_boxes`, where else a click is as right; 7: `parts`, what
+# parts of the screen are). A dataset without a column of features() is of an older format and is refused when
+# read (load_episodes), never misread
+FORMAT_VERSION = 7
 NO_BOX = [-1.0, -1.0, -1.0, -1.0]
+PART_WIDTH = 4 + len(PART_ATTRIBUTES)  # a part's row in `parts`: its box, then its class ids
 NOTES = "notes.json"  # episodes left out of a dataset, and why
 OUTCOMES = "outcomes.json"  # a shard's [task, outcome] per episode: recording.json counts them per task
 WORKER_DEATHS = 3  # a pool whose worker the OS killed is started again this often (its shards re-recorded)
@@ -75,6 +77,9 @@ def features():
             "focus_box": hf.Sequence(hf.Value("float32"), length=4),  # what the step is about, -1 when nothing
             # the other boxes a click would be as right in (click-shape: every shape the description fits)
             "other_boxes": hf.Sequence(hf.Sequence(hf.Value("float32"), length=4)),
+            # what parts of the screen are (click-shape: every shape): (x0, y0, x1, y1) and one class id per
+            # lnn.envs.PART_ATTRIBUTES (-1: not known), as floats
+            "parts": hf.Sequence(hf.Sequence(hf.Value("float32"), length=PART_WIDTH)),
             # seconds since the previous frame (the liquid core's dt), as the env reported it: 1 in most GUI
             # families, drawn in the timing ones, wall-clock in a browser
             "dt": hf.Value("float32"),
@@ -187,6 +192,7 @@ def _row(episode: int, seed: int, task: str, step: int, record: dict) -> dict:
         "target_box": list(oracle.target_box) if oracle.target_box else NO_BOX,
         "focus_box": list(oracle.focus) if oracle.focus else NO_BOX,
         "other_boxes": [list(box) for box in oracle.other_boxes],
+        "parts": [[*part.box, *part.labels] for part in oracle.parts],
         "dt": float(record["dt"]),
     }
 

@@ -17,6 +17,16 @@ KEYS: tuple[str, ...] = ("Enter", "Tab", "Backspace", "Delete", "Escape", "Arrow
 
 Box = tuple[float, float, float, float]  # (x0, y0, x1, y1), normalised to [0, 1] of the screenshot
 
+# What an oracle may say a part of the screen is (MiniWoB's shapes grid: click-shape, count-shape draw letters,
+# digits and shapes, each in a colour and a size): auxiliary labels a policy can be taught to see. Index within
+# each attribute = class id of a model's part head; new attributes and values go at the end.
+PART_ATTRIBUTES: dict[str, tuple[str, ...]] = {
+    "type": ("letter", "digit", "shape"),
+    "text": tuple("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") + ("circle", "rectangle", "triangle"),
+    "color": ("red", "green", "blue", "aqua", "black", "magenta", "yellow"),
+    "size": ("small", "large"),
+}
+
 
 @dataclass(frozen=True)
 class Action:
@@ -43,16 +53,40 @@ class Observation:
 
 
 @dataclass(frozen=True)
+class Part:
+    """A part of the screen and what it is: one class id per PART_ATTRIBUTES (-1: not known)."""
+
+    box: Box
+    labels: tuple[int, ...]
+
+    @classmethod
+    def named(cls, box: Box, **values: str) -> Part:
+        """Part(box, type="letter", text="q", ...): the values' class ids; an attribute not given is -1."""
+        unknown = set(values) - set(PART_ATTRIBUTES)
+        if unknown:
+            raise ValueError(f"unknown part attributes {sorted(unknown)}; expected some of {list(PART_ATTRIBUTES)}")
+        labels = []
+        for name, vocabulary in PART_ATTRIBUTES.items():
+            value = values.get(name)
+            if value is not None and value not in vocabulary:
+                raise ValueError(f"a part's {name} {value!r} is not one of {vocabulary}")
+            labels.append(vocabulary.index(value) if value is not None else -1)
+        return cls(tuple(box), tuple(labels))
+
+
+@dataclass(frozen=True)
 class OracleStep:
     """The ground-truth next action; for a click, the box a correct click lands in; and the element
     the step is about (`focus_box`: the click target, the field typed into, the square to remember),
     which a policy can be taught to look at; and the other boxes a click would be as right in (click-shape:
-    every shape the description fits; unticked checkboxes, in any order)."""
+    every shape the description fits; unticked checkboxes, in any order); and what parts of the screen are
+    (`parts`: click-shape's every shape, its type, text, colour and size)."""
 
     action: Action
     target_box: Box | None = None
     focus_box: Box | None = None
     other_boxes: tuple[Box, ...] = ()
+    parts: tuple[Part, ...] = ()
 
     @property
     def focus(self) -> Box | None:

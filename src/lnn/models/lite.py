@@ -25,6 +25,8 @@ Three optional heads act beyond clicks (all off by default: older checkpoints an
 `drag_head` — where a drag lets the button go, a second click map over the same cells (`release`; the
 press point is the click point); `key_head` — which of lnn.envs.KEYS a key action presses; `text_head` —
 what a type action types (`TextHead`: characters, or bytes copied from the instruction).
+And one that only teaches: `part_head` — what the part of the screen in each map cell is (auxiliary labels the
+oracle reads from the page: a shape's type, letter, colour, size), from the CNN's features alone.
 
 `forward` runs whole episodes (B, T, ...); `step` is one frame with the state in and out — the call
 the agent and the ONNX export use.
@@ -53,6 +55,7 @@ DRAG_ACTION = 6  # ACTIONS.index("drag")
 NUM_KEYS = 12  # len(KEYS)
 # the action classes whose point datasets record (click, drag: the press): the point a feedback model remembers
 POINTING = (0, DRAG_ACTION)
+PART_CLASSES = (3, 65, 7, 2)  # values per attribute of lnn.envs.PART_ATTRIBUTES: type, text, color, size
 
 
 def unflatten(x: Tensor, real: Tensor | None, batch: int, steps: int) -> Tensor:
@@ -232,6 +235,7 @@ class VisionLNNLite(Described, nn.Module):
         key_head: bool = False,
         text_head: bool = False,
         text_slots: int = TEXT_SLOTS,
+        part_head: bool = False,
     ):
         super().__init__()
         if instruction not in INSTRUCTION_INPUTS:
@@ -259,7 +263,8 @@ class VisionLNNLite(Described, nn.Module):
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(key, f"must be a positive integer, got {value!r}")
         flags = {"match_text": match_text, "match_lines": match_lines, "drag_head": drag_head, "key_head": key_head,
-                 "text_head": text_head, "look_input": look_input, "look_to_heads": look_to_heads, "feedback": feedback, "hold_input": hold_input, "hold_flag": hold_flag}  # fmt: skip
+                 "text_head": text_head, "look_input": look_input, "look_to_heads": look_to_heads, "feedback": feedback, "hold_input": hold_input, "hold_flag": hold_flag,
+                 "part_head": part_head}  # fmt: skip
         for key, value in flags.items():
             if not isinstance(value, bool):
                 raise ConfigError(key, f"must be true or false, got {value!r}")
@@ -379,6 +384,10 @@ class VisionLNNLite(Described, nn.Module):
             if key_head else None  # fmt: skip
         self.text_head = TextHead(query_size, self.instruction_encoder.order.out_channels, text_slots) \
             if text_head else None  # fmt: skip
+        # part_head: a training signal only. Each map cell's CNN features say, linearly, what the part centred there
+        # is (the oracle's `parts`: click-shape's letters, digits and shapes, their colours and sizes), so the
+        # scorers can ask for "a large red item" of features that hold it (click-shape 52%: experiments/miniwob)
+        self.part_head = nn.Conv1d(c_in, sum(PART_CLASSES), 1) if part_head else None
 
         if core != "liquid" and core_width is None:
             total = sum(p.numel() for p in self.parameters())
@@ -464,6 +473,7 @@ class VisionLNNLite(Described, nn.Module):
             strip = strip[real] if strip is not None else None
         feats = self.encode_frames(frames, strip)  # (N, C+P, cells), N = real frames
         words = self.encode_instruction(tokens)  # (N, D)
+        seen_parts = self.part_head(feats[:, : self.part_head.in_channels]) if self.part_head is not None else None
 
         pool_logits = self.pool_scorer(feats, words)
         pool = torch.softmax(pool_logits, -1)
@@ -502,6 +512,8 @@ class VisionLNNLite(Described, nn.Module):
                 heads["release_points"] = release_points
         if self.key_head is not None:
             heads["key_logits"] = self.key_head(query)
+        if seen_parts is not None:
+            heads["part_logits"] = seen_parts  # (N, sum(PART_CLASSES), cells)
         if self.text_head is not None:
             contexts, _ = self.instruction_encoder.contexts(tokens)
             heads["text_logits"] = self.text_head(query, tokens, contexts)

@@ -1,6 +1,7 @@
 """The LightningModule: action cross-entropy, a click loss on click steps (and on a drag's press point), and
 with the model's optional heads a release-point loss on drags, key cross-entropy on key steps and a text
-loss on type steps; accuracy and τ metrics."""
+loss on type steps, and what each part of the screen is (the oracle's `parts`, with a part head); accuracy and τ
+metrics."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from torch import Tensor, nn
 from lnn.data import IGNORE
 from lnn.envs import ACTIONS, KEYS
 from lnn.errors import DataError
+from lnn.models.lite import PART_CLASSES
 from lnn.models.text import text_options
 from lnn.runs import SCORES, SPEC
 from lnn.training import epoch_metrics
@@ -66,6 +68,31 @@ def nearest_right_point(coords: Tensor, point: Tensor, others: Tensor) -> Tensor
     return candidates.gather(1, distance.argmin(1).view(-1, 1, 1).expand(-1, 1, 2)).squeeze(1)
 
 
+def part_loss(part_logits: Tensor, cell_xy: Tensor, parts: Tensor) -> tuple[Tensor, Tensor] | None:
+    """What the cell nearest each part's centre says it is, against the part's labels: part_logits (N, classes,
+    cells) (PART_ATTRIBUTES' attributes one after the other), parts (N, P, 4 + attributes) (box, class ids; -1:
+    padding or not known) -> (mean cross-entropy over the attributes given, the share of them it gets right),
+    or None where no part has a label."""
+    real = parts[..., 0] >= 0
+    if not real.any():
+        return None
+    frame, _ = real.nonzero(as_tuple=True)
+    boxes = parts[real]  # (M, 4 + attributes)
+    nearest = (cell_xy.T.unsqueeze(0) - centres(boxes[:, :4]).unsqueeze(1)).norm(dim=-1).argmin(-1)  # (M,)
+    logits = part_logits[frame, :, nearest].float()  # (M, classes)
+    losses, right, given = [], [], 0
+    for attribute, logits_of in enumerate(logits.split(PART_CLASSES, -1)):
+        labels = boxes[:, 4 + attribute].long()
+        known = labels >= 0
+        if known.any():
+            losses.append(F.cross_entropy(logits_of[known], labels[known], reduction="sum"))
+            right.append((logits_of[known].argmax(-1) == labels[known]).sum())
+            given += int(known.sum())
+    if not given:
+        return None
+    return torch.stack(losses).sum() / given, torch.stack(right).sum() / given
+
+
 def text_loss(text_logits: Tensor, options: Tensor, trained: Tensor) -> Tensor:
     """Per trained slot, −log of the probability of its right choices (the character, or any instruction
     position holding the byte: whichever way the model types it), averaged over those slots."""
@@ -86,6 +113,7 @@ class PolicyModule(pl.LightningModule):
         release_weight: float = 1.0,
         key_weight: float = 1.0,
         text_weight: float = 1.0,
+        part_weight: float = 0.5,
         seed: int | None = None,
         lr_groups: dict | None = None,
     ):
@@ -95,6 +123,7 @@ class PolicyModule(pl.LightningModule):
         self.warmup_steps, self.click_weight, self.coord_weight = warmup_steps, click_weight, coord_weight
         self.look_weight, self.seed = look_weight, seed
         self.release_weight, self.key_weight, self.text_weight = release_weight, key_weight, text_weight
+        self.part_weight = part_weight
         self.lr_groups = dict(lr_groups or {})
         optimizer_groups(model, self.lr_groups)  # an unknown group stops the run here, before any work
         self.save_hyperparameters(ignore=["model", "optimizer"])
@@ -196,6 +225,9 @@ class PolicyModule(pl.LightningModule):
                 exact = ((chosen & options).any(-1) | ~trained).all(-1)  # every slot right, END included
                 found |= {"loss_text": (text_loss(logits, options, trained), self.text_weight),
                           "text_acc": (exact.float().mean(), 0)}  # fmt: skip
+        seen = part_loss(out["part_logits"][mask], self.model.cell_xy, batch["parts"][mask]) if "part_logits" in out else None
+        if seen is not None:
+            found |= {"loss_part": (seen[0], self.part_weight), "part_acc": (seen[1], 0)}
         return found
 
     def _tokens(self, batch: dict) -> Tensor:

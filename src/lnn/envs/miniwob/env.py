@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 # EpisodeAborted, OracleError: shared by every env (lnn.envs.base), re-exported here
-from lnn.envs.base import Action, Env, EpisodeAborted, FrameClock, Observation, OracleError, OracleStep
+from lnn.envs.base import Action, Env, EpisodeAborted, FrameClock, Observation, OracleError, OracleStep, Part
 from lnn.errors import ConfigError
 from lnn.frames import plain_size, resize_frame
 from lnn.envs.miniwob.browser import DEFAULT_CHROMIUM, VIEWPORT, Browser
@@ -51,7 +51,8 @@ def _box(values) -> tuple[float, float, float, float] | None:
 def _oracle_step(found: dict) -> OracleStep:
     """The page oracle's step (lnn.oracle in probe.js) as an OracleStep: a click or drag targets the box
     the press lands in (and focuses what its answer is read from, where the oracle names it: count-sides'
-    polygon; and the other boxes a click would be as right in: click-shape's other fitting shapes); a type
+    polygon; the other boxes a click would be as right in: click-shape's other fitting shapes; what parts of the
+    page are: click-shape's shapes); a type
     or key step targets nothing and focuses the field it goes to."""
     if found["kind"] == "type":
         return OracleStep(Action("type", text=found["text"]), focus_box=_box(found["field"]))
@@ -67,8 +68,9 @@ def _oracle_step(found: dict) -> OracleStep:
         x2, y2 = found["to"]
         return OracleStep(Action("drag", float(x), float(y), x2=float(x2), y2=float(y2)), target_box=box)
     others = tuple(_box(other) for other in found.get("others", ()))
+    parts = tuple(Part.named(_box(part.pop("box")), **part) for part in found.get("parts", ()))
     return OracleStep(Action("click", float(x), float(y)), target_box=box, focus_box=_box(found.get("look")),
-                      other_boxes=others)
+                      other_boxes=others, parts=parts)
 
 
 @dataclass

@@ -242,6 +242,10 @@
     return wrong.length ? { click: wrong[0], others: wrong.slice(1).filter(visible) } : q('#subbtn');
   };
 
+  // A shapes grid's shapes (common/shapes.js) as parts: the element and what it is, as lnn.envs.PART_ATTRIBUTES names it
+  const shapeParts = (grid) => grid.shapes.map((s) => ({ el: s.svg_shape.node(), type: s.type, text: s.text, color: s.color,
+                                                         size: s.size === 1 ? 'large' : 'small' }));
+
   // Tic-tac-toe as X against the page's own opponent (a random free square 55% of the time, else its
   // determineSpace): [the chance that X wins, the square to play], looking ahead to the end of the game.
   const LINES = [[0, 1, 2], [3, 4, 5], [6, 7, 8], [0, 3, 6], [1, 4, 7], [2, 5, 8], [0, 4, 8], [2, 4, 6]];
@@ -432,13 +436,15 @@
 
     // answers kept in JS state
     // every shape the (lossy) description fits wins
+    // (`parts`: what every shape of the grid is, for a policy to be taught to see)
     'click-shape': () => {
       const grid = state.createShapes, wanted = state.chooseShape;
-      return anyOf(grid.shapes.filter((s) => shapes.shapeMatchesText(s, wanted)).map((s) => s.svg_shape.node()));
+      return { ...anyOf(grid.shapes.filter((s) => shapes.shapeMatchesText(s, wanted)).map((s) => s.svg_shape.node())),
+               parts: shapeParts(grid) };
     },
     // `look`: what the answer is read from (the look is trained there; the click goes to the button)
     'count-shape': () => ({ click: byText('#count-buttons button', String(state.chooseShape.gtshapes.length)),
-                            look: q('#area_svg') }),
+                            look: q('#area_svg'), parts: shapeParts(state.createGrid) }),
     'count-sides': () => ({ click: q(`#form button[data-sides="${state.drawShape}"]`), look: q('#c') }),
     'identify-shape': () => ({ click: q(`#area-buttons button[data-type="${state.drawShapes}"]`), look: q('#area_svg') }),
 
@@ -497,7 +503,7 @@
   // The global task functions whose results the oracles above read from `state`.
   const hooks = {
     'click-shape': ['createShapes', 'chooseShape'],
-    'count-shape': ['chooseShape'],
+    'count-shape': ['createGrid', 'chooseShape'],
     'count-sides': ['drawShape'],
     'identify-shape': ['drawShapes'],
     'click-option': ['createElements'],
@@ -523,7 +529,8 @@
   // `at: [x, y]`: at that point of el),
   // {drag: [from, to]} (press at from, release at to), {type: text, field} or {key: name, field}
   // (the field already has the focus: an oracle clicks it first); a click's `look` is the element its
-  // answer is read from (not the one clicked), its `others` the elements a click would be as right on.
+  // answer is read from (not the one clicked), its `others` the elements a click would be as right on, its
+  // `parts` [{el, type, text, ...}] what elements of the page are (auxiliary labels: lnn.envs.PART_ATTRIBUTES).
   // Returned as {kind, point, box, ...} in task-area coordinates.
   function oracle(task) {
     const oracleFn = oracles[task];
@@ -533,7 +540,8 @@
     if (step instanceof Element || Array.isArray(step)) step = { click: step };
     if (step.click) {
       return { kind: 'click', ...spot(step.click), ...(step.at ? { point: norm(step.at) } : {}),
-               ...(step.look ? { look: box(step.look) } : {}), others: (step.others || []).map(box) };
+               ...(step.look ? { look: box(step.look) } : {}), others: (step.others || []).map(box),
+               parts: (step.parts || []).map(({ el, ...what }) => ({ box: box(el), ...what })) };
     }
     if (step.drag) {
       const [from, to] = step.drag.map(spot);

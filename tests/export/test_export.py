@@ -223,11 +223,13 @@ def test_a_model_of_native_aspect_with_click_offsets_exports_with_parity(tmp_pat
     assert 0 <= actions[0].x <= 1 and 0 <= actions[0].y <= 1
 
 
-def test_a_match_text_model_exports_its_strip_input_with_parity(tmp_path):
+@pytest.mark.parametrize("lighter", [{}, {"match_stride": 4, "part_head": True}])
+def test_a_match_text_model_exports_its_strip_input_with_parity(tmp_path, lighter):
     """model.match_text: the graph takes the named text's strip; parity at every precision; any batch size
     (the per-sample correlation keeps the batch axis dynamic) with strips of different words in two styles, the
     instruction box masked, the match's rows and columns; the manifest
-    says how to draw the strip, and OnnxPolicy draws it as the model does."""
+    says how to draw the strip, and OnnxPolicy draws it as the model does. Also with the match at stride 4, and
+    with a part head (teaching only: not in the graph)."""
     pytest.importorskip("PIL")
     from lnn.agent.onnx_policy import OnnxPolicy
     from lnn.envs import Observation
@@ -235,7 +237,7 @@ def test_a_match_text_model_exports_its_strip_input_with_parity(tmp_path):
 
     styles = [{"font_px": 10, "bold": False}, {"font_px": 11, "bold": True}]
     run = make_run(tmp_path / "run", image_size=[48, 64], match_text=True, page_size=[96, 128],
-                   instruction_box=[0, 0, 24, 128], match_styles=styles, match_lines=True)  # fmt: skip
+                   instruction_box=[0, 0, 24, 128], match_styles=styles, match_lines=True, **lighter)  # fmt: skip
     options = ExportOptions(out=str(tmp_path / "export"), plots=False, web=False, streams_per_task=1)
     out = export(resolve_source(run=str(run)), options, log=lambda line: None)
     m = json.loads((out / "manifest.json").read_text())

@@ -109,6 +109,8 @@ def test_the_correlation_is_each_samples_own_conv_at_any_batch_size():
     assert together.shape == (3, 1, 27, 20)  # the map of three stride-2 layers over 210 x 160: ceil(210 / 8) rows
     torch.testing.assert_close(together[1:2], match(screen[1:2], strip[1:2], 8))
     assert not together[2].any()  # nothing named: no match anywhere
+    coarse = TextMatch(stride=4).double()(screen, strip, 8)  # matched every 4th pixel: the same map of cells
+    assert coarse.shape == (3, 1, 27, 20) and not coarse[2].any()
 
 
 @pytest.mark.slow  # ~1m45 of CPU: two small pointers trained 150 steps each
@@ -147,7 +149,8 @@ def test_a_word_never_seen_in_training_is_found_by_its_look():
     assert without <= 0.45
 
 
-def test_the_instruction_box_hides_the_named_texts_own_quote():
+@pytest.mark.parametrize("stride", [2, 4])
+def test_the_instruction_box_hides_the_named_texts_own_quote(stride):
     # MiniWoB shows the instruction in its query box (the top 50 px), so the named word always matches there too
     from lnn.errors import ConfigError
     from lnn.models.lite import VisionLNNLite
@@ -155,10 +158,11 @@ def test_the_instruction_box_hides_the_named_texts_own_quote():
     torch.manual_seed(0)
     word = torch.from_numpy(render_strip("ipsum").copy())  # (18, 66), ink as the page draws it
     screen = torch.ones(1, 3, 210, 160)
-    for top in (10, 120):  # the quote in the query box, the link in the body
+    for top in (8, 120):  # the quote in the query box, the link in the body (112 px apart: the same phase at stride 4)
         screen[0, :, top : top + 18, 40:106] = 1 - word
     screen[0, :, 52:70, 0:66] = 1 - word  # a third copy just below the box, where the rows left out are read
-    made = dict(image_size=[210, 160], page_size=[210, 160], match_text=True, hidden_size=16, num_layers=1)
+    made = dict(image_size=[210, 160], page_size=[210, 160], match_text=True, hidden_size=16, num_layers=1,
+                match_stride=stride)
     best = {}
     for box in (None, [0, 0, 50, 160]):
         torch.manual_seed(0)  # the same weights
@@ -173,7 +177,7 @@ def test_the_instruction_box_hides_the_named_texts_own_quote():
                                                model.match_keep, top) for top in (model.match_top, 0)]  # fmt: skip
         torch.testing.assert_close(*exact, atol=1e-12, rtol=0)
         model.float()
-        assert model.match_top == (25 if box else 0)  # stride-2 rows whose centres lie in the box: 0..48 px
+        assert model.match_top == ({2: 25, 4: 13}[stride] if box else 0)  # rows whose centres lie in it: 0..48 px
         quote, link = match[: 50 // 8].max(), match[120 // 8 : 140 // 8].max()
         best[str(box)] = (quote.item(), link.item())
     quote, link = best["None"]
@@ -184,6 +188,8 @@ def test_the_instruction_box_hides_the_named_texts_own_quote():
         VisionLNNLite(**made, instruction_box=[50, 0, 0, 160])
     with pytest.raises(ConfigError, match="instruction_box"):
         VisionLNNLite(**{**made, "match_text": False}, instruction_box=[0, 0, 50, 160])
+    with pytest.raises(ConfigError, match="match_stride"):
+        VisionLNNLite(**{**made, "match_stride": 3})
 
 
 def test_match_styles_find_a_name_drawn_bold_and_match_lines_mark_its_row():

@@ -158,19 +158,25 @@ class TextMatch(nn.Module):
     """(screen ink (N, 1, H, W), strip (N, S, *STRIP), cell) -> (N, 1, ceil(H / cell), ceil(W / cell)):
     how well the named text matches around each place (normalised cross-correlation in [-1, 1]), its best
     inside each map cell of `cell` x `cell` screen pixels (cells from the top left, as a CNN of stride-2
-    layers lays them). An all-blank strip (nothing named) gives zeros. Any batch size, also in ONNX."""
+    layers lays them). An all-blank strip (nothing named) gives zeros. Any batch size, also in ONNX.
 
-    def __init__(self, channels: int = 8):
+    `stride` 2 or 4: the places matched, every 2nd or 4th screen pixel (the features' second convolution
+    strides too). At 4 the match costs a fifteenth of the multiply-adds (the browser step's largest matmul)."""
+
+    def __init__(self, channels: int = 8, stride: int = 2):
         super().__init__()
+        if stride not in (2, 4):
+            raise ConfigError("match_stride", f"must be 2 or 4 (screen pixels between matched places), got {stride!r}")
+        self.stride = stride
         self.features = nn.Sequential(nn.Conv2d(1, channels, 3, stride=2, padding=1), nn.ReLU(),
-                                      nn.Conv2d(channels, channels, 3, padding=1))  # fmt: skip
+                                      nn.Conv2d(channels, channels, 3, stride=stride // 2, padding=1))  # fmt: skip
 
     def forward(self, screen: Tensor, strip: Tensor, cell: int, keep: Tensor | None = None, top: int = 0) -> Tensor:
         """strip (N, S, *STRIP): the named text in S styles, the best style's match kept at each place.
-        keep (1, 1, h, w) at stride 2: 0 where no match may count (the page's own copy of the instruction);
+        keep (1, 1, h, w) at the match's stride: 0 where no match may count (the page's own copy of the instruction);
         top: its rows above which keep is all 0, not computed (MiniWoB's query box: a fifth of the map)."""
         n, styles = strip.shape[:2]
-        f = self.features(screen)  # (N, C, h, w) at stride 2
+        f = self.features(screen)  # (N, C, h, w) at the match's stride
         k = self.features(strip.reshape(n * styles, 1, *strip.shape[2:]))  # (N·S, C, kh, kw)
         kh, kw = k.shape[-2:]
         margin = min(top, kh // 2)  # the rows above `top` that its windows read
@@ -187,4 +193,4 @@ class TextMatch(nn.Module):
         score = F.pad(score.amax(1, keepdim=True)[..., margin:, :], (0, 0, top, 0))  # the best style at each place
         if keep is not None:
             score = score * keep
-        return F.max_pool2d(score, cell // 2, cell // 2, ceil_mode=True)
+        return F.max_pool2d(score, cell // self.stride, cell // self.stride, ceil_mode=True)

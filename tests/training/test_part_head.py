@@ -68,7 +68,7 @@ def test_the_cnn_learns_to_say_what_colour_a_part_is():
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
     train, train_parts = squares(128, generator)
     for _ in range(150):
-        out = model(train, tokens.expand(len(train), 1, -1))
+        out = model(train, tokens.expand(len(train), 1, -1), parts=True)
         loss, _ = part_loss(out["part_logits"][:, 0], model.cell_xy, train_parts[:, 0].unsqueeze(1))
         optimizer.zero_grad()
         loss.backward()
@@ -76,7 +76,8 @@ def test_the_cnn_learns_to_say_what_colour_a_part_is():
     model.eval()
     test, test_parts = squares(64, generator)
     with torch.no_grad():
-        out = model(test, tokens.expand(len(test), 1, -1))
+        out = model(test, tokens.expand(len(test), 1, -1), parts=True)
+        assert "part_logits" not in model(test, tokens.expand(len(test), 1, -1))  # not asked (an agent's step): no work
     _, right = part_loss(out["part_logits"][:, 0], model.cell_xy, test_parts[:, 0].unsqueeze(1))
     assert right > 0.9, f"held-out colour accuracy {float(right):.2f} (chance 1/7)"
     assert "part_logits" not in VisionLNNLite(image_size=32, channels=(8, 16, 16)).eval()(test[:1], tokens)  # off: none

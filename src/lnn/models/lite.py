@@ -267,8 +267,8 @@ class VisionLNNLite(Described, nn.Module):
             if not isinstance(value, int) or value < 1:
                 raise ConfigError(key, f"must be a positive integer, got {value!r}")
         flags = {"match_text": match_text, "match_lines": match_lines, "drag_head": drag_head, "key_head": key_head,
-                 "text_head": text_head, "look_input": look_input, "look_to_heads": look_to_heads, "feedback": feedback, "hold_input": hold_input, "hold_flag": hold_flag,
-                 "part_head": part_head}  # fmt: skip
+                 "text_head": text_head, "look_input": look_input, "look_to_heads": look_to_heads, "feedback": feedback,
+                 "hold_input": hold_input, "hold_flag": hold_flag, "part_head": part_head}  # fmt: skip
         for key, value in flags.items():
             if not isinstance(value, bool):
                 raise ConfigError(key, f"must be true or false, got {value!r}")
@@ -451,7 +451,8 @@ class VisionLNNLite(Described, nn.Module):
 
     # --- the policy -----------------------------------------------------------------------------
     def forward(self, images: Tensor, tokens: Tensor, state: list[Tensor] | None = None, dt=None,
-                mask: Tensor | None = None, strip: Tensor | None = None, previous: Tensor | None = None) -> dict:  # fmt: skip
+                mask: Tensor | None = None, strip: Tensor | None = None, previous: Tensor | None = None,
+                parts: bool = False) -> dict:  # fmt: skip
         """images (B, T, 3, H, W) in [0, 1], tokens (B, T, L) (and with match_text strip (B, T, S, *STRIP):
         `text_inputs` gives both) -> outputs per step (B, T, ...).
 
@@ -460,6 +461,8 @@ class VisionLNNLite(Described, nn.Module):
         padded steps, as LFM2-Liquid's are.
         With feedback, `previous` (B, T, A + 3) is each step's previous action (`previous_actions`: training
         passes the recorded ones); without it, one step at a time, the state's last tensor holds it.
+        `parts`: with part_head, also `part_logits` (N, sum(PART_CLASSES), cells) (training asks; an agent's step
+        does not, and skips the work).
         """
         batch, steps = images.shape[:2]
         state, held, trace, last = self.split_state(state, batch, images)
@@ -477,7 +480,8 @@ class VisionLNNLite(Described, nn.Module):
             strip = strip[real] if strip is not None else None
         feats = self.encode_frames(frames, strip)  # (N, C+P, cells), N = real frames
         words = self.encode_instruction(tokens)  # (N, D)
-        seen_parts = self.part_head(feats[:, : self.part_head.in_channels]) if self.part_head is not None else None
+        asked = parts and self.part_head is not None
+        seen_parts = self.part_head(feats[:, : self.part_head.in_channels]) if asked else None
 
         pool_logits = self.pool_scorer(feats, words)
         pool = torch.softmax(pool_logits, -1)
@@ -517,7 +521,7 @@ class VisionLNNLite(Described, nn.Module):
         if self.key_head is not None:
             heads["key_logits"] = self.key_head(query)
         if seen_parts is not None:
-            heads["part_logits"] = seen_parts  # (N, sum(PART_CLASSES), cells)
+            heads["part_logits"] = seen_parts
         if self.text_head is not None:
             contexts, _ = self.instruction_encoder.contexts(tokens)
             heads["text_logits"] = self.text_head(query, tokens, contexts)

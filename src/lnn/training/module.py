@@ -142,6 +142,8 @@ class PolicyModule(pl.LightningModule):
         extra = {}
         if getattr(self.model, "feedback", False):  # teacher forcing: the recorded previous action of each step
             extra["previous"] = self.model.previous_actions(batch["action"].to(self.device), batch["click"].to(images))
+        if getattr(self.model, "part_head", None) is not None:  # what each part of the screen is: training only
+            extra["parts"] = True
         return self.model(images, **text, dt=dt, mask=mask, **extra)
 
     def _step(self, batch: dict, stage: str) -> Tensor:

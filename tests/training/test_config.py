@@ -55,6 +55,15 @@ def test_the_pixels_only_experiment_is_the_single_click_one_without_text(make_cf
     assert pixels.data == text.data and pixels.trainer == text.trainer  # the same episodes, the same schedule
 
 
+def test_the_light_experiment_is_the_single_click_one_with_a_lighter_model(make_cfg):
+    full, light = make_cfg("experiment=miniwob_single_click"), make_cfg("experiment=miniwob_single_click_light")
+    model, *_ = build(light)
+    assert model.text_match.stride == 4 and [layer.out_channels for layer in model.cnn[::2]] == [24, 48, 96]
+    assert light.data == full.data and light.trainer == full.trainer  # the same episodes, the same schedule
+    assert {k: v for k, v in light.model.items() if k not in ("channels", "match_stride")} == \
+        {k: v for k, v in full.model.items() if k not in ("channels", "match_stride")}  # fmt: skip
+
+
 def test_cli_prints_one_line_and_exits_2(tmp_path):
     result = run_cli(str(ROOT / "train.py"), "model.tau_min=-1", "solver=euler", cwd=tmp_path, timeout=120)
     assert result.returncode == 2

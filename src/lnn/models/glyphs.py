@@ -161,7 +161,7 @@ class TextMatch(nn.Module):
     layers lays them). An all-blank strip (nothing named) gives zeros. Any batch size, also in ONNX.
 
     `stride` 2 or 4: the places matched, every 2nd or 4th screen pixel (the features' second convolution
-    strides too). At 4 the match costs a fifteenth of the multiply-adds (the browser step's largest matmul)."""
+    strides too). At 4 the match costs a fourteenth of the multiply-adds (the browser step's largest matmul)."""
 
     def __init__(self, channels: int = 8, stride: int = 2):
         super().__init__()

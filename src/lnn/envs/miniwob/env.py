@@ -68,7 +68,8 @@ def _oracle_step(found: dict) -> OracleStep:
         x2, y2 = found["to"]
         return OracleStep(Action("drag", float(x), float(y), x2=float(x2), y2=float(y2)), target_box=box)
     others = tuple(_box(other) for other in found.get("others", ()))
-    parts = tuple(Part.named(_box(part.pop("box")), **part) for part in found.get("parts", ()))
+    parts = tuple(Part.named(_box(part["box"]), **{k: v for k, v in part.items() if k != "box"})
+                  for part in found.get("parts", ()))
     return OracleStep(Action("click", float(x), float(y)), target_box=box, focus_box=_box(found.get("look")),
                       other_boxes=others, parts=parts)
 

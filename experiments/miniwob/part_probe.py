@@ -16,7 +16,7 @@ from lnn.data.datamodule import EpisodeDataset, collate_episodes, load_episodes
 from lnn.envs import PART_ATTRIBUTES
 from lnn.models.lite import PART_CLASSES
 from lnn.runs import load_policy
-from lnn.training.module import PolicyModule, centres
+from lnn.training.module import PolicyModule, nearest_cell
 
 
 def main() -> None:
@@ -38,7 +38,7 @@ def main() -> None:
         parts = batch["parts"][batch["mask"]]  # (N, P, 4 + attributes)
         frame, index = (parts[..., 0] >= 0).nonzero(as_tuple=True)
         shown = parts[frame, index]
-        cell = (model.cell_xy.T.unsqueeze(0) - centres(shown[:, :4]).unsqueeze(1)).norm(dim=-1).argmin(-1)
+        cell = nearest_cell(model.cell_xy, shown[:, :4])
         said = [chunk.argmax(1) for chunk in logits[frame, :, cell].split(PART_CLASSES, 1)]
         for n in range(len(shown)):
             labels = shown[n, 4:].long().tolist()

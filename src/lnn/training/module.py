@@ -41,6 +41,11 @@ def centres(box: Tensor) -> Tensor:
     return (box[..., :2] + box[..., 2:]) / 2
 
 
+def nearest_cell(cell_xy: Tensor, boxes: Tensor) -> Tensor:
+    """The map cell (of cell_xy (2, cells)) whose centre is nearest each box's centre: boxes (..., 4) -> (...)."""
+    return (cell_xy.T - centres(boxes).unsqueeze(-2)).norm(dim=-1).argmin(-1)
+
+
 def click_loss(click_logits: Tensor, cell_xy: Tensor, box: Tensor) -> Tensor:
     """−log of the probability mass the click map puts inside the target box (N, 4), or inside any of
     the boxes (N, B, 4) that a click would be as right in (boxes of x0 < 0 are padding).
@@ -51,7 +56,7 @@ def click_loss(click_logits: Tensor, cell_xy: Tensor, box: Tensor) -> Tensor:
     boxes = box.unsqueeze(1) if box.dim() == 2 else box  # (N, B, 4)
     cells = cell_xy.T.unsqueeze(0).unsqueeze(0)  # (1, 1, cells, 2)
     in_box = inside(cells, boxes.unsqueeze(2))  # (N, B, cells)
-    nearest = F.one_hot((cells - centres(boxes).unsqueeze(2)).norm(dim=-1).argmin(-1), cells.shape[2]).bool()
+    nearest = F.one_hot(nearest_cell(cell_xy, boxes), cells.shape[2]).bool()
     real = (boxes[..., 0] >= 0).unsqueeze(-1)
     in_box = ((in_box | nearest) & real).any(1)  # (N, cells)
     log_p = torch.log_softmax(click_logits.float(), -1)
@@ -78,8 +83,7 @@ def part_loss(part_logits: Tensor, cell_xy: Tensor, parts: Tensor) -> tuple[Tens
         return None
     frame, _ = real.nonzero(as_tuple=True)
     boxes = parts[real]  # (M, 4 + attributes)
-    nearest = (cell_xy.T.unsqueeze(0) - centres(boxes[:, :4]).unsqueeze(1)).norm(dim=-1).argmin(-1)  # (M,)
-    logits = part_logits[frame, :, nearest].float()  # (M, classes)
+    logits = part_logits[frame, :, nearest_cell(cell_xy, boxes[:, :4])].float()  # (M, classes)
     losses, right, given = [], [], 0
     for attribute, logits_of in enumerate(logits.split(PART_CLASSES, -1)):
         labels = boxes[:, 4 + attribute].long()
@@ -227,7 +231,9 @@ class PolicyModule(pl.LightningModule):
                 exact = ((chosen & options).any(-1) | ~trained).all(-1)  # every slot right, END included
                 found |= {"loss_text": (text_loss(logits, options, trained), self.text_weight),
                           "text_acc": (exact.float().mean(), 0)}  # fmt: skip
-        seen = part_loss(out["part_logits"][mask], self.model.cell_xy, batch["parts"][mask]) if "part_logits" in out else None
+        seen = None
+        if "part_logits" in out:
+            seen = part_loss(out["part_logits"][mask], self.model.cell_xy, batch["parts"][mask])
         if seen is not None:
             found |= {"loss_part": (seen[0], self.part_weight), "part_acc": (seen[1], 0)}
         return found

@@ -15,6 +15,7 @@ def export(cfg: DictConfig) -> str:
         fp16_tau_atol=cfg.parity.fp16_tau_atol, fp16_min_agreement=cfg.parity.fp16_min_agreement,
         fp16_min_click_agreement=cfg.parity.fp16_min_click_agreement, int8_min_agreement=cfg.parity.int8_min_agreement,
         int8_min_click_agreement=cfg.parity.int8_min_click_agreement, click_tie_ratio=cfg.parity.click_tie_ratio,
+        fallback_tensors=cfg.parity.fallback_tensors,
         fp16=cfg.fp16, int8=cfg.int8, plots=cfg.plots, web=cfg.web.enabled, ort_dist=cfg.web.ort_dist,
         explicit=explicit_keys(),
     )  # fmt: skip

@@ -113,9 +113,39 @@ def test_dopri5_cannot_be_the_exported_solver(tiny_run, tmp_path):
 def test_failed_parity_fails_the_export_and_leaves_no_files(tiny_run, tmp_path):
     out = tmp_path / "nested" / "export"
     options = ExportOptions(out=str(out), fp16_atol=1e-9, plots=False, web=False, streams_per_task=1)
-    with pytest.raises(ParityError, match=r"parity failed for fp16: .* \(its bounds: parity\.fp16_\* in conf/export\.yaml\)"):
+    with pytest.raises(ParityError, match=r"parity failed for fp16 with its 8 most sensitive weight\(s\) in float32 "
+                                          r"\(parity\.fallback_tensors=8\): .* \(its bounds: parity\.fp16_\* in conf/export\.yaml\)"):  # fmt: skip
         export(resolve_source(run=str(tiny_run)), options, log=lambda line: None)
     assert list(tmp_path.iterdir()) == []  # not even the parent it created
+
+
+def test_a_weight_fp16_cannot_hold_stays_float32_and_the_rest_stay_fp16(tmp_path):
+    """Catastrophic cancellation: two equal features weighted +1000.3 and -1000 add 0.3 each in float32, 0.5 in
+    fp16 (spacing 0.5 at 1000). The export fails fp16 parity without the fallback; with it, it measures each weight
+    alone, keeps that one in float32 (and only it), passes and says so in the manifest."""
+    run = make_run(tmp_path / "run")
+    for name in ("best.ckpt", "last.ckpt"):
+        checkpoint = torch.load(run / "checkpoints" / name)
+        state = checkpoint["state_dict"]
+        state["model.head.0.weight"][1] = state["model.head.0.weight"][0]  # features 0 and 1 of the head: equal, > 0
+        state["model.head.0.bias"][:2] = 1.0
+        state["model.action_head.0.weight"][:, 0], state["model.action_head.0.weight"][:, 1] = 1000.3, -1000.0
+        torch.save(checkpoint, run / "checkpoints" / name)
+    options = dict(plots=False, web=False, streams_per_task=1)
+    with pytest.raises(ParityError, match=r"parity failed for fp16: max \|Δ\| / scale on action_logits"):
+        export(resolve_source(run=str(run)), ExportOptions(out=str(tmp_path / "none"), fallback_tensors=0, **options),
+               log=lambda line: None)  # fmt: skip
+    out = export(resolve_source(run=str(run)), ExportOptions(out=str(tmp_path / "e"), **options), log=lambda line: None)
+    fp16 = json.loads((out / "manifest.json").read_text())["parity"]["fp16"]
+    assert fp16["passed"] and fp16["kept"]["precision"] == "float32" and "action_logits" in fp16["kept"]["first_try"]
+    [kept] = fp16["kept"]["weights"]
+    assert sorted(kept["shape"]) == [32, 64] and kept["bound_used_alone"] > 1
+    weights = [i for i in onnx.load(str(out / "model.fp16.onnx")).graph.initializer if np.prod(i.dims) >= 16]
+    assert [list(i.dims) for i in weights if i.data_type == onnx.TensorProto.FLOAT] == [kept["shape"]]
+    assert sum(i.data_type == onnx.TensorProto.FLOAT16 for i in weights) > 10
+    assert not (out / "probe.fp16.onnx").exists()
+    with pytest.raises(ConfigError, match="fallback_tensors"):
+        export(resolve_source(run=str(run)), ExportOptions(out=str(tmp_path / "x"), fallback_tensors=-1, **options))
 
 
 def test_folding_the_input_projection_is_exact():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from lnn.export.episodes import Trace
-from lnn.export.parity import ParityError, check, compare, same_click
+from lnn.export.parity import ParityError, bound_used, check, compare, same_click
 
 SIDE = 8  # an 8 × 8 click map, as Lite's at image_size 64
 
@@ -155,3 +155,17 @@ def test_with_sub_cell_offsets_a_tie_is_judged_at_the_cell_the_point_came_from()
     assert not same_click(without_points, moved)["tie"].any()  # judged at the cell under the point, (4, 6): p ≈ 0
     assert not same_click(ref, trace(cell_centre(4, 6)))["tie"].any()  # no likely cell's point is there
     assert not same_click(ref, trace(cell_centre(0, 0)))["same"].any()
+
+
+def test_bound_used_says_how_near_a_figure_comes_to_failing():
+    """The parity fallback ranks weights by it: the largest share of a bound used, then the summed |Δ|."""
+    def figure(logits=0.0, coords=0.0, action=1.0, click=1.0):
+        return {"max_rel_diff": {"action_logits": logits, "coords": coords, "tau": 5.0}, "action_agreement": action,
+                "click_agreement": click}  # fmt: skip
+
+    fp16 = {"atol": 1e-2, "min_agreement": 0.99, "min_click_agreement": 0.99}
+    assert bound_used(figure(coords=5e-3), **fp16) == pytest.approx((0.5, 5e-3))  # τ unbounded: left out
+    assert bound_used(figure(click=0.98), **fp16)[0] == pytest.approx(2.0)  # twice the 1% of steps allowed
+    assert bound_used(figure(logits=float("nan")), **fp16)[0] == np.inf  # an overflow ranks first, not last
+    int8 = {"min_agreement": 0.95, "min_click_agreement": 0.95}  # no |Δ| bound: the sum orders equal agreements
+    assert bound_used(figure(coords=0.3), **int8) > bound_used(figure(coords=0.1), **int8)

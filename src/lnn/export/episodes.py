@@ -168,6 +168,12 @@ class Trace:
     # and with click_offset each map's point per peak cell, click_points / release_points (T, B, cells, 2))
     heads: dict[str, np.ndarray] = field(default_factory=dict)
 
+    def first(self, steps: int) -> Trace:
+        """The trace of the first `steps` steps."""
+        return Trace(self.action_logits[:steps], self.coords[:steps], [t[:steps] for t in self.tau],
+                     [h[:steps] for h in self.state], None if self.click_logits is None else self.click_logits[:steps],
+                     self.map_hw, {k: v[:steps] for k, v in self.heads.items()})  # fmt: skip
+
     def taus(self) -> np.ndarray:
         """(T, B, layers, k); zero layers gives (T, B, 0, 1)."""
         if not self.tau:

@@ -324,8 +324,15 @@ FP16_SCHEMES = ("weights", "full")
 INT8_SCHEMES = ("weights", "dynamic")
 
 
-def convert_fp16(src: Path, dst: Path, scheme: str = "weights") -> None:
+FP16_MIN_ELEMENTS = 16  # biases of a handful of values stay float32: not worth a node
+INT8_MIN_ELEMENTS = 1024  # int8's scales and zero points would outweigh what a smaller tensor saves
+
+
+def convert_fp16(src: Path, dst: Path, scheme: str = "weights", keep: frozenset[str] = frozenset()) -> None:
     """fp16 weights: `weights` (stored fp16, computed in float32) or `full` (fp16 arithmetic as well).
+
+    `keep`: initializers the `weights` scheme leaves float32 (those that move the outputs most: the
+    export's parity fallback picks them).
 
     `full` is onnxruntime.transformers' converter with float32 inputs and outputs kept. On the wasm and
     CPU backends it is slower (they have no fp16 kernels and cast around every op) and its rounding of
@@ -333,14 +340,7 @@ def convert_fp16(src: Path, dst: Path, scheme: str = "weights") -> None:
     τ_max = 20. `weights` rounds only the weights; onnxruntime folds the Casts back to float32 at load.
     """
     if scheme == "weights":
-        import numpy as np
-
-        def to_fp16(name, w, uses):
-            if w.size < 16:  # biases of a handful of values: not worth a node
-                return None
-            return [(f"{name}__fp16", w.astype(np.float16))], ("Cast", [f"{name}__fp16"], {"to": 1})  # 1: FLOAT
-
-        _store_weights(src, dst, to_fp16)
+        _store_weights(src, dst, lambda name, w, uses: None if name in keep else _to_fp16(name, w, uses))
     elif scheme == "full":
         import onnx
         from onnxruntime.transformers.float16 import convert_float_to_float16
@@ -352,10 +352,13 @@ def convert_fp16(src: Path, dst: Path, scheme: str = "weights") -> None:
         raise ConfigError("fp16", f"unknown scheme {scheme!r}; choose one of {', '.join(FP16_SCHEMES)}")
 
 
-def convert_int8(src: Path, dst: Path, scheme: str = "weights") -> None:
-    """int8 weights: `weights` (stored int8, computed in float32) or `dynamic` (int8 arithmetic)."""
+def convert_int8(src: Path, dst: Path, scheme: str = "weights", keep: frozenset[str] = frozenset()) -> None:
+    """int8 weights: `weights` (stored int8, computed in float32) or `dynamic` (int8 arithmetic).
+
+    `keep`: initializers the `weights` scheme stores as fp16 instead (the parity fallback's choice).
+    """
     if scheme == "weights":
-        _store_weights(src, dst, _to_int8)
+        _store_weights(src, dst, lambda name, w, uses: (_to_fp16 if name in keep else _to_int8)(name, w, uses))
     elif scheme == "dynamic":
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -385,7 +388,31 @@ def _weight_axis(uses: list, ndim: int) -> int | None:
     return axes.pop() if len(axes) == 1 else None
 
 
-def _to_int8(name, w, uses, min_elements: int = 1024):
+def reduced_weights(path: Path, precision: str) -> list[tuple[str, tuple[int, ...], str]]:
+    """The initializers the `weights` scheme of `precision` (fp16 | int8) stores reduced: (name, shape, the op
+    that reads it), in the graph's order. The parity fallback measures each one's effect alone."""
+    import numpy as np
+    import onnx
+
+    smallest = {"fp16": FP16_MIN_ELEMENTS, "int8": INT8_MIN_ELEMENTS}[precision]
+    graph = onnx.load(str(path)).graph
+    readers = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, node.op_type)
+    return [(i.name, tuple(i.dims), readers[i.name]) for i in graph.initializer
+            if i.data_type == onnx.TensorProto.FLOAT and i.name in readers and int(np.prod(i.dims)) >= smallest]  # fmt: skip
+
+
+def _to_fp16(name, w, uses):
+    import numpy as np
+
+    if w.size < FP16_MIN_ELEMENTS or np.abs(w).max() > np.finfo(np.float16).max:  # it would overflow to inf
+        return None
+    return [(f"{name}__fp16", w.astype(np.float16))], ("Cast", [f"{name}__fp16"], {"to": 1})  # 1: FLOAT
+
+
+def _to_int8(name, w, uses, min_elements: int = INT8_MIN_ELEMENTS):
     """Symmetric int8 with one scale per output channel, restored by DequantizeLinear (W8A32).
 
     The file is ~4× smaller than fp32 (as dynamic quantisation's); arithmetic stays float32, so it runs

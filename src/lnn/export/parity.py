@@ -141,9 +141,10 @@ def compare(ref: Trace, other: Trace, boxes: np.ndarray | None = None, tie_ratio
 
 
 def check(name: str, figure: dict, atol: float | None = None, min_agreement: float | None = None,
-          min_click_agreement: float | None = None, tau_atol: float | None = None) -> dict:  # fmt: skip
+          min_click_agreement: float | None = None, tau_atol: float | None = None, tried: str = "") -> dict:  # fmt: skip
     # atol bounds max |Δ| / max(1, max |reference|) per output but τ, tau_atol τ's (see the module docstring)
-    """Record the bounds and the verdict in `figure`; raise ParityError when a bound is not met."""
+    """Record the bounds and the verdict in `figure`; raise ParityError when a bound is not met (`tried`: what
+    was done to pass, named in the error)."""
     if atol is not None:
         figure["tolerance"] = atol
     if tau_atol is not None:
@@ -163,9 +164,28 @@ def check(name: str, figure: dict, atol: float | None = None, min_agreement: flo
                             f"{100 * min_click_agreement:g}%")  # fmt: skip
     figure["passed"] = not problems
     if problems:
-        raise ParityError(f"parity failed for {name}: {'; '.join(problems)} (over {figure['steps_compared']} "
+        raise ParityError(f"parity failed for {name}{tried}: {'; '.join(problems)} (over {figure['steps_compared']} "
                           f"steps); nothing was written (its bounds: parity.{name}_* in conf/export.yaml)")  # fmt: skip
     return figure
+
+
+def bound_used(figure: dict, atol: float | None = None, min_agreement: float | None = None,
+               min_click_agreement: float | None = None, tau_atol: float | None = None) -> tuple[float, float]:
+    """How near `figure` comes to failing the bounds `check` takes: (the largest share of a bound used, 1 at the
+    bound; the sum of the bounded outputs' relative |Δ|, which orders figures that use none)."""
+    used, spread = 0.0, 0.0
+    for key, diff in figure["max_rel_diff"].items():
+        diff = diff if diff == diff else np.inf  # NaN (an overflow) is as far from the bound as can be
+        bound = tau_atol if key == "tau" else atol
+        if key != "tau" or tau_atol is not None:
+            spread += diff
+        if bound:
+            used = max(used, diff / bound)
+    for floor, share in ((min_agreement, figure["action_agreement"]), (min_agreement, figure.get("text_agreement", 1.0)),
+                         (min_click_agreement, figure.get("click_agreement", 1.0))):  # fmt: skip
+        if floor is not None and floor < 1:
+            used = max(used, (1 - share) / (1 - floor))
+    return used, spread
 
 
 def format_figure(name: str, figure: dict) -> str:

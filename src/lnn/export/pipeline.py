@@ -28,8 +28,8 @@ from lnn.errors import ConfigError
 from lnn.export import onnx_step
 from lnn.frames import size_text
 from lnn.export.episodes import (Stream, Trace, record_streams, reset_mask, run_onnx, run_torch, stream_dt,
-                                 stream_inputs)
-from lnn.export.parity import check, compare, format_figure, target_boxes
+                                 stream_inputs, text_by_name)
+from lnn.export.parity import ParityError, bound_used, check, compare, format_figure, target_boxes
 from lnn.export.source import Source, build_model, checkpoint_score
 from lnn.models.glyphs import strip_spec
 from lnn.models.text import CONTINUES, MAX_WORDS, SCHEME, WORD_BYTES
@@ -73,6 +73,7 @@ class ExportOptions:
     click_tie_ratio: float = 0.5
     fp16: str = "weights"  # weights: fp16 storage, float32 arithmetic | full: fp16 arithmetic too
     int8: str = "weights"  # weights: int8 storage, float32 arithmetic | dynamic: int8 arithmetic (slower here)
+    fallback_tensors: int = 8  # fp16/int8 failing parity: keep up to this many of the most sensitive weights higher
     plots: bool = True
     web: bool = True
     ort_dist: str | None = None
@@ -246,6 +247,8 @@ def export(source: Source, opts: ExportOptions | None = None, log=print) -> Path
     opts = opts or ExportOptions()
     if opts.steps < 1 or opts.streams_per_task < 1:
         raise ConfigError("parity.steps" if opts.steps < 1 else "parity.streams_per_task", "must be >= 1")
+    if opts.fallback_tensors < 0:
+        raise ConfigError("parity.fallback_tensors", f"must be >= 0 (0: no fallback), got {opts.fallback_tensors}")
     if not 0 < opts.click_tie_ratio <= 1:  # 0 would call every click a tie
         raise ConfigError("parity.click_tie_ratio", f"must be in (0, 1], got {opts.click_tie_ratio}")
     for precision in ("fp16", "int8"):  # a floor above 1 would fail every export, one below 0 none
@@ -396,20 +399,81 @@ def _export_graphs(model, tmp: Path, opts: ExportOptions, log) -> tuple[dict[str
 def _check_parity(paths: dict[str, Path], carry: Trace, inputs, boxes, layers: int, sizes: list[int],
                   opts: ExportOptions, log) -> dict:  # fmt: skip
     """Each precision's graph in onnxruntime against PyTorch (state carried), clicks judged against the episodes'
-    target `boxes`; raises ParityError out of bounds."""
+    target `boxes`; raises ParityError out of bounds. An fp16 or int8 graph (`weights` scheme) that fails gets the
+    fallback first: its weights that move the outputs most are kept at the next precision up (`_keep_sensitive`)."""
     images, text, dt = inputs
     bounds = {"fp32": {"atol": opts.fp32_atol, "tau_atol": opts.fp32_atol},
               "fp16": {"atol": opts.fp16_atol, "tau_atol": opts.fp16_tau_atol, "min_agreement": opts.fp16_min_agreement,
                        "min_click_agreement": opts.fp16_min_click_agreement},
               "int8": {"min_agreement": opts.int8_min_agreement,
                        "min_click_agreement": opts.int8_min_click_agreement}}  # fmt: skip
+
+    def measure(path: Path, steps: int | None = None) -> dict:
+        steps = steps or len(images)
+        part = {k: v[:steps] for k, v in text_by_name(text).items()}
+        trace = run_onnx(_session(path), images[:steps], part, layers, sizes, dt=dt[:steps])
+        return compare(carry.first(steps), trace, boxes[:steps], opts.click_tie_ratio)
+
     parity = {}
     for precision, path in paths.items():
-        trace = run_onnx(_session(path), images, text, layers, sizes, dt=dt)
-        figure = compare(carry, trace, boxes, opts.click_tie_ratio)
-        parity[precision] = check(precision, figure, **bounds[precision])
+        figure = measure(path)
+        try:
+            parity[precision] = check(precision, figure, **bounds[precision])
+        except ParityError as failed:
+            if precision == "fp32" or getattr(opts, precision) != "weights" or opts.fallback_tensors == 0:
+                raise
+            parity[precision] = _keep_sensitive(precision, str(failed), paths, measure, bounds[precision], opts, log)
         log("parity " + format_figure(precision, parity[precision]))
     return parity
+
+
+FALLBACK = {"fp16": ("float32", onnx_step.convert_fp16), "int8": ("fp16", onnx_step.convert_int8)}
+PROBE_STEPS = 4  # steps over which each weight's effect alone is measured: it shows from the first step
+
+
+def _keep_sensitive(precision: str, failed: str, paths: dict[str, Path], measure, bounds: dict, opts: ExportOptions,
+                    log) -> dict:  # fmt: skip
+    """The fallback for an fp16 / int8 graph that failed parity. Each reduced weight's effect alone is measured (the
+    graph with only it reduced, over the first PROBE_STEPS steps, as the share of the nearest bound it uses); then
+    the 1, 2, .. `opts.fallback_tensors` weights with the largest effects stay at the next precision up (fp16's in
+    float32, int8's in fp16) until parity passes. Rounding errors add up over many weights, so this finds the
+    few that matter (a click head's, a normalisation's scale) and keeps the file small; raises ParityError if
+    `fallback_tensors` are not enough."""
+    higher, convert = FALLBACK[precision]
+    candidates = onnx_step.reduced_weights(paths["fp32"], precision)
+    limit = min(opts.fallback_tensors, len(candidates))
+    if limit == 0:
+        raise ParityError(failed)
+    log(f"{failed.split(' (over')[0]}; measuring the effect of each of its {len(candidates)} reduced weights alone")
+    probe = paths[precision].with_name(f"probe.{precision}.onnx")
+    names = frozenset(name for name, _, _ in candidates)
+    effects = []
+    for i, (name, shape, op) in enumerate(candidates):
+        convert(paths["fp32"], probe, keep=names - {name})
+        effects.append(bound_used(measure(probe, PROBE_STEPS), **bounds))
+        if (i + 1) % 10 == 0 or i + 1 == len(candidates):
+            log(f"  {i + 1}/{len(candidates)} weights measured")
+    probe.unlink()
+    order = sorted(range(len(candidates)), key=lambda i: effects[i], reverse=True)
+    for count in range(1, limit + 1):
+        kept = [candidates[i] for i in order[:count]]
+        convert(paths["fp32"], paths[precision], keep=frozenset(name for name, _, _ in kept))
+        figure = measure(paths[precision])
+        tried = f" with its {count} most sensitive weight(s) in {higher} (parity.fallback_tensors={opts.fallback_tensors})"
+        try:
+            check(precision, figure, **bounds, tried=tried)
+        except ParityError:
+            if count == limit:
+                raise
+            continue
+        figure["kept"] = {"precision": higher, "first_try": failed.split(" (over")[0],
+                          "weights": [{"name_in_model_onnx": name, "shape": list(shape), "read_by": op,
+                                       "bound_used_alone": round(effects[i][0], 4)}
+                                      for i, (name, shape, op) in zip(order, kept)]}  # fmt: skip
+        log(f"{precision}: kept {count} weight(s) in {higher}: " + ", ".join(
+            f"{op} {'x'.join(map(str, shape))}" for _, shape, op in kept))  # fmt: skip
+        return figure
+    raise AssertionError("unreachable")  # the loop returns or raises
 
 
 def _write_web(tmp: Path, streams: list[Stream], tokens, traces: tuple[Trace, Trace], ort_dist, opts: ExportOptions,

@@ -81,3 +81,78 @@ def test_the_cnn_learns_to_say_what_colour_a_part_is():
     _, right = part_loss(out["part_logits"][:, 0], model.cell_xy, test_parts[:, 0].unsqueeze(1))
     assert right > 0.9, f"held-out colour accuracy {float(right):.2f} (chance 1/7)"
     assert "part_logits" not in VisionLNNLite(image_size=32, channels=(8, 16, 16)).eval()(test[:1], tokens)  # off: none
+
+
+def test_the_shapes_description_is_read_into_attribute_values():
+    from lnn.envs.miniwob import described_parts
+
+    assert described_parts("click-shape", "Click on a large red Q") == {"size": "large", "color": "red", "text": "Q"}
+    assert described_parts("click-shape", "Click on a q") == {"text": "q"}  # case kept: "q" is not "Q"
+    assert described_parts("click-shape", "Click on a small digit") == {"size": "small", "type": "digit"}
+    assert described_parts("click-shape", "Click on a aqua item") == {"color": "aqua"}
+    assert described_parts("count-shape", "How many large circles are there?") == {"size": "large", "text": "circle"}
+    assert described_parts("count-shape", "How many ss are there?") == {"text": "s"}  # the letter s, plural
+    assert described_parts("click-color", "Click on a red") == {}  # another task's instruction names no part
+    assert described_parts("click-shape", "Click on a teal Q") == {}  # not this grammar: nothing, not a guess
+
+
+def test_the_described_channel_is_high_where_a_fitting_part_is_centred():
+    """fitting(): log P(a part is centred here) + the log-probabilities of the values the description names; zero
+    where it names none. Cell 3 holds a large red Q, cell 1 a small red Q, cell 0 a large blue circle, cell 2 nothing."""
+    text, colour, size = (sum(PART_CLASSES[:i]) for i in (1, 2, 3))
+    logits = torch.zeros(1, sum(PART_CLASSES) + 1, 4)
+    logits[0, -1] = torch.tensor([8.0, 8.0, -8.0, 8.0])  # centred: cells 0, 1, 3
+    glyphs = PART_ATTRIBUTES["text"]
+    for cell, (glyph, colour_name, large) in {3: ("Q", "red", 1), 1: ("Q", "red", 0), 0: ("circle", "blue", 1)}.items():
+        logits[0, text + glyphs.index(glyph), cell] = 10.0
+        logits[0, colour + COLOURS.index(colour_name), cell] = 10.0
+        logits[0, size + large, cell] = 10.0
+
+    def said(**named):
+        parse = torch.full((1, sum(PART_CLASSES) + len(PART_CLASSES)), -10.0)
+        starts = [sum(n + 1 for n in PART_CLASSES[:i]) for i in range(len(PART_CLASSES))]
+        for i, (attribute, values) in enumerate(PART_ATTRIBUTES.items()):
+            parse[0, starts[i] + (values.index(named[attribute]) if attribute in named else len(values))] = 10.0
+        return parse
+
+    fits = VisionLNNLite.fitting(logits, said(size="large", color="red"))[0]
+    assert fits.argmax() == 3 and fits[3] > -0.01 and (fits[[0, 1, 2]] < -7).all()
+    fits = VisionLNNLite.fitting(logits, said(text="Q"))[0]
+    assert fits[1] > -0.01 and fits[3] > -0.01 and fits[0] < -7 and fits[2] < -7  # both Qs fit, the empty cell not
+    assert VisionLNNLite.fitting(logits, said()).abs().max() < 1e-3  # nothing named: no channel
+
+
+def test_the_centre_loss_marks_the_cell_nearest_each_part():
+    from lnn.training.module import centre_loss
+
+    part = [0.6, 0.6, 0.9, 0.9, -1, -1, -1, -1]  # centred in cell 3
+    right = torch.tensor([[-9.0, -9.0, -9.0, 9.0]])
+    assert centre_loss(right, CELLS, torch.tensor([[part]])) < 1e-3
+    assert centre_loss(-right, CELLS, torch.tensor([[part]])) > 8
+    assert centre_loss(right, CELLS, torch.full((1, 1, 8), -1.0)) is None  # no parts in the frame: nothing to learn
+
+
+def test_the_model_learns_to_read_descriptions_it_never_saw_whole():
+    """The parse is taught on descriptions of a size, a colour, a letter; held out: combinations it never saw."""
+    from lnn.training.module import parse_labels, parse_loss
+
+    torch.manual_seed(0)
+    model = VisionLNNLite(image_size=32, channels=(8, 16, 16), hidden_size=16, num_layers=1, feature_size=16,
+                          instruction_dim=8, head_size=16, scorer_size=8, part_head=True, describe=True)  # fmt: skip
+    letters = list("abcdefQqRr")
+    described = [f"Click on a {size}{colour}{letter}" for size in ("", "large ", "small ")
+                 for colour in ("", "red ", "blue ", "green ") for letter in letters]  # fmt: skip
+    held_out = described[1::7]
+    train = [d for d in described if d not in held_out] + ["Click on the red button", "Click OK"]
+    tasks = ["click-shape" if d.startswith("Click on a ") else "click-button" for d in train]
+    tokens, labels = model.tokenize(tasks, train), parse_labels(tasks, train)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        loss, _ = parse_loss(model.parse_description(tokens), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        _, right = parse_loss(model.parse_description(model.tokenize(["click-shape"] * len(held_out), held_out)),
+                              parse_labels(["click-shape"] * len(held_out), held_out))  # fmt: skip
+    assert right >= 0.9, f"held-out descriptions read right: {float(right):.2f}"

@@ -56,6 +56,7 @@ NUM_KEYS = 12  # len(KEYS)
 # the action classes whose point datasets record (click, drag: the press): the point a feedback model remembers
 POINTING = (0, DRAG_ACTION)
 PART_CLASSES = (3, 65, 7, 2)  # values per attribute of lnn.envs.PART_ATTRIBUTES: type, text, color, size
+PARSE_PLACES = 8  # describe: a word's place from the instruction's end, one-hot (the last 7 words; then "further")
 
 
 def unflatten(x: Tensor, real: Tensor | None, batch: int, steps: int) -> Tensor:
@@ -240,6 +241,7 @@ class VisionLNNLite(Described, nn.Module):
         text_head: bool = False,
         text_slots: int = TEXT_SLOTS,
         part_head: bool = False,
+        describe: bool = False,
     ):
         super().__init__()
         if instruction not in INSTRUCTION_INPUTS:
@@ -268,7 +270,8 @@ class VisionLNNLite(Described, nn.Module):
                 raise ConfigError(key, f"must be a positive integer, got {value!r}")
         flags = {"match_text": match_text, "match_lines": match_lines, "drag_head": drag_head, "key_head": key_head,
                  "text_head": text_head, "look_input": look_input, "look_to_heads": look_to_heads, "feedback": feedback,
-                 "hold_input": hold_input, "hold_flag": hold_flag, "part_head": part_head}  # fmt: skip
+                 "hold_input": hold_input, "hold_flag": hold_flag, "part_head": part_head,
+                 "describe": describe}  # fmt: skip
         for key, value in flags.items():
             if not isinstance(value, bool):
                 raise ConfigError(key, f"must be true or false, got {value!r}")
@@ -320,7 +323,13 @@ class VisionLNNLite(Described, nn.Module):
         # row's delete icon, a label's box). Together: email-inbox-delete 28 -> 100% (experiments/miniwob/README.md)
         self.match_styles = text_styles(match_styles)
         self.match_lines = match_lines
-        c_map = c_in + int(match_text) * (1 + 2 * match_lines) + len(self.cell_position)  # CNN (+ match) + where
+        if describe and not part_head:
+            raise ConfigError("describe", "reads what the part head sees, which is off; set model.part_head=true too")
+        # describe: the instruction's description of a shape ("a large red item", "Qs") read into attribute values
+        # (`parse`), and per cell how likely the part there fits it, from the part head (one more channel the scorers
+        # read), and how many parts fit (one more core input: count-shape's answer)
+        self.describe = describe
+        c_map = c_in + int(match_text) * (1 + 2 * match_lines) + describe + len(self.cell_position)
 
         self.instruction_encoder = InstructionEncoder(instruction_dim)
         self.pool_scorer = CellScorer(c_map, instruction_dim, scorer_size)  # what the instruction looks at
@@ -337,7 +346,7 @@ class VisionLNNLite(Described, nn.Module):
         # look alike (click-sequence) then differ by what was just done; training feeds the recorded actions
         self.feedback = feedback
         self.feedback_size = num_actions + len(self.cell_position) if feedback else 0
-        core_input = self.core_input = feature_size + instruction_dim + self.looked_size + self.feedback_size
+        core_input = self.core_input = feature_size + instruction_dim + self.looked_size + self.feedback_size + describe
         if hold_flag and not hold_input:
             raise ConfigError("hold_flag", "marks the held sub-step of model.hold_input, which is off; set "
                                            "model.hold_input=true too, or hold_flag=false")  # fmt: skip
@@ -391,7 +400,14 @@ class VisionLNNLite(Described, nn.Module):
         # part_head: a training signal only. Each map cell's CNN features say, linearly, what the part centred there
         # is (the oracle's `parts`: click-shape's letters, digits and shapes, their colours and sizes), so the
         # scorers can ask for "a large red item" of features that hold it (click-shape 52%: experiments/miniwob)
-        self.part_head = nn.Conv1d(c_in, sum(PART_CLASSES), 1) if part_head else None
+        # (describe: one more output, whether a part is centred in the cell at all)
+        self.part_head = nn.Conv1d(c_in, sum(PART_CLASSES) + describe, 1) if part_head else None
+        # describe: each word (in its context) may name an attribute's value; per attribute, the best word's score
+        # against "names none" (a learned score): taught by the description's values (lnn.envs.miniwob.described_parts)
+        # (and its place from the end: the description ends click-shape's instruction, the article "a" before it)
+        self.parse = nn.Linear(self.instruction_encoder.order.out_channels + PARSE_PLACES, sum(PART_CLASSES)) \
+            if describe else None  # fmt: skip
+        self.parse_none = nn.Parameter(torch.zeros(len(PART_CLASSES))) if describe else None
 
         if core != "liquid" and core_width is None:
             total = sum(p.numel() for p in self.parameters())
@@ -429,10 +445,14 @@ class VisionLNNLite(Described, nn.Module):
     def encode_instruction(self, tokens: Tensor) -> Tensor:
         """(N, L) byte ids of the words -> (N, D). Training encodes each distinct instruction once: a batch of
         episodes repeats a few instructions over all its frames (the same result, a fraction of the work)."""
+        return self.per_instruction(self.instruction_encoder, tokens)
+
+    def per_instruction(self, read, tokens: Tensor) -> Tensor:
+        """read(tokens) computed once per distinct instruction while training (the same result, less work)."""
         if not self.training or tokens.shape[0] < 2:
-            return self.instruction_encoder(tokens)
+            return read(tokens)
         distinct, where = torch.unique(tokens, dim=0, return_inverse=True)
-        return self.instruction_encoder(distinct)[where]
+        return read(distinct)[where]
 
     def encode_frames(self, images: Tensor, strip: Tensor | None = None) -> Tensor:
         """(N, 3, H, W) in [0, 1] (and with match_text the strips (N, S, *STRIP)) -> (N, C (+ 1 or 3) + P,
@@ -480,19 +500,26 @@ class VisionLNNLite(Described, nn.Module):
             strip = strip[real] if strip is not None else None
         feats = self.encode_frames(frames, strip)  # (N, C+P, cells), N = real frames
         words = self.encode_instruction(tokens)  # (N, D)
-        asked = parts and self.part_head is not None
+        asked = (parts or self.describe) and self.part_head is not None
         seen_parts = self.part_head(feats[:, : self.part_head.in_channels]) if asked else None
+        if self.describe:
+            parse_logits = self.per_instruction(self.parse_description, tokens)
+            fits = self.fitting(seen_parts, parse_logits)  # (N, cells)
+            where = len(self.cell_position)
+            feats = torch.cat([feats[:, :-where], fits.unsqueeze(1) / 4, feats[:, -where:]], 1)
 
         pool_logits = self.pool_scorer(feats, words)
         pool = torch.softmax(pool_logits, -1)
         seen = torch.einsum("ncp,np->nc", feats, pool)  # what the model looks at, and where it is
         looked = seen[:, seen.shape[1] - self.looked_size :]  # empty unless look_input
         sees = torch.relu(self.image_proj(self.seen_norm(seen)))
-        parts = [sees, words, looked]
+        inputs = [sees, words, looked]
+        if self.describe:  # how many parts fit the description (a sum of probabilities)
+            inputs.append(fits.exp().sum(-1, keepdim=True) / 4)
         if self.feedback:
             previous = previous.flatten(0, 1)
-            parts.append(self.feedback_features(previous if real is None else previous[real]))
-        x = torch.cat(parts, -1)
+            inputs.append(self.feedback_features(previous if real is None else previous[real]))
+        x = torch.cat(inputs, -1)
 
         x = unflatten(x, real, batch, steps)
         point_feats = feats
@@ -520,8 +547,10 @@ class VisionLNNLite(Described, nn.Module):
                 heads["release_points"] = release_points
         if self.key_head is not None:
             heads["key_logits"] = self.key_head(query)
-        if seen_parts is not None:
+        if seen_parts is not None and parts:
             heads["part_logits"] = seen_parts
+        if self.describe:
+            heads["parse_logits"] = parse_logits
         if self.text_head is not None:
             contexts, _ = self.instruction_encoder.contexts(tokens)
             heads["text_logits"] = self.text_head(query, tokens, contexts)
@@ -534,6 +563,31 @@ class VisionLNNLite(Described, nn.Module):
             state = [*state, self.action_record(unflatten(heads["action_logits"], real, batch, steps)[:, -1],
                                                 unflatten(coords, real, batch, steps)[:, -1])]  # fmt: skip
         return {**{name: unflatten(x, real, batch, steps) for name, x in heads.items()}, "tau_values": taus, "state": state}
+
+    def parse_description(self, tokens: Tensor) -> Tensor:
+        """(N, L) ids -> (N, sum(PART_CLASSES) + attributes) per attribute its values' logits, then "names none"."""
+        contexts, real = self.instruction_encoder.contexts(tokens)
+        from_end = (real.flip(1).cumsum(1).flip(1) - 1).clamp(0, PARSE_PLACES - 1)  # (N, W, 1): real words after it
+        places = (from_end == torch.arange(PARSE_PLACES, device=tokens.device)).to(contexts.dtype)
+        scores = self.parse(torch.cat([contexts, places], -1)).masked_fill(real == 0, -1e4).logsumexp(1)  # soft best word
+        chunks = [torch.cat([values, none.expand_as(values[:, :1])], -1)
+                  for values, none in zip(scores.split(PART_CLASSES, -1), self.parse_none.unsqueeze(1))]  # fmt: skip
+        return torch.cat(chunks, -1)
+
+    @staticmethod
+    def fitting(part_logits: Tensor, parse_logits: Tensor) -> Tensor:
+        """(N, sum(PART_CLASSES) + 1, cells) what the part head sees, (N, ...) what the description names -> (N, cells)
+        the log-probability that a part is centred in the cell and has every value named, zero where nothing is
+        named. Both are taught by their own labels, so neither learns from the scorers through this (detached)."""
+        part_logits, parse_logits = part_logits.detach(), parse_logits.detach()
+        fits = torch.nn.functional.logsigmoid(part_logits[:, -1])
+        named_any = torch.zeros_like(fits[:, :1])
+        for seen, said in zip(part_logits[:, :-1].split(PART_CLASSES, 1),
+                              parse_logits.split([n + 1 for n in PART_CLASSES], -1)):  # fmt: skip
+            named = torch.softmax(said, -1)[:, :-1]  # (N, values): the chance each value is named
+            fits = fits + torch.einsum("nv,nvc->nc", named, torch.log_softmax(seen, 1))
+            named_any = torch.maximum(named_any, named.sum(-1, keepdim=True))
+        return (fits * named_any).clamp(min=-16)
 
     def point(self, scores: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         """A scorer's output (N, cells), or (N, 3, cells) with click_offset -> its map (N, cells), point (N, 2) and,

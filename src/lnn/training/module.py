@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lnn.data import IGNORE
-from lnn.envs import ACTIONS, KEYS
+from lnn.envs import ACTIONS, KEYS, PART_ATTRIBUTES
+from lnn.envs.miniwob import described_parts
 from lnn.errors import DataError
 from lnn.models.lite import PART_CLASSES
 from lnn.models.text import text_options
@@ -83,7 +84,7 @@ def part_loss(part_logits: Tensor, cell_xy: Tensor, parts: Tensor) -> tuple[Tens
         return None
     frame, _ = real.nonzero(as_tuple=True)
     boxes = parts[real]  # (M, 4 + attributes)
-    logits = part_logits[frame, :, nearest_cell(cell_xy, boxes[:, :4])].float()  # (M, classes)
+    logits = part_logits[frame, : sum(PART_CLASSES), nearest_cell(cell_xy, boxes[:, :4])].float()  # (M, classes)
     losses, right, given = [], [], 0
     for attribute, logits_of in enumerate(logits.split(PART_CLASSES, -1)):
         labels = boxes[:, 4 + attribute].long()
@@ -95,6 +96,40 @@ def part_loss(part_logits: Tensor, cell_xy: Tensor, parts: Tensor) -> tuple[Tens
     if not given:
         return None
     return torch.stack(losses).sum() / given, torch.stack(right).sum() / given
+
+
+def centre_loss(centre_logits: Tensor, cell_xy: Tensor, parts: Tensor) -> Tensor | None:
+    """Whether a part is centred in each cell (N, cells) against the parts' boxes (N, P, 4 + attributes; x0 < 0:
+    padding): binary cross-entropy over every cell of the frames that have parts (the cell nearest a part's centre
+    is 1, every other 0), or None where no frame has one."""
+    real = parts[..., 0] >= 0
+    framed = real.any(1)
+    if not framed.any():
+        return None
+    target = torch.zeros_like(centre_logits, dtype=torch.float32)
+    frame, _ = real.nonzero(as_tuple=True)
+    target[frame, nearest_cell(cell_xy, parts[real][:, :4])] = 1.0
+    return F.binary_cross_entropy_with_logits(centre_logits[framed].float(), target[framed])
+
+
+def parse_labels(tasks: list[str], instructions: list[str]) -> Tensor:
+    """(N, attributes) per instruction the value each attribute's description names (lnn.envs.miniwob's
+    described_parts), as a class id, or the attribute's number of values where it names none."""
+    rows = []
+    for task, instruction in zip(tasks, instructions):
+        named = described_parts(task, instruction)
+        rows.append([values.index(named[a]) if a in named else len(values) for a, values in PART_ATTRIBUTES.items()])
+    return torch.tensor(rows, dtype=torch.long)
+
+
+def parse_loss(parse_logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
+    """(N, sum(PART_CLASSES) + attributes) logits, (N, attributes) labels -> (mean cross-entropy, share of
+    instructions read right in every attribute)."""
+    losses, right = [], []
+    for attribute, logits in enumerate(parse_logits.float().split([n + 1 for n in PART_CLASSES], -1)):
+        losses.append(F.cross_entropy(logits, labels[:, attribute]))
+        right.append(logits.argmax(-1) == labels[:, attribute])
+    return torch.stack(losses).mean(), torch.stack(right).all(0).float().mean()
 
 
 def text_loss(text_logits: Tensor, options: Tensor, trained: Tensor) -> Tensor:
@@ -236,6 +271,16 @@ class PolicyModule(pl.LightningModule):
             seen = part_loss(out["part_logits"][mask], self.model.cell_xy, batch["parts"][mask])
         if seen is not None:
             found |= {"loss_part": (seen[0], self.part_weight), "part_acc": (seen[1], 0)}
+        if "parse_logits" in out:  # model.describe: where parts are centred, and what the description names
+            centres = centre_loss(out["part_logits"][mask][:, -1], self.model.cell_xy, batch["parts"][mask])
+            if centres is not None:
+                found["loss_centre"] = (centres, self.part_weight)
+            b, t = mask.shape
+            tasks = [task for task in batch["task"] for _ in range(t)]
+            instructions = [text for episode in batch["instruction"] for text in episode]
+            labels = parse_labels(tasks, instructions).view(b, t, -1).to(self.device)[mask]
+            found |= dict(zip(("loss_parse", "parse_acc"), zip(parse_loss(out["parse_logits"][mask], labels),
+                                                                (self.part_weight, 0))))  # fmt: skip
         return found
 
     def _tokens(self, batch: dict) -> Tensor:

@@ -2,6 +2,7 @@
 
 from lnn.envs.miniwob.browser import BrowserMissingError
 from lnn.envs.miniwob.env import EpisodeAborted, MiniWobEnv, OracleError
+from lnn.envs.miniwob.describe import described_parts
 from lnn.envs.miniwob.oracles import ORACLE_KINDS, ORACLE_TASKS, OracleEpisode, oracle_code, run_oracle_episode
 from lnn.envs.miniwob.server import available_tasks
 
@@ -14,6 +15,7 @@ __all__ = [
     "OracleEpisode",
     "OracleError",
     "available_tasks",
+    "described_parts",
     "oracle_code",
     "run_oracle_episode",
 ]

@@ -156,3 +156,25 @@ def test_the_model_learns_to_read_descriptions_it_never_saw_whole():
         _, right = parse_loss(model.parse_description(model.tokenize(["click-shape"] * len(held_out), held_out)),
                               parse_labels(["click-shape"] * len(held_out), held_out))  # fmt: skip
     assert right >= 0.9, f"held-out descriptions read right: {float(right):.2f}"
+
+
+def test_the_described_channel_is_the_same_in_onnx_where_no_part_is_centred(tmp_path):
+    """Cells sure to hold no part (centre logit -200) under a description barely named: onnxruntime's LogSigmoid
+    gave -inf there (σ underflows), the channel -16 where PyTorch has ~0, and a trained model's exported step
+    drifted from the first frame (fp32 parity failed on τ). fitting() writes log σ out."""
+    import onnxruntime as ort
+
+    class Fitting(torch.nn.Module):
+        def forward(self, part_logits, parse_logits):
+            return VisionLNNLite.fitting(part_logits, parse_logits)
+
+    part_logits = torch.randn(2, sum(PART_CLASSES) + 1, 6)
+    part_logits[:, -1] = torch.tensor([-200.0, -90.0, -20.0, 0.0, 20.0, 200.0])
+    parse_logits = torch.randn(2, sum(PART_CLASSES) + len(PART_CLASSES))
+    parse_logits[:, [sum(n + 1 for n in PART_CLASSES[: i + 1]) - 1 for i in range(len(PART_CLASSES))]] = 9.0  # ~none
+    path = tmp_path / "fitting.onnx"
+    torch.onnx.export(Fitting(), (part_logits, parse_logits), str(path), dynamo=True, input_names=["p", "q"])
+    ours = ort.InferenceSession(str(path)).run(None, {"p": part_logits.numpy(), "q": parse_logits.numpy()})[0]
+    expected = VisionLNNLite.fitting(part_logits, parse_logits)
+    assert torch.isfinite(expected).all() and expected[:, 0].min() > -15  # a faint description: near 0, not -16
+    torch.testing.assert_close(torch.from_numpy(ours), expected, atol=1e-4, rtol=1e-4)

@@ -402,9 +402,10 @@ class VisionLNNLite(Described, nn.Module):
         # scorers can ask for "a large red item" of features that hold it (click-shape 52%: experiments/miniwob)
         # (describe: one more output, whether a part is centred in the cell at all)
         self.part_head = nn.Conv1d(c_in, sum(PART_CLASSES) + describe, 1) if part_head else None
-        # describe: each word (in its context) may name an attribute's value; per attribute, the best word's score
-        # against "names none" (a learned score): taught by the description's values (lnn.envs.miniwob.described_parts)
-        # (and its place from the end: the description ends click-shape's instruction, the article "a" before it)
+        # describe: each word (in its context, and its place from the end: the description ends the instruction, the
+        # article "a" comes before it) scores each attribute's values; per attribute the words' soft best (logsumexp:
+        # a hard max never reaches the right word) against "names none", a learned score. Taught by the values
+        # lnn.envs.miniwob.described_parts reads from MiniWoB's grammar
         self.parse = nn.Linear(self.instruction_encoder.order.out_channels + PARSE_PLACES, sum(PART_CLASSES)) \
             if describe else None  # fmt: skip
         self.parse_none = nn.Parameter(torch.zeros(len(PART_CLASSES))) if describe else None
@@ -580,7 +581,8 @@ class VisionLNNLite(Described, nn.Module):
         the log-probability that a part is centred in the cell and has every value named, zero where nothing is
         named. Both are taught by their own labels, so neither learns from the scorers through this (detached)."""
         part_logits, parse_logits = part_logits.detach(), parse_logits.detach()
-        fits = torch.nn.functional.logsigmoid(part_logits[:, -1])
+        centred = part_logits[:, -1]  # log σ, written out: the exported LogSigmoid underflows to -inf (σ -> 0)
+        fits = centred.clamp(max=0) - torch.log(1 + torch.exp(-centred.abs()))
         named_any = torch.zeros_like(fits[:, :1])
         for seen, said in zip(part_logits[:, :-1].split(PART_CLASSES, 1),
                               parse_logits.split([n + 1 for n in PART_CLASSES], -1)):  # fmt: skip

@@ -178,3 +178,14 @@ def test_the_described_channel_is_the_same_in_onnx_where_no_part_is_centred(tmp_
     expected = VisionLNNLite.fitting(part_logits, parse_logits)
     assert torch.isfinite(expected).all() and expected[:, 0].min() > -15  # a faint description: near 0, not -16
     torch.testing.assert_close(torch.from_numpy(ours), expected, atol=1e-4, rtol=1e-4)
+
+
+def test_describe_without_the_part_head_stops_with_one_line():
+    from lnn.errors import ConfigError
+
+    try:
+        VisionLNNLite(image_size=32, channels=(8, 16, 16), describe=True)
+    except ConfigError as error:
+        assert error.key == "describe" and "part_head=true" in error.message and "\n" not in error.message
+    else:
+        raise AssertionError("describe without a part head was accepted")

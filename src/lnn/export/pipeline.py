@@ -440,11 +440,12 @@ def _keep_sensitive(precision: str, failed: str, paths: dict[str, Path], measure
     few that matter (a click head's, a normalisation's scale) and keeps the file small; raises ParityError if
     `fallback_tensors` are not enough."""
     higher, convert = FALLBACK[precision]
+    first_try = failed.split(" (over")[0]
     candidates = onnx_step.reduced_weights(paths["fp32"], precision)
     limit = min(opts.fallback_tensors, len(candidates))
     if limit == 0:
         raise ParityError(failed)
-    log(f"{failed.split(' (over')[0]}; measuring the effect of each of its {len(candidates)} reduced weights alone")
+    log(f"{first_try}; measuring the effect of each of its {len(candidates)} reduced weights alone")
     probe = paths[precision].with_name(f"probe.{precision}.onnx")
     names = frozenset(name for name, _, _ in candidates)
     effects = []
@@ -459,21 +460,21 @@ def _keep_sensitive(precision: str, failed: str, paths: dict[str, Path], measure
         kept = [candidates[i] for i in order[:count]]
         convert(paths["fp32"], paths[precision], keep=frozenset(name for name, _, _ in kept))
         figure = measure(paths[precision])
-        tried = f" with its {count} most sensitive weight(s) in {higher} (parity.fallback_tensors={opts.fallback_tensors})"
+        tried = (f" with its {count} most sensitive weight(s) in {higher} "
+                 f"(parity.fallback_tensors={opts.fallback_tensors})")  # fmt: skip
         try:
             check(precision, figure, **bounds, tried=tried)
+            break
         except ParityError:
             if count == limit:
                 raise
-            continue
-        figure["kept"] = {"precision": higher, "first_try": failed.split(" (over")[0],
-                          "weights": [{"name_in_model_onnx": name, "shape": list(shape), "read_by": op,
-                                       "bound_used_alone": round(effects[i][0], 4)}
-                                      for i, (name, shape, op) in zip(order, kept)]}  # fmt: skip
-        log(f"{precision}: kept {count} weight(s) in {higher}: " + ", ".join(
-            f"{op} {'x'.join(map(str, shape))}" for _, shape, op in kept))  # fmt: skip
-        return figure
-    raise AssertionError("unreachable")  # the loop returns or raises
+    figure["kept"] = {"precision": higher, "first_try": first_try,
+                      "weights": [{"name_in_model_onnx": name, "shape": list(shape), "read_by": op,
+                                   "bound_used_alone": round(effects[i][0], 4)}
+                                  for i, (name, shape, op) in zip(order, kept)]}  # fmt: skip
+    log(f"{precision}: kept {len(kept)} weight(s) in {higher}: " + ", ".join(
+        f"{op} {'x'.join(map(str, shape))}" for _, shape, op in kept))  # fmt: skip
+    return figure
 
 
 def _write_web(tmp: Path, streams: list[Stream], tokens, traces: tuple[Trace, Trace], ort_dist, opts: ExportOptions,

@@ -25,8 +25,9 @@ Three optional heads act beyond clicks (all off by default: older checkpoints an
 `drag_head` — where a drag lets the button go, a second click map over the same cells (`release`; the
 press point is the click point); `key_head` — which of lnn.envs.KEYS a key action presses; `text_head` —
 what a type action types (`TextHead`: characters, or bytes copied from the instruction).
-And one that only teaches: `part_head` — what the part of the screen in each map cell is (auxiliary labels the
-oracle reads from the page: a shape's type, letter, colour, size), from the CNN's features alone.
+And `part_head` — what the part of the screen in each map cell is (auxiliary labels the oracle reads from the
+page: a shape's type, letter, colour, size), from the CNN's features alone: it only teaches, unless `describe`
+reads the instruction's description of a shape against it (a channel "a part that fits is centred here").
 
 `forward` runs whole episodes (B, T, ...); `step` is one frame with the state in and out — the call
 the agent and the ONNX export use.
@@ -397,9 +398,9 @@ class VisionLNNLite(Described, nn.Module):
             if key_head else None  # fmt: skip
         self.text_head = TextHead(query_size, self.instruction_encoder.order.out_channels, text_slots) \
             if text_head else None  # fmt: skip
-        # part_head: a training signal only. Each map cell's CNN features say, linearly, what the part centred there
-        # is (the oracle's `parts`: click-shape's letters, digits and shapes, their colours and sizes), so the
-        # scorers can ask for "a large red item" of features that hold it (click-shape 52%: experiments/miniwob)
+        # part_head: a training signal (which describe also reads). Each map cell's CNN features say, linearly, what the
+        # part centred there is (the oracle's `parts`: click-shape's letters, digits and shapes, their colours and
+        # sizes), so the scorers can ask for "a large red item" of features that hold it (experiments/miniwob)
         # (describe: one more output, whether a part is centred in the cell at all)
         self.part_head = nn.Conv1d(c_in, sum(PART_CLASSES) + describe, 1) if part_head else None
         # describe: each word (in its context, and its place from the end: the description ends the instruction, the
@@ -507,6 +508,7 @@ class VisionLNNLite(Described, nn.Module):
             parse_logits = self.per_instruction(self.parse_description, tokens)
             fits = self.fitting(seen_parts, parse_logits)  # (N, cells)
             where = len(self.cell_position)
+            # / 4: the channel spans [-4, 0], near the other channels' scale (it is clamped at -16)
             feats = torch.cat([feats[:, :-where], fits.unsqueeze(1) / 4, feats[:, -where:]], 1)
 
         pool_logits = self.pool_scorer(feats, words)
@@ -570,7 +572,8 @@ class VisionLNNLite(Described, nn.Module):
         contexts, real = self.instruction_encoder.contexts(tokens)
         from_end = (real.flip(1).cumsum(1).flip(1) - 1).clamp(0, PARSE_PLACES - 1)  # (N, W, 1): real words after it
         places = (from_end == torch.arange(PARSE_PLACES, device=tokens.device)).to(contexts.dtype)
-        scores = self.parse(torch.cat([contexts, places], -1)).masked_fill(real == 0, -1e4).logsumexp(1)  # soft best word
+        scores = self.parse(torch.cat([contexts, places], -1)).masked_fill(real == 0, -1e4)
+        scores = scores.logsumexp(1)  # (N, sum(PART_CLASSES)): the words' soft best
         chunks = [torch.cat([values, none.expand_as(values[:, :1])], -1)
                   for values, none in zip(scores.split(PART_CLASSES, -1), self.parse_none.unsqueeze(1))]  # fmt: skip
         return torch.cat(chunks, -1)

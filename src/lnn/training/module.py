@@ -98,6 +98,13 @@ def part_loss(part_logits: Tensor, cell_xy: Tensor, parts: Tensor) -> tuple[Tens
     return torch.stack(losses).sum() / given, torch.stack(right).sum() / given
 
 
+def frame_texts(batch: dict) -> tuple[list[str], list[str]]:
+    """Each step's task name and instruction, episodes after one another (B · T of each)."""
+    steps = batch["mask"].shape[1]
+    return ([task for task in batch["task"] for _ in range(steps)],
+            [text for episode in batch["instruction"] for text in episode])  # fmt: skip
+
+
 def centre_loss(centre_logits: Tensor, cell_xy: Tensor, parts: Tensor) -> Tensor | None:
     """Whether a part is centred in each cell (N, cells) against the parts' boxes (N, P, 4 + attributes; x0 < 0:
     padding): binary cross-entropy over every cell of the frames that have parts (the cell nearest a part's centre
@@ -171,8 +178,7 @@ class PolicyModule(pl.LightningModule):
     def forward(self, batch: dict) -> dict:
         images = images_to_float(batch["images"])
         b, t = images.shape[:2]
-        tasks = [task for task in batch["task"] for _ in range(t)]
-        instructions = [text for episode in batch["instruction"] for text in episode]
+        tasks, instructions = frame_texts(batch)
         text = {name: x.to(self.device).view(b, t, *x.shape[1:])  # tokens (and Lite's strips with match_text)
                 for name, x in self.model.text_inputs(tasks, instructions).items()}  # fmt: skip
         # elapsed time per step (1 for recorded steps; 0 on padding: padded steps leave the state as it is)
@@ -275,20 +281,14 @@ class PolicyModule(pl.LightningModule):
             centres = centre_loss(out["part_logits"][mask][:, -1], self.model.cell_xy, batch["parts"][mask])
             if centres is not None:
                 found["loss_centre"] = (centres, self.part_weight)
-            b, t = mask.shape
-            tasks = [task for task in batch["task"] for _ in range(t)]
-            instructions = [text for episode in batch["instruction"] for text in episode]
-            labels = parse_labels(tasks, instructions).view(b, t, -1).to(self.device)[mask]
-            found |= dict(zip(("loss_parse", "parse_acc"), zip(parse_loss(out["parse_logits"][mask], labels),
-                                                                (self.part_weight, 0))))  # fmt: skip
+            labels = parse_labels(*frame_texts(batch)).view(*mask.shape, -1).to(self.device)[mask]
+            loss, right = parse_loss(out["parse_logits"][mask], labels)
+            found |= {"loss_parse": (loss, self.part_weight), "parse_acc": (right, 0)}
         return found
 
     def _tokens(self, batch: dict) -> Tensor:
         """(B, T, L) the instruction ids the model read at each step (what the text head copies from)."""
-        b, t = batch["mask"].shape
-        tasks = [task for task in batch["task"] for _ in range(t)]
-        instructions = [text for episode in batch["instruction"] for text in episode]
-        return self.model.tokenize(tasks, instructions).view(b, t, -1).to(self.device)
+        return self.model.tokenize(*frame_texts(batch)).view(*batch["mask"].shape, -1).to(self.device)
 
     def on_train_batch_start(self, batch: dict, batch_idx: int) -> None:
         """Torch's RNG (dropout, augmentation) seeded from (seed, rank, step): a resumed run draws what the

@@ -113,7 +113,7 @@ def test_the_correlation_is_each_samples_own_conv_at_any_batch_size():
     assert coarse.shape == (3, 1, 27, 20) and not coarse[2].any()
 
 
-@pytest.mark.slow  # ~1m45 of CPU: two small pointers trained 150 steps each
+@pytest.mark.slow  # ~1m45 of CPU: three small pointers trained 150 steps each
 def test_a_word_never_seen_in_training_is_found_by_its_look():
     rng = random.Random(0)
     taken: set = set()
@@ -126,9 +126,11 @@ def test_a_word_never_seen_in_training_is_found_by_its_look():
 
     train, test = inputs(train), inputs(test)
 
-    def accuracy(match: bool) -> float:
+    def accuracy(match: bool, **shape) -> float:
         torch.manual_seed(0)
         model = Pointer(match)
+        if shape:
+            model.match = TextMatch(**shape)
         optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
         for step in range(150):
             rows = torch.randint(0, len(train[0]), (24,))
@@ -143,13 +145,16 @@ def test_a_word_never_seen_in_training_is_found_by_its_look():
         return test[3].gather(1, pick.unsqueeze(1)).float().mean().item()
 
     with_match, without = accuracy(True), accuracy(False)
-    print(f"held-out words: {100 * with_match:.0f}% with the match channel, {100 * without:.0f}% without "
-          f"(~{100 / WORDS_PER_FRAME:.0f}% picks a word at random)")
-    assert with_match >= 0.8
+    # the browser's cheaper match: every 4th pixel down the page, every 2nd along a line, 4 features (an eighth
+    # of the multiply-adds); every 4th pixel both ways finds ~70%: a word's place along its line is what counts
+    fast = accuracy(True, channels=4, stride=[4, 2])
+    print(f"held-out words: {100 * with_match:.0f}% with the match channel ({100 * fast:.0f}% with the fast match), "
+          f"{100 * without:.0f}% without (~{100 / WORDS_PER_FRAME:.0f}% picks a word at random)")
+    assert with_match >= 0.8 and fast >= 0.8
     assert without <= 0.45
 
 
-@pytest.mark.parametrize("stride", [2, 4])
+@pytest.mark.parametrize("stride", [2, 4, [4, 2]])
 def test_the_instruction_box_hides_the_named_texts_own_quote(stride):
     # MiniWoB shows the instruction in its query box (the top 50 px), so the named word always matches there too
     from lnn.errors import ConfigError
@@ -177,7 +182,7 @@ def test_the_instruction_box_hides_the_named_texts_own_quote(stride):
                                                model.match_keep, top) for top in (model.match_top, 0)]  # fmt: skip
         torch.testing.assert_close(*exact, atol=1e-12, rtol=0)
         model.float()
-        assert model.match_top == ({2: 25, 4: 13}[stride] if box else 0)  # rows whose centres lie in it: 0..48 px
+        assert model.match_top == ((25 if stride == 2 else 13) if box else 0)  # rows whose centres lie in it: 0..48 px
         quote, link = match[: 50 // 8].max(), match[120 // 8 : 140 // 8].max()
         best[str(box)] = (quote.item(), link.item())
     quote, link = best["None"]
@@ -188,8 +193,11 @@ def test_the_instruction_box_hides_the_named_texts_own_quote(stride):
         VisionLNNLite(**made, instruction_box=[50, 0, 0, 160])
     with pytest.raises(ConfigError, match="instruction_box"):
         VisionLNNLite(**{**made, "match_text": False}, instruction_box=[0, 0, 50, 160])
-    with pytest.raises(ConfigError, match="match_stride"):
-        VisionLNNLite(**{**made, "match_stride": 3})
+    for bad in (3, [2, 3], [2]):
+        with pytest.raises(ConfigError, match="match_stride"):
+            VisionLNNLite(**{**made, "match_stride": bad})
+    with pytest.raises(ConfigError, match="match_channels"):
+        VisionLNNLite(**{**made, "match_channels": 0})
 
 
 def test_match_styles_find_a_name_drawn_bold_and_match_lines_mark_its_row():

@@ -58,10 +58,21 @@ def test_the_pixels_only_experiment_is_the_single_click_one_without_text(make_cf
 def test_the_light_experiment_is_the_single_click_one_with_a_lighter_model(make_cfg):
     full, light = make_cfg("experiment=miniwob_single_click"), make_cfg("experiment=miniwob_single_click_light")
     model, *_ = build(light)
-    assert model.text_match.stride == 4 and [layer.out_channels for layer in model.cnn[::2]] == [24, 48, 96]
+    assert model.text_match.stride == (4, 4) and [layer.out_channels for layer in model.cnn[::2]] == [24, 48, 96]
     assert light.data == full.data and light.trainer == full.trainer  # the same episodes, the same schedule
     lighter = ("channels", "match_stride", "describe")  # describe: the light run's figures were measured without it
     assert {k: v for k, v in light.model.items() if k not in lighter} == \
+        {k: v for k, v in full.model.items() if k not in lighter}  # fmt: skip
+
+
+def test_the_fast_experiment_is_the_single_click_one_with_a_narrower_cnn_and_a_cheaper_match(make_cfg):
+    full, fast = make_cfg("experiment=miniwob_single_click"), make_cfg("experiment=miniwob_single_click_fast")
+    model, *_ = build(fast)
+    assert model.text_match.stride == (4, 2) and model.text_match.features[0].out_channels == 4
+    assert [layer.out_channels for layer in model.cnn[::2]] == [24, 48, 96] and model.describe
+    assert fast.data == full.data and fast.trainer == full.trainer  # the same episodes, the same schedule
+    lighter = ("channels", "match_stride", "match_channels")
+    assert {k: v for k, v in fast.model.items() if k not in lighter} == \
         {k: v for k, v in full.model.items() if k not in lighter}  # fmt: skip
 
 

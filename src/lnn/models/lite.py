@@ -107,19 +107,18 @@ def text_styles(styles) -> tuple[dict, ...]:
     return tuple({"font_px": float(s["font_px"]), "bold": bool(s["bold"])} for s in styles)
 
 
-def outside_box(box, frame: tuple[int, int], scale: tuple[float, float], stride: int = 2) -> Tensor:
-    """[top, left, bottom, right] in page px -> (1, 1, h, w) at TextMatch's stride over a frame of (height,
-    width) shown at scale (x, y) of the page: 1 where a place's centre lies outside the box, 0 inside."""
+def outside_box(box, frame: tuple[int, int], scale: tuple[float, float], stride: tuple[int, int] = (2, 2)) -> Tensor:
+    """[top, left, bottom, right] in page px -> (1, 1, h, w) at TextMatch's (rows, columns) stride over a frame of
+    (height, width) shown at scale (x, y) of the page: 1 where a place's centre lies outside the box, 0 inside."""
     if not (isinstance(box, Sequence) and not isinstance(box, str) and len(box) == 4  # a list, or Hydra's ListConfig
             and all(isinstance(v, (int, float)) for v in box) and box[0] < box[2] and box[1] < box[3]):  # fmt: skip
         raise ConfigError("instruction_box", f"must be [top, left, bottom, right] in page px with top < bottom and "
                                              f"left < right (MiniWoB's query box: [0, 0, 50, 160]), got {box!r}")  # fmt: skip
     top, left, bottom, right = box
     places = [(size - 1) // 2 + 1 for size in frame]  # TextMatch's first convolution: stride 2
-    if stride == 4:  # and its second
-        places = [(size - 1) // 2 + 1 for size in places]
-    ys = torch.arange(places[0]) * stride / scale[1]  # a place's centre, in page px
-    xs = torch.arange(places[1]) * stride / scale[0]
+    places = [(size - 1) // 2 + 1 if s == 4 else size for size, s in zip(places, stride)]  # and its second
+    ys = torch.arange(places[0]) * stride[0] / scale[1]  # a place's centre, in page px
+    xs = torch.arange(places[1]) * stride[1] / scale[0]
     inside = ((ys >= top) & (ys < bottom)).view(-1, 1) & ((xs >= left) & (xs < right)).view(1, -1)
     return (~inside).float().view(1, 1, *inside.shape)
 
@@ -223,7 +222,8 @@ class VisionLNNLite(Described, nn.Module):
         instruction_box: list[int] | None = None,
         match_styles: list[dict] | None = None,
         match_lines: bool = False,
-        match_stride: int = 2,
+        match_stride: int | list[int] = 2,
+        match_channels: int = 8,
         core: str = "liquid",
         core_width: int | None = None,
         tau_min: float = 1.0,
@@ -300,7 +300,7 @@ class VisionLNNLite(Described, nn.Module):
         self.register_buffer("cell_position", position_features(self.cell_xy, position_frequencies), persistent=False)
         # match_text: the named text's strip, drawn as the frame shows the page: scaled (x, y) by the frame's size
         # over the page's (page_size; null: the frame is the page, scale 1)
-        self.text_match = TextMatch(stride=match_stride) if match_text else None
+        self.text_match = TextMatch(match_channels, match_stride) if match_text else None
         if match_text:
             font_file()  # the strip's font: a missing one stops the run here
         page_h, page_w = frame_size(page_size, "page_size") if page_size is not None else frame_size(image_size)
@@ -309,13 +309,14 @@ class VisionLNNLite(Described, nn.Module):
         # matches its own quote there, so the match is zeroed in it (MiniWoB click-link: the match's best cell was the
         # link's on 25% of frames, 58% with the box left out)
         shaping = {"instruction_box": instruction_box is not None, "match_styles": match_styles is not None,
-                   "match_lines": match_lines, "match_stride": match_stride != 2}  # fmt: skip
+                   "match_lines": match_lines, "match_stride": match_stride != 2,
+                   "match_channels": match_channels != 8}  # fmt: skip
         for key, used in shaping.items():
             if used and not match_text:
                 raise ConfigError(key, "shapes model.match_text's map, which is off; set model.match_text=true")
         if instruction_box is not None:
             self.register_buffer("match_keep", outside_box(instruction_box, frame_size(image_size), self.strip_scale,
-                                                           match_stride), persistent=False)  # fmt: skip
+                                                           self.text_match.stride), persistent=False)  # fmt: skip
             self.match_top = int(self.match_keep[0, 0].amax(1).eq(0).cumprod(0).sum())  # rows it covers whole
         else:
             self.match_keep, self.match_top = None, 0

@@ -165,7 +165,8 @@ def test_pixels_only_gets_a_blank_strip_and_a_zero_match_channel():
     assert feats.shape[1] == 128 + 1 + len(model.cell_position) and not feats[:, 128].any()
 
 
-@pytest.mark.parametrize("flag", ["match_text", "feedback", "hold_input", "hold_flag", "look_input", "look_to_heads"])
+@pytest.mark.parametrize("flag", ["match_text", "feedback", "hold_input", "hold_flag", "look_input", "look_to_heads",
+                                  "word_scores"])
 def test_switches_must_be_bools(flag):
     with pytest.raises(ConfigError) as info:
         VisionLNNLite(image_size=64, **{flag: "yes"})
@@ -396,3 +397,46 @@ def test_look_to_heads_lets_the_pointers_read_the_look_past_the_core(look_to_hea
             step = model.step(images[:, t], tokens[:, t], state)
             state = step["state"]
             torch.testing.assert_close(step["click_logits"], whole["click_logits"][:, t])
+
+
+@pytest.mark.parametrize("direct", [False, True])
+def test_word_scores_let_the_words_pick_which_feature_to_click(direct):
+    """Two candidates on every map, one showing feature A, one B; the words say which to click. The FiLM's query is
+    the state and the look (noise here): only the direct word term can choose, and it learns to (chance: 50%)."""
+    from lnn.models.lite import CellScorer
+
+    torch.manual_seed(0)
+    scorer = CellScorer(4, 16, 32, direct_size=8 if direct else 0)
+    optimizer = torch.optim.Adam(scorer.parameters(), lr=1e-2)
+
+    def batch(n=64):
+        feats = torch.randn(n, 4, 20) * 0.1
+        a, b = torch.randperm(20)[:2].tolist()
+        feats[:, 0, a], feats[:, 1, b] = 1.0, 1.0  # feature A at cell a, B at cell b
+        want_b = torch.rand(n) < 0.5
+        words = torch.zeros(n, 8)
+        words[want_b, 1], words[~want_b, 0] = 1.0, 1.0
+        return feats, words, torch.where(want_b, b, a)
+
+    for _ in range(300):
+        feats, words, target = batch()
+        scores = scorer(feats, torch.randn(len(feats), 16), words if direct else None)
+        loss = torch.nn.functional.cross_entropy(scores, target)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    feats, words, target = batch(512)
+    with torch.no_grad():
+        hits = (scorer(feats, torch.randn(512, 16), words if direct else None).argmax(-1) == target).float().mean()
+    assert (hits > 0.95) if direct else (hits < 0.7), float(hits)
+
+
+def test_word_scores_add_to_the_click_map_only_not_the_offsets():
+    """The direct term moves the click map (its first output); the cell offsets are the FiLM's alone."""
+    from lnn.models.lite import CellScorer
+
+    scorer = CellScorer(5, 6, 16, outputs=3, direct_size=4)
+    feats, query, words = torch.randn(2, 5, 9), torch.randn(2, 6), torch.randn(2, 4)
+    with_words, without = scorer(feats, query, words), scorer(feats, query, torch.zeros(2, 4))
+    assert not torch.allclose(with_words[:, 0], without[:, 0])
+    torch.testing.assert_close(with_words[:, 1:], without[:, 1:])

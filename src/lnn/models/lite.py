@@ -70,18 +70,30 @@ def unflatten(x: Tensor, real: Tensor | None, batch: int, steps: int) -> Tensor:
 class CellScorer(nn.Module):
     """Scores every cell of a feature map for a query: a per-cell MLP whose hidden units the query
     scales and shifts (FiLM). Nonlinear, so a query can ask for a conjunction — "red" and "square",
-    or "at the remembered place" — that no single feature channel holds."""
+    or "at the remembered place" — that no single feature channel holds.
 
-    def __init__(self, map_channels: int, query_size: int, hidden: int = 64, outputs: int = 1):
+    With `direct_size`, a second query (the instruction's words) also scores each cell on its own: a dot product of
+    it with the cell's features, added to the first output. "Which feature matters for this task" (the star icon, the
+    fitting part, a grid place) is then one linear read of the words, not something the FiLM must find among the
+    state's and the look's inputs."""
+
+    def __init__(self, map_channels: int, query_size: int, hidden: int = 64, outputs: int = 1, direct_size: int = 0):
         super().__init__()
         self.cells = nn.Conv1d(map_channels, hidden, 1)
         self.film = nn.Linear(query_size, 2 * hidden)
         self.score = nn.Conv1d(hidden, outputs, 1)
+        self.direct_query = nn.Linear(direct_size, hidden) if direct_size else None
+        self.direct_cells = nn.Conv1d(map_channels, hidden, 1) if direct_size else None
 
-    def forward(self, feats: Tensor, query: Tensor) -> Tensor:
-        """feats (N, C, cells), query (N, Q) -> scores (N, cells), or (N, outputs, cells) for outputs > 1."""
+    def forward(self, feats: Tensor, query: Tensor, direct: Tensor | None = None) -> Tensor:
+        """feats (N, C, cells), query (N, Q) (direct (N, D) with direct_size) -> scores (N, cells), or
+        (N, outputs, cells) for outputs > 1."""
         gamma, beta = self.film(query).unsqueeze(-1).chunk(2, 1)
         scores = self.score(torch.relu(self.cells(feats) * (1 + gamma) + beta))
+        if self.direct_query is not None:
+            keys = self.direct_cells(feats)  # (N, hidden, cells)
+            said = torch.bmm(self.direct_query(direct).unsqueeze(1), keys) / keys.shape[1] ** 0.5  # (N, 1, cells)
+            scores = torch.cat([scores[:, :1] + said, scores[:, 1:]], 1)
         return scores.squeeze(1) if scores.shape[1] == 1 else scores
 
 
@@ -243,6 +255,7 @@ class VisionLNNLite(Described, nn.Module):
         text_slots: int = TEXT_SLOTS,
         part_head: bool = False,
         describe: bool = False,
+        word_scores: bool = False,
     ):
         super().__init__()
         if instruction not in INSTRUCTION_INPUTS:
@@ -272,7 +285,7 @@ class VisionLNNLite(Described, nn.Module):
         flags = {"match_text": match_text, "match_lines": match_lines, "drag_head": drag_head, "key_head": key_head,
                  "text_head": text_head, "look_input": look_input, "look_to_heads": look_to_heads, "feedback": feedback,
                  "hold_input": hold_input, "hold_flag": hold_flag, "part_head": part_head,
-                 "describe": describe}  # fmt: skip
+                 "describe": describe, "word_scores": word_scores}  # fmt: skip
         for key, value in flags.items():
             if not isinstance(value, bool):
                 raise ConfigError(key, f"must be true or false, got {value!r}")
@@ -390,10 +403,15 @@ class VisionLNNLite(Described, nn.Module):
         # button on every page
         self.look_to_heads = look_to_heads
         query_size = head_size + instruction_dim + feature_size * look_to_heads  # the heads' query
-        self.click_scorer = CellScorer(c_point, query_size, scorer_size, 3 if click_offset else 1)
+        # word_scores: the instruction's words also score each cell directly (CellScorer's direct_size), beside the FiLM
+        # they share with the state and the look. A seed whose FiLM never learned to read the words lost whole tasks
+        # that choose by them (email-inbox-important: the click did not move when the instruction was swapped)
+        self.word_scores = word_scores
+        pointer = dict(map_channels=c_point, query_size=query_size, hidden=scorer_size, outputs=3 if click_offset else 1,
+                       direct_size=instruction_dim if word_scores else 0)  # fmt: skip
+        self.click_scorer = CellScorer(**pointer)
         # the optional heads: where a drag is released (a second map, placed as the click is), which key, what text
-        self.release_scorer = CellScorer(c_point, query_size, scorer_size, 3 if click_offset else 1) \
-            if drag_head else None  # fmt: skip
+        self.release_scorer = CellScorer(**pointer) if drag_head else None
         # the key, from the state and (directly, as the click) the instruction: "press Tab" names it
         self.key_head = nn.Sequential(nn.Linear(query_size, 64), nn.ReLU(), nn.Linear(64, NUM_KEYS)) \
             if key_head else None  # fmt: skip
@@ -539,14 +557,15 @@ class VisionLNNLite(Described, nn.Module):
         z = self.head(out).flatten(0, 1)
         z_real = z if real is None else z[real]
         query = torch.cat([self.state_norm(z_real), words] + [sees] * self.look_to_heads, -1)
-        click_logits, coords, click_points = self.point(self.click_scorer(point_feats, query))
+        said = words if self.word_scores else None
+        click_logits, coords, click_points = self.point(self.click_scorer(point_feats, query, said))
         heads = {"action_logits": self.action_head(z_real), "coords": coords, "click_logits": click_logits,
                  "look_logits": pool_logits}  # fmt: skip
         if click_points is not None:
             heads["click_points"] = click_points
         if self.release_scorer is not None:
             heads["release_logits"], heads["release"], release_points = self.point(
-                self.release_scorer(point_feats, query))
+                self.release_scorer(point_feats, query, said))
             if release_points is not None:
                 heads["release_points"] = release_points
         if self.key_head is not None:

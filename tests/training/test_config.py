@@ -65,13 +65,14 @@ def test_the_light_experiment_is_the_single_click_one_with_a_lighter_model(make_
         {k: v for k, v in full.model.items() if k not in lighter}  # fmt: skip
 
 
-def test_the_fast_experiment_is_the_single_click_one_with_a_narrower_cnn_and_a_cheaper_match(make_cfg):
+def test_the_fast_experiment_is_the_single_click_one_with_a_narrower_cnn_a_cheaper_match_and_word_scores(make_cfg):
     full, fast = make_cfg("experiment=miniwob_single_click"), make_cfg("experiment=miniwob_single_click_fast")
     model, *_ = build(fast)
     assert model.text_match.stride == (4, 2) and model.text_match.features[0].out_channels == 4
     assert [layer.out_channels for layer in model.cnn[::2]] == [24, 48, 96] and model.describe
+    assert model.click_scorer.direct_query is not None  # word_scores
     assert fast.data == full.data and fast.trainer == full.trainer  # the same episodes, the same schedule
-    lighter = ("channels", "match_stride", "match_channels")
+    lighter = ("channels", "match_stride", "match_channels", "word_scores")
     assert {k: v for k, v in fast.model.items() if k not in lighter} == \
         {k: v for k, v in full.model.items() if k not in lighter}  # fmt: skip
 

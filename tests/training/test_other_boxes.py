@@ -5,9 +5,20 @@ import math
 import torch
 
 from lnn.data.datamodule import boxes_tensor, collate_episodes, pad_boxes
-from lnn.training.module import click_loss, nearest_right_point
+from lnn.training.module import click_loss, nearest_cell, nearest_right_point
 
 CELLS = torch.tensor([[0.25, 0.75, 0.25, 0.75], [0.25, 0.25, 0.75, 0.75]])  # (2, cells): a 2 x 2 map's centres
+
+
+def test_the_nearest_cell_is_the_one_at_the_least_euclidean_distance():
+    generator = torch.Generator().manual_seed(0)
+    cells = torch.rand(2, 50, generator=generator)  # any centres, not only a grid
+    corners = torch.rand(3, 7, 2, generator=generator)
+    boxes = torch.cat([corners, corners + 0.1 * torch.rand(3, 7, 2, generator=generator)], -1)  # (3, 7, 4)
+    centre = (boxes[..., :2] + boxes[..., 2:]) / 2
+    expected = torch.cdist(centre.view(-1, 2).double(), cells.T.double()).argmin(-1).view(3, 7)
+    assert torch.equal(nearest_cell(cells, boxes), expected)
+    assert nearest_cell(CELLS, torch.tensor([0.7, 0.1, 0.9, 0.3])).item() == 1  # top right
 
 
 def test_mass_on_any_right_box_counts_and_padding_does_not():

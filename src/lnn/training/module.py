@@ -43,8 +43,12 @@ def centres(box: Tensor) -> Tensor:
 
 
 def nearest_cell(cell_xy: Tensor, boxes: Tensor) -> Tensor:
-    """The map cell (of cell_xy (2, cells)) whose centre is nearest each box's centre: boxes (..., 4) -> (...)."""
-    return (cell_xy.T - centres(boxes).unsqueeze(-2)).norm(dim=-1).argmin(-1)
+    """The map cell (of cell_xy (2, cells)) whose centre is nearest each box's centre: boxes (..., 4) -> (...).
+
+    Squared distances summed per axis: a norm over a last dimension of 2 took ~10% of a training step on CPU."""
+    centre = centres(boxes)
+    dx, dy = centre[..., :1] - cell_xy[0], centre[..., 1:] - cell_xy[1]  # (..., cells) each
+    return (dx * dx + dy * dy).argmin(-1)
 
 
 def click_loss(click_logits: Tensor, cell_xy: Tensor, box: Tensor) -> Tensor:

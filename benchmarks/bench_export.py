@@ -224,7 +224,8 @@ def main() -> None:
         f"{os.cpu_count()} cores, shared (1-min load average at each round: {', '.join(map(str, loads))})",
         "chromium": version, "onnxruntime_web": manifest["web"]["onnxruntime_web"], "onnxruntime": ort.__version__,
         "torch": torch.__version__, "model": manifest["architecture"], "image_size": manifest["preprocessing"]["image"]["size"],
-        "weights": "random (default Lite config)" if random_weights else str(source.checkpoint),
+        "weights": (f"random (default Lite config{', with ' + ' '.join(args.model) if args.model else ''})"
+                    if random_weights else str(source.checkpoint)),
         "export_seconds": round(export_seconds, 1), "sizes_bytes": sizes | sizes_other,
         "sizes_bytes_without_fold": sizes_unfolded, "fp16_scheme": manifest["fp16_scheme"],
         "int8_scheme": manifest["int8_scheme"],

@@ -17,16 +17,12 @@ from lnn.envs import PART_ATTRIBUTES
 from lnn.envs.miniwob.describe import described_parts
 from lnn.models.lite import PART_CLASSES
 from lnn.runs import load_policy
-from lnn.training.module import PolicyModule, nearest_cell
+from lnn.training.module import PolicyModule, fitting_count, nearest_cell
 
 
 def true_count(instruction: str, parts: torch.Tensor) -> int:
     """The oracle's parts (P, 4 + attributes; -1 rows: padding) that have every attribute the instruction names."""
-    named = described_parts("count-shape", instruction)
-    names = list(PART_ATTRIBUTES)
-    shown = parts[parts[:, 0] >= 0, 4:].long().tolist()
-    return sum(all(labels[names.index(a)] >= 0 and PART_ATTRIBUTES[a][labels[names.index(a)]] == value
-                   for a, value in named.items()) for labels in shown)  # fmt: skip
+    return fitting_count(described_parts("count-shape", instruction), parts)
 
 
 def main() -> None:
@@ -51,7 +47,8 @@ def main() -> None:
             out = module(batch)
         mask = batch["mask"]
         part_logits = out["part_logits"][mask]
-        expected = model.fitting(part_logits, out["parse_logits"][mask]).exp().sum(-1)
+        fits = model.fitting(part_logits, out["parse_logits"][mask])
+        expected = model.count_distribution(fits).argmax(-1).float() if model.count_values else fits.exp().sum(-1)
         answer = nearest_cell(model.cell_xy, batch["box"][mask])  # the cell of the oracle's button
         digit = part_logits[:, text].argmax(1).gather(1, answer[:, None]).squeeze(1)
         picked = out["click_logits"][mask].argmax(-1)

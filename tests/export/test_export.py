@@ -255,7 +255,8 @@ def test_a_model_of_native_aspect_with_click_offsets_exports_with_parity(tmp_pat
 
 @pytest.mark.parametrize("lighter", [{}, {"match_stride": 4, "part_head": True}, {"part_head": True, "describe": True},
                                      {"match_stride": [4, 2], "match_channels": 4, "part_head": True, "describe": True,
-                                      "word_scores": True}])
+                                      "word_scores": True},
+                                     {"part_head": True, "describe": True, "count_values": 11, "word_scores": True}])
 def test_a_match_text_model_exports_its_strip_input_with_parity(tmp_path, lighter):
     """model.match_text: the graph takes the named text's strip; parity at every precision; any batch size
     (the per-sample correlation keeps the batch axis dynamic) with strips of different words in two styles, the
@@ -263,7 +264,7 @@ def test_a_match_text_model_exports_its_strip_input_with_parity(tmp_path, lighte
     says how to draw the strip, and OnnxPolicy draws it as the model does. Also with the match at stride 4, and
     with a part head (teaching only: not in the graph), with `describe` (the part head and the parse in the graph), and
     experiment=miniwob_single_click_fast's (its match every 4th pixel down and 2nd along, 4 features, with describe, the
-    words scoring the cells directly)."""
+    words scoring the cells directly), and with the count's distribution (count_values) in the core and the pointers."""
     pytest.importorskip("PIL")
     from lnn.agent.onnx_policy import OnnxPolicy
     from lnn.envs import Observation

@@ -255,6 +255,7 @@ class VisionLNNLite(Described, nn.Module):
         text_slots: int = TEXT_SLOTS,
         part_head: bool = False,
         describe: bool = False,
+        count_values: int = 0,
         word_scores: bool = False,
     ):
         super().__init__()
@@ -344,6 +345,17 @@ class VisionLNNLite(Described, nn.Module):
         # (`parse`), and per cell how likely the part there fits it, from the part head (one more channel the scorers
         # read), and how many parts fit (one more core input: count-shape's answer)
         self.describe = describe
+        # count_values: instead of that sum, the count's distribution over 0 .. count_values - 1 (a Gaussian of the
+        # cells' Poisson-binomial mean and variance), taught by the true count (training's loss_count): a 1-of-V code
+        # the core and the pointers' direct path read ("the button showing 3"), not a scalar they must decode
+        if not (isinstance(count_values, int) and count_values >= 0):
+            raise ConfigError("count_values", f"must be an integer >= 0 (0: the sum as one input), got {count_values!r}")
+        if count_values and not describe:
+            raise ConfigError("count_values", "counts the parts the description fits, but describe is off; set "
+                                              "model.describe=true too, or count_values=0")  # fmt: skip
+        self.count_values = count_values
+        self.register_buffer("count_range", torch.arange(count_values, dtype=torch.float32), persistent=False)
+        count_size = count_values or int(describe)
         c_map = c_in + int(match_text) * (1 + 2 * match_lines) + describe + len(self.cell_position)
 
         self.instruction_encoder = InstructionEncoder(instruction_dim)
@@ -361,7 +373,7 @@ class VisionLNNLite(Described, nn.Module):
         # look alike (click-sequence) then differ by what was just done; training feeds the recorded actions
         self.feedback = feedback
         self.feedback_size = num_actions + len(self.cell_position) if feedback else 0
-        core_input = self.core_input = feature_size + instruction_dim + self.looked_size + self.feedback_size + describe
+        core_input = self.core_input = feature_size + instruction_dim + self.looked_size + self.feedback_size + count_size
         if hold_flag and not hold_input:
             raise ConfigError("hold_flag", "marks the held sub-step of model.hold_input, which is off; set "
                                            "model.hold_input=true too, or hold_flag=false")  # fmt: skip
@@ -408,7 +420,7 @@ class VisionLNNLite(Described, nn.Module):
         # that choose by them (email-inbox-important: the click did not move when the instruction was swapped)
         self.word_scores = word_scores
         pointer = dict(map_channels=c_point, query_size=query_size, hidden=scorer_size, outputs=3 if click_offset else 1,
-                       direct_size=instruction_dim if word_scores else 0)  # fmt: skip
+                       direct_size=instruction_dim * word_scores + count_values)  # fmt: skip
         self.click_scorer = CellScorer(**pointer)
         # the optional heads: where a drag is released (a second map, placed as the click is), which key, what text
         self.release_scorer = CellScorer(**pointer) if drag_head else None
@@ -523,9 +535,14 @@ class VisionLNNLite(Described, nn.Module):
         words = self.encode_instruction(tokens)  # (N, D)
         asked = (parts or self.describe) and self.part_head is not None
         seen_parts = self.part_head(feats[:, : self.part_head.in_channels]) if asked else None
+        count_logits = None
         if self.describe:
             parse_logits = self.per_instruction(self.parse_description, tokens)
-            fits = self.fitting(seen_parts, parse_logits)  # (N, cells)
+            # (N, cells); training's count loss teaches the part head and the parse through it, nothing else does
+            fits = self.fitting(seen_parts, parse_logits, detach=not (parts and self.count_values))
+            if self.count_values:
+                count_logits = self.count_distribution(fits)
+            fits = fits.detach()
             where = len(self.cell_position)
             # / 4: the channel spans [-4, 0], near the other channels' scale (it is clamped at -16)
             feats = torch.cat([feats[:, :-where], fits.unsqueeze(1) / 4, feats[:, -where:]], 1)
@@ -536,7 +553,10 @@ class VisionLNNLite(Described, nn.Module):
         looked = seen[:, seen.shape[1] - self.looked_size :]  # empty unless look_input
         sees = torch.relu(self.image_proj(self.seen_norm(seen)))
         inputs = [sees, words, looked]
-        if self.describe:  # how many parts fit the description (a sum of probabilities)
+        counts = count_logits.detach().exp() if count_logits is not None else None
+        if counts is not None:  # how many parts fit the description
+            inputs.append(counts)
+        elif self.describe:  # ... as a sum of probabilities
             inputs.append(fits.exp().sum(-1, keepdim=True) / 4)
         if self.feedback:
             previous = previous.flatten(0, 1)
@@ -557,7 +577,8 @@ class VisionLNNLite(Described, nn.Module):
         z = self.head(out).flatten(0, 1)
         z_real = z if real is None else z[real]
         query = torch.cat([self.state_norm(z_real), words] + [sees] * self.look_to_heads, -1)
-        said = words if self.word_scores else None
+        said = [words] * self.word_scores + ([counts] if counts is not None else [])
+        said = torch.cat(said, -1) if said else None
         click_logits, coords, click_points = self.point(self.click_scorer(point_feats, query, said))
         heads = {"action_logits": self.action_head(z_real), "coords": coords, "click_logits": click_logits,
                  "look_logits": pool_logits}  # fmt: skip
@@ -574,6 +595,8 @@ class VisionLNNLite(Described, nn.Module):
             heads["part_logits"] = seen_parts
         if self.describe:
             heads["parse_logits"] = parse_logits
+        if count_logits is not None and parts:
+            heads["count_logits"] = count_logits
         if self.text_head is not None:
             contexts, _ = self.instruction_encoder.contexts(tokens)
             heads["text_logits"] = self.text_head(query, tokens, contexts)
@@ -599,11 +622,13 @@ class VisionLNNLite(Described, nn.Module):
         return torch.cat(chunks, -1)
 
     @staticmethod
-    def fitting(part_logits: Tensor, parse_logits: Tensor) -> Tensor:
+    def fitting(part_logits: Tensor, parse_logits: Tensor, detach: bool = True) -> Tensor:
         """(N, sum(PART_CLASSES) + 1, cells) what the part head sees, (N, ...) what the description names -> (N, cells)
         the log-probability that a part is centred in the cell and has every value named, zero where nothing is
-        named. Both are taught by their own labels, so neither learns from the scorers through this (detached)."""
-        part_logits, parse_logits = part_logits.detach(), parse_logits.detach()
+        named. Both are taught by their own labels, so neither learns from the scorers through this (detached; the
+        count loss, with detach=False)."""
+        if detach:
+            part_logits, parse_logits = part_logits.detach(), parse_logits.detach()
         centred = part_logits[:, -1]  # log σ, written out: the exported LogSigmoid underflows to -inf (σ -> 0)
         fits = centred.clamp(max=0) - torch.log(1 + torch.exp(-centred.abs()))
         named_any = torch.zeros_like(fits[:, :1])
@@ -613,6 +638,14 @@ class VisionLNNLite(Described, nn.Module):
             fits = fits + torch.einsum("nv,nvc->nc", named, torch.log_softmax(seen, 1))
             named_any = torch.maximum(named_any, named.sum(-1, keepdim=True))
         return (fits * named_any).clamp(min=-16)
+
+    def count_distribution(self, fits: Tensor) -> Tensor:
+        """(N, cells) each cell's log-probability that a fitting part is centred there -> (N, count_values) the log
+        chance of each count: a Gaussian of the cells' Poisson-binomial mean and variance (+ 1/4: a sure count still
+        rounds to one value), normalised over the counts it can give."""
+        p = fits.exp()
+        mean, var = p.sum(-1, keepdim=True), (p * (1 - p)).sum(-1, keepdim=True) + 0.25
+        return torch.log_softmax(-((self.count_range - mean) ** 2) / (2 * var), -1)
 
     def point(self, scores: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         """A scorer's output (N, cells), or (N, 3, cells) with click_offset -> its map (N, cells), point (N, 2) and,

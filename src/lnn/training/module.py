@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from lnn.data import IGNORE
 from lnn.envs import ACTIONS, KEYS, PART_ATTRIBUTES
-from lnn.envs.miniwob import described_parts
+from lnn.envs.miniwob import described_parts, read_description
 from lnn.errors import DataError
 from lnn.models.lite import PART_CLASSES
 from lnn.models.text import text_options
@@ -131,6 +131,27 @@ def parse_labels(tasks: list[str], instructions: list[str]) -> Tensor:
         named = described_parts(task, instruction)
         rows.append([values.index(named[a]) if a in named else len(values) for a, values in PART_ATTRIBUTES.items()])
     return torch.tensor(rows, dtype=torch.long)
+
+
+def fitting_count(named: dict[str, str], parts: Tensor) -> int:
+    """How many of the parts (P, 4 + attributes; -1 rows: padding) have every attribute value `named` (an attribute
+    a part's labels leave unknown fits no value)."""
+    names = list(PART_ATTRIBUTES)
+    shown = parts[parts[:, 0] >= 0, 4:].long()
+    fits = torch.ones(len(shown), dtype=torch.bool)
+    for attribute, value in named.items():
+        fits &= shown[:, names.index(attribute)] == PART_ATTRIBUTES[attribute].index(value)
+    return int(fits.sum())
+
+
+def count_labels(tasks: list[str], instructions: list[str], parts: Tensor) -> Tensor:
+    """(N,) per frame how many of its parts (N, P, 4 + attributes) its instruction's description fits (count-shape's
+    answer; click-shape's how many would be right), or -1 where it describes none or the frame has no parts."""
+    labels = []
+    for task, instruction, shown in zip(tasks, instructions, parts):
+        named = read_description(task, instruction)
+        labels.append(-1 if named is None or not (shown[:, 0] >= 0).any() else fitting_count(named, shown))
+    return torch.tensor(labels, dtype=torch.long)
 
 
 def parse_loss(parse_logits: Tensor, labels: Tensor) -> tuple[Tensor, Tensor]:
@@ -288,6 +309,14 @@ class PolicyModule(pl.LightningModule):
             labels = parse_labels(*frame_texts(batch)).view(*mask.shape, -1).to(self.device)[mask]
             loss, right = parse_loss(out["parse_logits"][mask], labels)
             found |= {"loss_parse": (loss, self.part_weight), "parse_acc": (right, 0)}
+        if "count_logits" in out:  # model.count_values: how many parts the description fits
+            logits = out["count_logits"][mask].float()
+            counts = count_labels(*frame_texts(batch), batch["parts"].flatten(0, 1).cpu())
+            counts = counts.view(mask.shape).to(logits.device)[mask].clamp(max=logits.shape[-1] - 1)
+            counted = counts >= 0
+            if counted.any():
+                found |= {"loss_count": (F.nll_loss(logits[counted], counts[counted]), self.part_weight),
+                          "count_acc": ((logits[counted].argmax(-1) == counts[counted]).float().mean(), 0)}  # fmt: skip
         return found
 
     def _tokens(self, batch: dict) -> Tensor:

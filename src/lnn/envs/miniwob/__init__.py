@@ -2,7 +2,7 @@
 
 from lnn.envs.miniwob.browser import BrowserMissingError
 from lnn.envs.miniwob.env import EpisodeAborted, MiniWobEnv, OracleError
-from lnn.envs.miniwob.describe import described_parts
+from lnn.envs.miniwob.describe import described_parts, read_description
 from lnn.envs.miniwob.oracles import ORACLE_KINDS, ORACLE_TASKS, OracleEpisode, oracle_code, run_oracle_episode
 from lnn.envs.miniwob.server import available_tasks
 
@@ -17,5 +17,6 @@ __all__ = [
     "available_tasks",
     "described_parts",
     "oracle_code",
+    "read_description",
     "run_oracle_episode",
 ]

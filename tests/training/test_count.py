@@ -81,7 +81,7 @@ def test_the_part_head_learns_to_count_from_the_count_loss_alone():
     assert model.part_head.weight.grad.abs().sum() > 0
     assert model.parse.weight.grad is None and model.click_scorer.cells.weight.grad is None  # taught by their own
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    for _ in range(200):
+    for _ in range(400):
         optimizer.zero_grad()
         losses = module._head_losses(module(train), train)
         (losses["loss_count"][0] + losses["loss_parse"][0]).backward()

@@ -346,8 +346,10 @@ class VisionLNNLite(Described, nn.Module):
         # read), and how many parts fit (one more core input: count-shape's answer)
         self.describe = describe
         # count_values: instead of that sum, the count's distribution over 0 .. count_values - 1 (a Gaussian of the
-        # cells' Poisson-binomial mean and variance), taught by the true count (training's loss_count): a 1-of-V code
-        # the core and the pointers' direct path read ("the button showing 3"), not a scalar they must decode
+        # cells' Poisson-binomial mean and variance): a 1-of-V code the core and the pointers' direct path read ("the
+        # button showing 3"), not a scalar they must decode. The sum (its mean) is taught by the true count
+        # (training's loss_count, a Huber loss: the distribution's own log-likelihood gave steps 20x larger at the
+        # start, when every cell is half sure, and its run counted worse and saw the parts worse than without it)
         if not (isinstance(count_values, int) and count_values >= 0):
             raise ConfigError("count_values", f"must be an integer >= 0 (0: the sum as one input), got {count_values!r}")
         if count_values and not describe:
@@ -540,10 +542,10 @@ class VisionLNNLite(Described, nn.Module):
             parse_logits = self.per_instruction(self.parse_description, tokens)
             # (N, cells); training's count loss teaches the part head through it (not the parse: it has exact labels,
             # and a run that let the count teach it read 86% of the descriptions right, not 95%)
-            fits = self.fitting(seen_parts, parse_logits.detach(), detach=not (parts and self.count_values))
+            fits_taught = self.fitting(seen_parts, parse_logits.detach(), detach=not (parts and self.count_values))
+            fits = fits_taught.detach()
             if self.count_values:
                 count_logits = self.count_distribution(fits)
-            fits = fits.detach()
             where = len(self.cell_position)
             # / 4: the channel spans [-4, 0], near the other channels' scale (it is clamped at -16)
             feats = torch.cat([feats[:, :-where], fits.unsqueeze(1) / 4, feats[:, -where:]], 1)
@@ -597,7 +599,7 @@ class VisionLNNLite(Described, nn.Module):
         if self.describe:
             heads["parse_logits"] = parse_logits
         if count_logits is not None and parts:
-            heads["count_logits"] = count_logits
+            heads["count_logits"], heads["count"] = count_logits, fits_taught.exp().sum(-1)
         if self.text_head is not None:
             contexts, _ = self.instruction_encoder.contexts(tokens)
             heads["text_logits"] = self.text_head(query, tokens, contexts)

@@ -309,13 +309,14 @@ class PolicyModule(pl.LightningModule):
             labels = parse_labels(*frame_texts(batch)).view(*mask.shape, -1).to(self.device)[mask]
             loss, right = parse_loss(out["parse_logits"][mask], labels)
             found |= {"loss_parse": (loss, self.part_weight), "parse_acc": (right, 0)}
-        if "count_logits" in out:  # model.count_values: how many parts the description fits
+        if "count" in out:  # model.count_values: how many parts the description fits (the distribution's mean)
             logits = out["count_logits"][mask].float()
             counts = count_labels(*frame_texts(batch), batch["parts"].flatten(0, 1).cpu())
             counts = counts.view(mask.shape).to(logits.device)[mask].clamp(max=logits.shape[-1] - 1)
             counted = counts >= 0
             if counted.any():
-                found |= {"loss_count": (F.nll_loss(logits[counted], counts[counted]), self.part_weight),
+                loss = F.smooth_l1_loss(out["count"][mask][counted].float(), counts[counted].float())
+                found |= {"loss_count": (loss, self.part_weight),
                           "count_acc": ((logits[counted].argmax(-1) == counts[counted]).float().mean(), 0)}  # fmt: skip
         return found
 

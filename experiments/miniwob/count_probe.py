@@ -1,8 +1,9 @@
 """Why count-shape fails: on a recorded split's count-shape frames, how often a run's model (with model.describe)
 (1) counts the shapes that fit the description — its count input, the sum over cells of the chance a fitting part is
-centred there, rounded — and (2) reads the right answer's digit on the oracle's button with its part head (taught the
-grid's letters and digits, never the buttons'). The true count is the number of the oracle's parts whose labels have
-every attribute the instruction names (lnn.envs.miniwob.described_parts).
+centred there, rounded (with model.count_values: its count distribution's peak) — and (2) reads the right answer's
+digit on the oracle's button with its part head (taught the grid's letters and digits, never the buttons'). The true
+count is the number of the oracle's parts whose labels have every attribute the instruction names
+(lnn.envs.miniwob.described_parts).
 
     PYTHONPATH=src python experiments/miniwob/count_probe.py <run dir> data_cache/miniwob-train-<key> [--frames 200]
 """

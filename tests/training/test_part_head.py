@@ -44,6 +44,35 @@ def test_the_cell_at_a_parts_centre_is_judged_on_the_labels_given():
     assert part_loss(logits, CELLS, torch.full((1, 0, 8), -1.0)) is None
 
 
+def test_covered_teaches_every_cell_a_part_covers_and_each_part_once():
+    logits = torch.zeros(1, sum(PART_CLASSES), 4)
+    logits[0, COLOUR + COLOURS.index("blue"), 3] = 20.0  # the bottom-right cell (nearest the part's centre): blue
+    logits[0, COLOUR + COLOURS.index("red"), 1] = 20.0  # the top-right one, also inside the part: red
+    tall = torch.tensor([[[0.6, 0.2, 0.9, 0.9, -1, -1, COLOURS.index("blue"), -1]]])  # covers cells 1 and 3
+    loss, right = part_loss(logits, CELLS, tall)
+    assert loss < 1e-6 and right == 1.0  # the nearest cell alone is right
+    loss, right = part_loss(logits, CELLS, tall, covered=True)
+    assert math.isclose(loss, 10.0, rel_tol=1e-3) and right == 1.0  # half its weight on a cell that says red
+    logits[0, COLOUR + COLOURS.index("blue"), 1] = 40.0  # now both say blue: nothing left to learn
+    loss, _ = part_loss(logits, CELLS, tall, covered=True)
+    assert loss < 1e-6
+    small = torch.tensor([[[0.1, 0.1, 0.2, 0.2, -1, -1, COLOURS.index("red"), -1]]])  # covers no cell's centre
+    assert torch.allclose(part_loss(logits, CELLS, small, covered=True)[0], part_loss(logits, CELLS, small)[0])
+
+
+def test_an_unknown_part_cells_stops_the_run_in_one_line():
+    from lnn.errors import ConfigError
+    from lnn.training.module import PolicyModule
+
+    model = VisionLNNLite(image_size=32, channels=(8, 16, 16), part_head=True)
+    try:
+        PolicyModule(model, optimizer=None, part_cells="centre")
+    except ConfigError as error:
+        assert "module.part_cells" in str(error) and "covered" in str(error) and "\n" not in str(error)
+    else:
+        raise AssertionError("part_cells=centre was accepted")
+
+
 def squares(n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """n grey 32 x 32 frames, each with one 6 px square of a MiniWoB colour somewhere -> (frames (n, 1, 3, 32, 32),
     parts (n, 1, 8): its box and colour)."""

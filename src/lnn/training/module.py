@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from lnn.data import IGNORE
 from lnn.envs import ACTIONS, KEYS, PART_ATTRIBUTES
 from lnn.envs.miniwob import described_parts, read_description
-from lnn.errors import DataError
+from lnn.errors import ConfigError, DataError
 from lnn.models.lite import PART_CLASSES
 from lnn.models.text import text_options
 from lnn.runs import SCORES, SPEC
@@ -24,6 +24,7 @@ from lnn.training import epoch_metrics
 from lnn.training.optim import optimizer_groups
 
 CLICK, DRAG, KEY, TYPE = (ACTIONS.index(a) for a in ("click", "drag", "key", "type"))
+PART_CELLS = ("nearest", "covered")  # where part_loss reads what the part head says a part is
 
 
 def images_to_float(images: Tensor) -> Tensor:
@@ -51,6 +52,13 @@ def nearest_cell(cell_xy: Tensor, boxes: Tensor) -> Tensor:
     return (dx * dx + dy * dy).argmin(-1)
 
 
+def covered_cells(cell_xy: Tensor, boxes: Tensor) -> Tensor:
+    """The map cells (of cell_xy (2, cells)) whose centre lies inside each box (..., 4), and the cell nearest
+    its centre (a box smaller than a cell still has one) -> (..., cells) bool."""
+    in_box = inside(cell_xy.T, boxes.unsqueeze(-2))
+    return in_box | F.one_hot(nearest_cell(cell_xy, boxes), cell_xy.shape[1]).bool()
+
+
 def click_loss(click_logits: Tensor, cell_xy: Tensor, box: Tensor) -> Tensor:
     """−log of the probability mass the click map puts inside the target box (N, 4), or inside any of
     the boxes (N, B, 4) that a click would be as right in (boxes of x0 < 0 are padding).
@@ -59,11 +67,8 @@ def click_loss(click_logits: Tensor, cell_xy: Tensor, box: Tensor) -> Tensor:
     where the box is smaller than a cell, the cell nearest its centre stands for it.
     """
     boxes = box.unsqueeze(1) if box.dim() == 2 else box  # (N, B, 4)
-    cells = cell_xy.T.unsqueeze(0).unsqueeze(0)  # (1, 1, cells, 2)
-    in_box = inside(cells, boxes.unsqueeze(2))  # (N, B, cells)
-    nearest = F.one_hot(nearest_cell(cell_xy, boxes), cells.shape[2]).bool()
     real = (boxes[..., 0] >= 0).unsqueeze(-1)
-    in_box = ((in_box | nearest) & real).any(1)  # (N, cells)
+    in_box = (covered_cells(cell_xy, boxes) & real).any(1)  # (N, cells)
     log_p = torch.log_softmax(click_logits.float(), -1)
     return -(log_p.masked_fill(~in_box, -math.inf).logsumexp(-1)).mean()
 
@@ -78,24 +83,37 @@ def nearest_right_point(coords: Tensor, point: Tensor, others: Tensor) -> Tensor
     return candidates.gather(1, distance.argmin(1).view(-1, 1, 1).expand(-1, 1, 2)).squeeze(1)
 
 
-def part_loss(part_logits: Tensor, cell_xy: Tensor, parts: Tensor) -> tuple[Tensor, Tensor] | None:
-    """What the cell nearest each part's centre says it is, against the part's labels: part_logits (N, classes,
-    cells) (PART_ATTRIBUTES' attributes one after the other), parts (N, P, 4 + attributes) (box, class ids; -1:
-    padding or not known) -> (mean cross-entropy over the attributes given, the share of them it gets right),
-    or None where no part has a label."""
+def part_loss(part_logits: Tensor, cell_xy: Tensor, parts: Tensor, covered: bool = False) -> tuple[Tensor, Tensor] | None:
+    """What the map says each part is, against the part's labels: part_logits (N, classes, cells)
+    (PART_ATTRIBUTES' attributes one after the other), parts (N, P, 4 + attributes) (box, class ids; -1: padding or
+    not known) -> (mean cross-entropy over the attributes given, the share of them the nearest cell gets right), or
+    None where no part has a label.
+
+    It reads the cell nearest each part's centre, or with `covered` every cell the part covers (`covered_cells`),
+    each part's cross-entropy averaged over its cells: the centre head calls a part's other cells centred too (~40%
+    of its chance), and what counts the fitting parts reads their labels there."""
     real = parts[..., 0] >= 0
     if not real.any():
         return None
     frame, _ = real.nonzero(as_tuple=True)
     boxes = parts[real]  # (M, 4 + attributes)
-    logits = part_logits[frame, : sum(PART_CLASSES), nearest_cell(cell_xy, boxes[:, :4])].float()  # (M, classes)
+    nearest = nearest_cell(cell_xy, boxes[:, :4])
+    cover = covered_cells(cell_xy, boxes[:, :4]) if covered else F.one_hot(nearest, cell_xy.shape[1]).bool()
+    part, cell = cover.nonzero(as_tuple=True)  # each (part, cell) taught
+    weight = 1 / cover.sum(-1)[part]  # each part counts once
+    classes = sum(PART_CLASSES)
+    taught = part_logits[frame[part], :classes, cell].float()  # (pairs, classes)
+    at_nearest = part_logits[frame, :classes, nearest].float()  # (M, classes)
     losses, right, given = [], [], 0
-    for attribute, logits_of in enumerate(logits.split(PART_CLASSES, -1)):
+    for attribute, (taught_of, nearest_of) in enumerate(zip(taught.split(PART_CLASSES, -1),
+                                                            at_nearest.split(PART_CLASSES, -1))):  # fmt: skip
         labels = boxes[:, 4 + attribute].long()
         known = labels >= 0
         if known.any():
-            losses.append(F.cross_entropy(logits_of[known], labels[known], reduction="sum"))
-            right.append((logits_of[known].argmax(-1) == labels[known]).sum())
+            pairs = known[part]
+            nll = F.cross_entropy(taught_of[pairs], labels[part][pairs], reduction="none")
+            losses.append((nll * weight[pairs]).sum())
+            right.append((nearest_of[known].argmax(-1) == labels[known]).sum())
             given += int(known.sum())
     if not given:
         return None
@@ -185,6 +203,7 @@ class PolicyModule(pl.LightningModule):
         key_weight: float = 1.0,
         text_weight: float = 1.0,
         part_weight: float = 0.5,
+        part_cells: str = "nearest",
         seed: int | None = None,
         lr_groups: dict | None = None,
     ):
@@ -194,7 +213,9 @@ class PolicyModule(pl.LightningModule):
         self.warmup_steps, self.click_weight, self.coord_weight = warmup_steps, click_weight, coord_weight
         self.look_weight, self.seed = look_weight, seed
         self.release_weight, self.key_weight, self.text_weight = release_weight, key_weight, text_weight
-        self.part_weight = part_weight
+        if part_cells not in PART_CELLS:
+            raise ConfigError("module.part_cells", f"must be one of {', '.join(PART_CELLS)}, got {part_cells!r}")
+        self.part_weight, self.part_cells = part_weight, part_cells
         self.lr_groups = dict(lr_groups or {})
         optimizer_groups(model, self.lr_groups)  # an unknown group stops the run here, before any work
         self.save_hyperparameters(ignore=["model", "optimizer"])
@@ -299,7 +320,8 @@ class PolicyModule(pl.LightningModule):
                           "text_acc": (exact.float().mean(), 0)}  # fmt: skip
         seen = None
         if "part_logits" in out:
-            seen = part_loss(out["part_logits"][mask], self.model.cell_xy, batch["parts"][mask])
+            seen = part_loss(out["part_logits"][mask], self.model.cell_xy, batch["parts"][mask],
+                             covered=self.part_cells == "covered")
         if seen is not None:
             found |= {"loss_part": (seen[0], self.part_weight), "part_acc": (seen[1], 0)}
         if "parse_logits" in out:  # model.describe: where parts are centred, and what the description names

@@ -39,7 +39,8 @@ def main() -> None:
         frame, index = (parts[..., 0] >= 0).nonzero(as_tuple=True)
         shown = parts[frame, index]
         cell = nearest_cell(model.cell_xy, shown[:, :4])
-        said = [chunk.argmax(1) for chunk in logits[frame, :, cell].split(PART_CLASSES, 1)]
+        # (with model.describe the head has one more output after the attributes: whether a part is centred)
+        said = [chunk.argmax(1) for chunk in logits[frame, : sum(PART_CLASSES), cell].split(PART_CLASSES, 1)]
         for n in range(len(shown)):
             labels = shown[n, 4:].long().tolist()
             kind = (PART_ATTRIBUTES["type"][labels[0]], PART_ATTRIBUTES["size"][labels[3]])

@@ -252,3 +252,30 @@ def test_rows_of_drags_and_keys_fill_the_format_5_columns():
     assert row(Action("click", 0.3, 0.4))["release"] == [-1.0, -1.0]
     with pytest.raises(ValueError, match="'F13' is not one of lnn.envs.KEYS"):
         row(Action("key", text="F13"))
+
+
+def test_more_episodes_of_a_kind_are_recorded_on_new_seeds_and_trained_on(tmp_path):
+    """`data.more_episodes={memory: 3}`: 3 more training episodes of each memory task, on the seeds after the split's
+    own 2 (none seen twice), in a dataset of their own; the split's own recording keeps its cache key."""
+    dm = EpisodeDataModule(tasks=list(TASKS), image_size=64, episodes_per_task={"train": 2, "val": 1},
+                           batch_size=4, data_dir=str(tmp_path), more_episodes={"memory": 3})  # fmt: skip
+    plain = EpisodeDataModule(tasks=list(TASKS), image_size=64, episodes_per_task={"train": 2, "val": 1})
+    assert dm.spec("train").key() == plain.spec("train").key()
+    [more] = dm.more_specs()
+    assert more.tasks == ("remember-target",) and list(more.seeds()) == [2, 3, 4] and more.key() != dm.spec("train").key()
+    assert dm.oracle_train_seeds == 5  # a policy's own episodes (improve) start after them
+    dm.prepare_data()
+    dm.setup()
+    seeds = set()
+    for path in dm.train_paths():  # recorded by prepare_data: found again, not recorded twice
+        rows = hf.load_from_disk(str(path))
+        seeds |= set(zip(rows["task"], rows["seed"]))
+    assert seeds == {("click-color", 0), ("click-color", 1)} | {("remember-target", s) for s in range(5)}
+    assert len(dm.splits["train"]) == 7
+    seen = [task for batch in dm.train_dataloader() for task in batch["task"]]
+    assert seen.count("remember-target") == 5 and seen.count("click-color") == 2
+    for bad, key in (({"memory": 0}, "more_episodes.memory"), ({"timing": 2}, "more_episodes"),
+                     ({"memory": 10_000_000}, "more_episodes")):  # fmt: skip
+        with pytest.raises(ConfigError) as info:
+            EpisodeDataModule(tasks=list(TASKS), data_dir=str(tmp_path), more_episodes=bad)
+        assert info.value.key == key

@@ -18,7 +18,7 @@ from lnn.data.rollouts import FORMAT_VERSION, PART_WIDTH, RolloutSpec, build_dat
 from lnn.envs.registry import check_tasks
 from lnn.errors import ConfigError, DataError
 from lnn.frames import frame_size, plain_size
-from lnn.rollout import SPLITS
+from lnn.rollout import SPLIT_SEED_BASE, SPLITS
 
 IGNORE = -100  # action label of padded steps (cross-entropy's ignore_index)
 
@@ -284,16 +284,22 @@ class EpisodeDataModule(pl.LightningDataModule):
         max_steps: int | None = None,
         seed: int = 0,
         oversample: dict | None = None,
+        more_episodes: dict | None = None,
     ):
         super().__init__()
         self.tasks = tuple(check_tasks(env, tasks))
-        self.oversample = self._check_oversample(env, oversample or {})
+        self.oversample = self._per_task(env, "oversample", oversample or {}, "times per epoch")
+        # {task: n}: n more training episodes of it, on the seeds after episodes_per_task.train (their own dataset)
+        self.more_episodes = self._per_task(env, "more_episodes", more_episodes or {}, "episodes")
         self.episodes_per_task = {"train": 1000, "val": 50, "test": 100, **(episodes_per_task or {})}
         for split, n in self.episodes_per_task.items():
             if split not in SPLITS:
                 raise ConfigError("episodes_per_task", f"unknown split {split!r}; use {', '.join(SPLITS)}")
             if not (isinstance(n, int) and n >= 1):
                 raise ConfigError(f"episodes_per_task.{split}", f"must be an integer >= 1, got {n}")
+        if self.oracle_train_seeds > SPLIT_SEED_BASE["val"]:
+            raise ConfigError("more_episodes", f"the training seeds would run into the validation seeds "
+                              f"({SPLIT_SEED_BASE['val']}..); ask for fewer")  # fmt: skip
         if batch_size < 1:
             raise ConfigError("batch_size", f"must be >= 1, got {batch_size}")
         if max_envs is not None and max_envs < 1:
@@ -315,17 +321,17 @@ class EpisodeDataModule(pl.LightningDataModule):
         self.own: list[Path] = []
         self._init_order(seed)
 
-    def _check_oversample(self, env: str, oversample: dict) -> dict[str, int]:
-        """{task or kind: times} -> {task: times each of its training episodes is in an epoch}."""
-        times = {}
-        for name, factor in oversample.items():
-            if not (isinstance(factor, int) and factor >= 1):
-                raise ConfigError(f"oversample.{name}", f"must be an integer >= 1 (times per epoch), got {factor!r}")
+    def _per_task(self, env: str, key: str, given: dict, unit: str) -> dict[str, int]:
+        """{task or kind: n} -> {task: n} over the trained tasks (a task named twice: the larger n)."""
+        per_task = {}
+        for name, n in given.items():
+            if not (isinstance(n, int) and n >= 1):
+                raise ConfigError(f"{key}.{name}", f"must be an integer >= 1 ({unit}), got {n!r}")
             chosen = [t for t in check_tasks(env, [name]) if t in self.tasks]
             if not chosen:
-                raise ConfigError("oversample", f"{name!r} names none of the trained tasks {', '.join(self.tasks)}")
-            times |= {task: max(factor, times.get(task, 1)) for task in chosen}
-        return times
+                raise ConfigError(key, f"{name!r} names none of the trained tasks {', '.join(self.tasks)}")
+            per_task |= {task: max(n, per_task.get(task, 1)) for task in chosen}
+        return per_task
 
     def epoch_episodes(self, episodes: Episodes) -> list[int]:
         """The episodes of a training epoch: each once, or as often as `oversample` says for its task."""
@@ -340,20 +346,38 @@ class EpisodeDataModule(pl.LightningDataModule):
     def spec(self, split: str) -> RolloutSpec:
         return RolloutSpec(self.env, self.tasks, self.episodes_per_task[split], split, self.env_kwargs)
 
+    def more_specs(self) -> list[RolloutSpec]:
+        """The training episodes `more_episodes` adds: one dataset per number of episodes, of the tasks given it."""
+        counts = sorted(set(self.more_episodes.values()))
+        return [RolloutSpec(self.env, tuple(t for t in self.tasks if self.more_episodes.get(t) == n), n, "train",
+                            self.env_kwargs, first_seed=self.episodes_per_task["train"]) for n in counts]  # fmt: skip
+
+    @property
+    def oracle_train_seeds(self) -> int:
+        """How many of the training seeds the oracle's recordings use (a policy's own episodes come after)."""
+        return self.episodes_per_task["train"] + max(self.more_episodes.values(), default=0)
+
     def dataset_path(self, split: str) -> Path:
         """The split's dataset on disk, recorded now if it is not there yet."""
         return build_dataset(self.spec(split), self.data_dir, workers=self.record_workers)
 
+    def train_paths(self) -> list[Path]:
+        """The training datasets, recorded now where they are not there yet: the split's, more_episodes', and the
+        policy's own (`own`)."""
+        more = [build_dataset(spec, self.data_dir, workers=self.record_workers) for spec in self.more_specs()]
+        return [self.dataset_path("train"), *more, *map(Path, self.own)]
+
     def prepare_data(self) -> None:
-        for split in ("train", "val"):
-            self.dataset_path(split)
+        self.train_paths()
+        self.dataset_path("val")
 
     def setup(self, stage: str | None = None) -> None:
         for split in ("train", "val"):
             if split not in self.splits:
-                episodes = load_episodes(self.dataset_path(split), self.image_size)
-                for path in self.own if split == "train" else []:
-                    episodes = episodes + load_episodes(Path(path), self.image_size)
+                paths = self.train_paths() if split == "train" else [self.dataset_path(split)]
+                episodes = load_episodes(paths[0], self.image_size)
+                for path in paths[1:]:
+                    episodes = episodes + load_episodes(path, self.image_size)
                 self.splits[split] = episodes
 
     def train_dataloader(self) -> DataLoader:

@@ -302,6 +302,7 @@ class FolderDataModule(EpisodeDataModule):
         self.splits = {}
         self.own: list[Path] = []  # the policy's own episodes: none, a folder has no env to play them in
         self.oversample = {}  # every episode once per epoch
+        self.more_episodes = {}  # nothing to record more of
         self.imported: Path | None = None
         self._init_order(seed)
 

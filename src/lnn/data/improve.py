@@ -109,7 +109,6 @@ class OwnEpisodesSpec(RolloutSpec):
     split: str = "own"
     checkpoint: str = ""
     checkpoint_sha256: str = ""
-    first_seed: int = 0
     max_steps: int | None = None
 
     def seeds(self) -> range:

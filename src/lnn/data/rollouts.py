@@ -129,13 +129,18 @@ class RolloutSpec:
     episodes_per_task: int
     split: str
     env_kwargs: dict = field(default_factory=dict)
+    first_seed: int = 0  # from this seed of the split's range on (data.more_episodes: after the split's own)
 
     def seeds(self) -> range:
         """Every task of a split draws its episodes from the split's own seed range."""
-        return split_seeds(self.split, self.episodes_per_task)
+        seeds = split_seeds(self.split, self.first_seed + self.episodes_per_task)
+        return seeds[self.first_seed :]
 
     def key(self) -> str:
-        return self._hash(asdict(self))
+        fields = asdict(self)
+        if not self.first_seed:  # the recordings made before first_seed existed keep their key
+            del fields["first_seed"]
+        return self._hash(fields)
 
     def _hash(self, fields: dict) -> str:
         """The cache key of these fields, the row format and the env's oracle code."""

@@ -61,7 +61,7 @@ def improve_from(improve, datamodule, module, out: Path, resuming: bool, write: 
         except ConfigError as e:
             raise ConfigError("improve.init=checkpoint", f"{e.message}; train the same model, or improve.init=scratch") from None
     rounds = own_datasets(found.checkpoint, datamodule.env, datamodule.tasks, improve["episodes_per_task"],
-                          datamodule.episodes_per_task["train"], datamodule.env_kwargs, datamodule.max_steps,
+                          datamodule.oracle_train_seeds, datamodule.env_kwargs, datamodule.max_steps,
                           datamodule.data_dir, datamodule.record_workers)  # fmt: skip
     datamodule.own = [r["dataset"] for r in rounds]
     if write:
